@@ -1,0 +1,37 @@
+/* Shared definitions for convx's C kernels.
+ *
+ * Layout conventions: activations are C-contiguous NHWC, conv kernels HWIO
+ * (KH, KW, C_in, C_out), dense kernels (in, out). Sizes are `cx_int`
+ * (64-bit) so that large tensors never overflow an index.
+ *
+ * Each kernel family is written once in a `*_impl.h` file in terms of `real`
+ * and `FN(name)`, and instantiated for float32 and float64 by the family's
+ * `.c` file:
+ *
+ *     #define real float
+ *     #define FN(name) name##_f32
+ *     #include "pool_impl.h"
+ *     #undef real
+ *     #undef FN
+ */
+#ifndef CONVX_COMMON_H
+#define CONVX_COMMON_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+typedef int64_t cx_int;
+
+/* Activation codes shared by the fused epilogues and the activation kernels. */
+enum convx_activation {
+    CX_ACT_LINEAR = 0,
+    CX_ACT_RELU = 1,
+    CX_ACT_SIGMOID = 2,
+    CX_ACT_TANH = 3,
+    CX_ACT_SOFTMAX = 4
+};
+
+#define CX_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define CX_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+#endif

@@ -1,0 +1,1 @@
+/* placeholder: being written */ typedef int cx_placeholder_optimizers;

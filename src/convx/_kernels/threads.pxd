@@ -1,0 +1,1 @@
+cdef int effective_num_threads() noexcept nogil
