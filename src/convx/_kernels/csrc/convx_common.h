@@ -31,6 +31,21 @@ enum convx_activation {
     CX_ACT_SOFTMAX = 4
 };
 
+/* 64-byte aligned scratch memory for packed panels (SIMD loads, cache lines). */
+#include <stdlib.h>
+#ifdef _MSC_VER
+#include <malloc.h>
+static inline void *cx_aligned_alloc(size_t bytes) { return _aligned_malloc(bytes ? bytes : 64, 64); }
+static inline void cx_aligned_free(void *p) { _aligned_free(p); }
+#else
+static inline void *cx_aligned_alloc(size_t bytes)
+{
+    void *p = NULL;
+    return posix_memalign(&p, 64, bytes ? bytes : 64) == 0 ? p : NULL;
+}
+static inline void cx_aligned_free(void *p) { free(p); }
+#endif
+
 #define CX_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define CX_MAX(a, b) ((a) > (b) ? (a) : (b))
 

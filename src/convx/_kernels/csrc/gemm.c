@@ -1,1 +1,53 @@
-/* placeholder: being written */ typedef int cx_placeholder_gemm;
+#include "gemm.h"
+
+#include "convx_omp.h"
+#include "cpu_features.h"
+#include "gemm_ukernels.h"
+
+#define real float
+#define FN(name) name##_f32
+typedef struct {
+    int mr, nr;
+    void (*run)(cx_int, const float *, const float *, float *, cx_int, int, int, float);
+} ukernel_t_f32;
+static const ukernel_t_f32 *select_ukernel_f32(void)
+{
+    static const ukernel_t_f32 generic = {4, 8, ukr_generic_f32};
+#ifdef CX_HAVE_X86
+    static const ukernel_t_f32 avx2 = {6, 16, ukr_avx2_f32};
+    if (cx_isa_selected() == CX_ISA_AVX2)
+        return &avx2;
+#endif
+    return &generic;
+}
+#define CX_MC_TARGET 144
+#define CX_NC_TARGET 4096
+#include "gemm_impl.h"
+#undef CX_MC_TARGET
+#undef CX_NC_TARGET
+#undef real
+#undef FN
+
+#define real double
+#define FN(name) name##_f64
+typedef struct {
+    int mr, nr;
+    void (*run)(cx_int, const double *, const double *, double *, cx_int, int, int, double);
+} ukernel_t_f64;
+static const ukernel_t_f64 *select_ukernel_f64(void)
+{
+    static const ukernel_t_f64 generic = {4, 4, ukr_generic_f64};
+#ifdef CX_HAVE_X86
+    static const ukernel_t_f64 avx2 = {6, 8, ukr_avx2_f64};
+    if (cx_isa_selected() == CX_ISA_AVX2)
+        return &avx2;
+#endif
+    return &generic;
+}
+#define CX_MC_TARGET 72
+#define CX_NC_TARGET 2048
+#include "gemm_impl.h"
+#undef CX_MC_TARGET
+#undef CX_NC_TARGET
+#undef real
+#undef FN

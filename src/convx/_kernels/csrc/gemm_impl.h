@@ -1,0 +1,142 @@
+/* GEMM driver, instantiated per dtype by gemm.c (see gemm.h for the contract).
+ * Expects `real`, `FN(name)` and FN(select_ukernel) to be defined.
+ */
+
+#define CX_KC 256
+
+/* Pack rows [i0, i0 + mc) x columns [p0, p0 + kc) of op(A) into MR-row panels,
+ * zero-padding the last panel. */
+static void FN(pack_a)(const FN(ukernel_t) *uk, int trans_a, const real *a, cx_int lda,
+                       cx_int i0, cx_int mc, cx_int p0, cx_int kc, real *buf)
+{
+    const int MR = uk->mr;
+    for (cx_int ir = 0; ir < mc; ir += MR, buf += MR * kc) {
+        const int rows = (int)CX_MIN(MR, mc - ir);
+        for (int r = 0; r < MR; r++) {
+            real *dst = buf + r;
+            if (r >= rows) {
+                for (cx_int p = 0; p < kc; p++)
+                    dst[p * MR] = 0;
+            } else if (trans_a) {
+                const real *src = a + (p0)*lda + (i0 + ir + r);
+                for (cx_int p = 0; p < kc; p++)
+                    dst[p * MR] = src[p * lda];
+            } else {
+                const real *src = a + (i0 + ir + r) * lda + p0;
+                for (cx_int p = 0; p < kc; p++)
+                    dst[p * MR] = src[p];
+            }
+        }
+    }
+}
+
+/* Pack one NR-column panel (columns [j0, j0 + nr)) of rows [p0, p0 + kc) of op(B). */
+static void FN(pack_b_panel)(const FN(ukernel_t) *uk, int trans_b, const real *b, cx_int ldb,
+                             cx_int p0, cx_int kc, cx_int j0, int cols, real *buf)
+{
+    const int NR = uk->nr;
+    for (cx_int p = 0; p < kc; p++, buf += NR) {
+        int j = 0;
+        if (trans_b) {
+            const real *src = b + j0 * ldb + (p0 + p);
+            for (; j < cols; j++)
+                buf[j] = src[j * ldb];
+        } else {
+            const real *src = b + (p0 + p) * ldb + j0;
+            for (; j < cols; j++)
+                buf[j] = src[j];
+        }
+        for (; j < NR; j++)
+            buf[j] = 0;
+    }
+}
+
+/* Multiply a packed A block (mc x kc) by packed B panels [jp0, jp1) into C. */
+static void FN(macro_kernel)(const FN(ukernel_t) *uk, cx_int mc, cx_int nc, cx_int kc,
+                             const real *apack, const real *bpack, cx_int jp0, cx_int jp1,
+                             real *c, cx_int ldc, real beta)
+{
+    const int MR = uk->mr, NR = uk->nr;
+    for (cx_int jp = jp0; jp < jp1; jp++) {
+        const cx_int j = jp * NR;
+        const int cols = (int)CX_MIN(NR, nc - j);
+        for (cx_int ir = 0; ir < mc; ir += MR) {
+            const int rows = (int)CX_MIN(MR, mc - ir);
+            uk->run(kc, apack + ir * kc, bpack + jp * NR * kc, c + ir * ldc + j, ldc, rows, cols, beta);
+        }
+    }
+}
+
+static void FN(scale_c)(cx_int m, cx_int n, real beta, real *c, cx_int ldc)
+{
+    for (cx_int i = 0; i < m; i++)
+        for (cx_int j = 0; j < n; j++)
+            c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j];
+}
+
+void FN(cx_gemm)(int trans_a, int trans_b, cx_int m, cx_int n, cx_int k,
+                 const real *a, cx_int lda, const real *b, cx_int ldb,
+                 real beta, real *c, cx_int ldc, int n_threads)
+{
+    if (m <= 0 || n <= 0)
+        return;
+    if (k <= 0) {
+        FN(scale_c)(m, n, beta, c, ldc);
+        return;
+    }
+    const FN(ukernel_t) *uk = FN(select_ukernel)();
+    const int MR = uk->mr, NR = uk->nr;
+    const cx_int MC = MR * (cx_int)(CX_MC_TARGET / MR);
+    const cx_int NC = NR * (cx_int)(CX_NC_TARGET / NR);
+    const cx_int nc_max = CX_MIN(NC, ((n + NR - 1) / NR) * NR);
+    const cx_int kc_max = CX_MIN(CX_KC, k);
+
+    /* Threads only when the product is big enough to repay the fork/join. */
+    int nt = (double)m * n * k < 262144.0 ? 1 : CX_MAX(n_threads, 1);
+    real *bpack = cx_aligned_alloc(sizeof(real) * kc_max * nc_max);
+    if (!bpack)
+        return;
+
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        real *apack = cx_aligned_alloc(sizeof(real) * CX_MC_TARGET * kc_max + sizeof(real) * MR * kc_max);
+        const int tid = convx_thread_id(), team = convx_team_size();
+        for (cx_int jc = 0; jc < n; jc += NC) {
+            const cx_int nc = CX_MIN(NC, n - jc);
+            const cx_int npanels = (nc + NR - 1) / NR;
+            for (cx_int pc = 0; pc < k; pc += CX_KC) {
+                const cx_int kc = CX_MIN(CX_KC, k - pc);
+                const real beta_block = pc == 0 ? beta : (real)1;
+#pragma omp for schedule(static)
+                for (cx_int jp = 0; jp < npanels; jp++)
+                    FN(pack_b_panel)(uk, trans_b, b, ldb, pc, kc, jc + jp * NR,
+                                     (int)CX_MIN(NR, nc - jp * NR), bpack + jp * NR * kc);
+                const cx_int mblocks = (m + MC - 1) / MC;
+                if (mblocks >= team) {
+                    /* Enough row blocks: each thread packs and multiplies its own. */
+#pragma omp for schedule(static)
+                    for (cx_int ib = 0; ib < mblocks; ib++) {
+                        const cx_int ic = ib * MC, mc = CX_MIN(MC, m - ic);
+                        FN(pack_a)(uk, trans_a, a, lda, ic, mc, pc, kc, apack);
+                        FN(macro_kernel)(uk, mc, nc, kc, apack, bpack, 0, npanels,
+                                         c + ic * ldc + jc, ldc, beta_block);
+                    }
+                } else {
+                    /* Few rows: split the column panels, each thread packing A itself. */
+                    const cx_int jp0 = npanels * tid / team, jp1 = npanels * (tid + 1) / team;
+                    for (cx_int ic = 0; ic < m && jp0 < jp1; ic += MC) {
+                        const cx_int mc = CX_MIN(MC, m - ic);
+                        FN(pack_a)(uk, trans_a, a, lda, ic, mc, pc, kc, apack);
+                        FN(macro_kernel)(uk, mc, nc, kc, apack, bpack, jp0, jp1,
+                                         c + ic * ldc + jc, ldc, beta_block);
+                    }
+#pragma omp barrier
+                }
+            }
+        }
+        cx_aligned_free(apack);
+    }
+    cx_aligned_free(bpack);
+}
+
+#undef CX_KC

@@ -1,0 +1,108 @@
+/* GEMM micro-kernels: acc = sum_p a[p, 0:MR] (outer) b[p, 0:NR] over packed
+ * panels, then C[0:mr, 0:nr] = acc + beta * C (C not read when beta == 0).
+ * `mr` / `nr` <= MR / NR are the valid rows / columns of an edge tile.
+ */
+#ifndef CONVX_GEMM_UKERNELS_H
+#define CONVX_GEMM_UKERNELS_H
+
+#include "convx_common.h"
+
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+#define CX_HAVE_X86 1
+#define CX_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#include <immintrin.h>
+#elif defined(_MSC_VER) && defined(_M_X64)
+#define CX_HAVE_X86 1
+#define CX_TARGET_AVX2
+#include <immintrin.h>
+#endif
+
+/* Store an MR x NR accumulator tile held in memory into C with beta. */
+#define CX_STORE_TILE(real, acc, NR, c, ldc, mr, nr, beta)                       \
+    do {                                                                        \
+        for (int i_ = 0; i_ < (mr); i_++)                                       \
+            for (int j_ = 0; j_ < (nr); j_++) {                                 \
+                real *dst_ = (c) + i_ * (ldc) + j_;                             \
+                *dst_ = (beta) == 0 ? (acc)[i_ * (NR) + j_]                     \
+                                    : (acc)[i_ * (NR) + j_] + (beta) * *dst_;   \
+            }                                                                   \
+    } while (0)
+
+/* Portable kernels, written so that compilers vectorise them for the baseline ISA. */
+#define CX_GENERIC_UKERNEL(real, name, MR, NR)                                          \
+    static void name(cx_int kc, const real *a, const real *b, real *c, cx_int ldc,     \
+                     int mr, int nr, real beta)                                        \
+    {                                                                                  \
+        real acc[(MR) * (NR)] = {0};                                                   \
+        for (cx_int p = 0; p < kc; p++, a += (MR), b += (NR))                          \
+            for (int i = 0; i < (MR); i++)                                             \
+                for (int j = 0; j < (NR); j++)                                         \
+                    acc[i * (NR) + j] += a[i] * b[j];                                  \
+        CX_STORE_TILE(real, acc, NR, c, ldc, mr, nr, beta);                            \
+    }
+
+CX_GENERIC_UKERNEL(float, ukr_generic_f32, 4, 8)
+CX_GENERIC_UKERNEL(double, ukr_generic_f64, 4, 4)
+
+#ifdef CX_HAVE_X86
+/* AVX2 + FMA: 6 x 16 floats (or 6 x 8 doubles) in 12 ymm accumulators. */
+CX_TARGET_AVX2
+static void ukr_avx2_f32(cx_int kc, const float *a, const float *b, float *c, cx_int ldc,
+                         int mr, int nr, float beta)
+{
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+    __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    for (cx_int p = 0; p < kc; p++, a += 6, b += 16) {
+        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8), ai;
+        ai = _mm256_broadcast_ss(a + 0); c00 = _mm256_fmadd_ps(ai, b0, c00); c01 = _mm256_fmadd_ps(ai, b1, c01);
+        ai = _mm256_broadcast_ss(a + 1); c10 = _mm256_fmadd_ps(ai, b0, c10); c11 = _mm256_fmadd_ps(ai, b1, c11);
+        ai = _mm256_broadcast_ss(a + 2); c20 = _mm256_fmadd_ps(ai, b0, c20); c21 = _mm256_fmadd_ps(ai, b1, c21);
+        ai = _mm256_broadcast_ss(a + 3); c30 = _mm256_fmadd_ps(ai, b0, c30); c31 = _mm256_fmadd_ps(ai, b1, c31);
+        ai = _mm256_broadcast_ss(a + 4); c40 = _mm256_fmadd_ps(ai, b0, c40); c41 = _mm256_fmadd_ps(ai, b1, c41);
+        ai = _mm256_broadcast_ss(a + 5); c50 = _mm256_fmadd_ps(ai, b0, c50); c51 = _mm256_fmadd_ps(ai, b1, c51);
+    }
+    __m256 rows[12] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51};
+    if (mr == 6 && nr == 16) {
+        __m256 vb = _mm256_set1_ps(beta);
+        for (int i = 0; i < 6; i++) {
+            float *ci = c + i * ldc;
+            if (beta == 0) {
+                _mm256_storeu_ps(ci, rows[2 * i]);
+                _mm256_storeu_ps(ci + 8, rows[2 * i + 1]);
+            } else {
+                _mm256_storeu_ps(ci, _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci), rows[2 * i]));
+                _mm256_storeu_ps(ci + 8, _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci + 8), rows[2 * i + 1]));
+            }
+        }
+        return;
+    }
+    float acc[6 * 16];
+    for (int i = 0; i < 12; i++)
+        _mm256_storeu_ps(acc + 8 * i, rows[i]);
+    CX_STORE_TILE(float, acc, 16, c, ldc, mr, nr, beta);
+}
+
+CX_TARGET_AVX2
+static void ukr_avx2_f64(cx_int kc, const double *a, const double *b, double *c, cx_int ldc,
+                         int mr, int nr, double beta)
+{
+    __m256d c00 = _mm256_setzero_pd(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+    __m256d c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    for (cx_int p = 0; p < kc; p++, a += 6, b += 8) {
+        __m256d b0 = _mm256_load_pd(b), b1 = _mm256_load_pd(b + 4), ai;
+        ai = _mm256_broadcast_sd(a + 0); c00 = _mm256_fmadd_pd(ai, b0, c00); c01 = _mm256_fmadd_pd(ai, b1, c01);
+        ai = _mm256_broadcast_sd(a + 1); c10 = _mm256_fmadd_pd(ai, b0, c10); c11 = _mm256_fmadd_pd(ai, b1, c11);
+        ai = _mm256_broadcast_sd(a + 2); c20 = _mm256_fmadd_pd(ai, b0, c20); c21 = _mm256_fmadd_pd(ai, b1, c21);
+        ai = _mm256_broadcast_sd(a + 3); c30 = _mm256_fmadd_pd(ai, b0, c30); c31 = _mm256_fmadd_pd(ai, b1, c31);
+        ai = _mm256_broadcast_sd(a + 4); c40 = _mm256_fmadd_pd(ai, b0, c40); c41 = _mm256_fmadd_pd(ai, b1, c41);
+        ai = _mm256_broadcast_sd(a + 5); c50 = _mm256_fmadd_pd(ai, b0, c50); c51 = _mm256_fmadd_pd(ai, b1, c51);
+    }
+    __m256d rows[12] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51};
+    double acc[6 * 8];
+    for (int i = 0; i < 12; i++)
+        _mm256_storeu_pd(acc + 4 * i, rows[i]);
+    CX_STORE_TILE(double, acc, 8, c, ldc, mr, nr, beta);
+}
+#endif /* CX_HAVE_X86 */
+
+#endif
