@@ -1,0 +1,17 @@
+/* Activation backward kernels (the forward pass is the epilogue, epilogue.h).
+ *
+ * dx from the forward *output* y and the upstream gradient dy, all (rows, cols)
+ * C-contiguous; softmax works along each row. `dx` may be the same buffer as
+ * `y` or `dy` (in place). Results are bit-identical for any `n_threads`.
+ */
+#ifndef CONVX_ACTIVATIONS_H
+#define CONVX_ACTIVATIONS_H
+
+#include "convx_common.h"
+
+void cx_act_backward_f32(const float *y, const float *dy, float *dx, cx_int rows, cx_int cols, int act,
+                         int n_threads);
+void cx_act_backward_f64(const double *y, const double *dy, double *dx, cx_int rows, cx_int cols, int act,
+                         int n_threads);
+
+#endif

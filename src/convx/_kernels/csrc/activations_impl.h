@@ -1,0 +1,66 @@
+/* Activation backward, written once for `real` (see activations.c). */
+
+/* Below this many elements a parallel region costs more than it saves. */
+#ifndef CX_ACT_PARALLEL_MIN
+#define CX_ACT_PARALLEL_MIN 32768
+#endif
+/* Elementwise work is split in flat blocks so that one long row still spreads. */
+#ifndef CX_ACT_BLOCK
+#define CX_ACT_BLOCK 8192
+#endif
+
+/* No `restrict`: dx may alias y or dy, and each element is read before written. */
+static void FN(act_backward_elementwise)(const real *y, const real *dy, real *dx, cx_int n, int act)
+{
+    cx_int i;
+    switch (act) {
+    case CX_ACT_RELU:
+        for (i = 0; i < n; ++i)
+            dx[i] = y[i] > (real)0 ? dy[i] : (real)0;
+        break;
+    case CX_ACT_SIGMOID:
+        for (i = 0; i < n; ++i)
+            dx[i] = dy[i] * y[i] * ((real)1 - y[i]);
+        break;
+    case CX_ACT_TANH:
+        for (i = 0; i < n; ++i)
+            dx[i] = dy[i] * ((real)1 - y[i] * y[i]);
+        break;
+    default:
+        for (i = 0; i < n; ++i)
+            dx[i] = dy[i];
+        break;
+    }
+}
+
+static void FN(softmax_backward_row)(const real *y, const real *dy, real *dx, cx_int n)
+{
+    cx_int i;
+    real dot = 0;
+    for (i = 0; i < n; ++i)
+        dot += dy[i] * y[i];
+    for (i = 0; i < n; ++i)
+        dx[i] = y[i] * (dy[i] - dot);
+}
+
+void FN(cx_act_backward)(const real *y, const real *dy, real *dx, cx_int rows, cx_int cols, int act,
+                         int n_threads)
+{
+    cx_int total = rows * cols;
+    int parallel = total >= CX_ACT_PARALLEL_MIN && n_threads > 1;
+    if (rows <= 0 || cols <= 0 || (act == CX_ACT_LINEAR && dx == dy))
+        return;
+    if (act == CX_ACT_SOFTMAX) {
+        cx_int r;
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (parallel)
+        for (r = 0; r < rows; ++r)
+            FN(softmax_backward_row)(y + r * cols, dy + r * cols, dx + r * cols, cols);
+    } else {
+        cx_int nblocks = (total + CX_ACT_BLOCK - 1) / CX_ACT_BLOCK, b;
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (parallel)
+        for (b = 0; b < nblocks; ++b) {
+            cx_int s = b * CX_ACT_BLOCK;
+            FN(act_backward_elementwise)(y + s, dy + s, dx + s, CX_MIN(CX_ACT_BLOCK, total - s), act);
+        }
+    }
+}
