@@ -1,1 +1,152 @@
-# placeholder: being written
+"""2-D convolution on NHWC activations and HWIO kernels (see csrc/conv.h).
+
+Conv1D is the same kernel with H = 1: the layer reshapes (N, L, C) to (N, 1, L, C).
+"""
+
+import numpy as np
+
+cimport numpy as cnp
+
+from convx._kernels._checks import check_output_size, check_shape, float_array, output_length, padding_mode, positive_pair
+from convx._kernels.activations import activation_code
+from convx._kernels.threads cimport effective_num_threads
+
+cnp.import_array()
+
+ctypedef long long cx_int
+
+cdef extern from "conv.h" nogil:
+    ctypedef struct cx_conv_shape:
+        cx_int n, h, w, cin, kh, kw, cout, oh, ow, sh, sw, dh, dw, pad_top, pad_left
+    void cx_conv2d_forward_f32(const cx_conv_shape *s, const float *x, const float *kernel,
+                               const float *bias, int act, float *y, int n_threads)
+    void cx_conv2d_forward_f64(const cx_conv_shape *s, const double *x, const double *kernel,
+                               const double *bias, int act, double *y, int n_threads)
+    void cx_conv2d_backward_input_f32(const cx_conv_shape *s, const float *dz, const float *kernel,
+                                      float *dx, int n_threads)
+    void cx_conv2d_backward_input_f64(const cx_conv_shape *s, const double *dz, const double *kernel,
+                                      double *dx, int n_threads)
+    int cx_conv2d_backward_weight_f32(const cx_conv_shape *s, const float *x, const float *dz,
+                                      float *dkernel, float *dbias, int n_threads)
+    int cx_conv2d_backward_weight_f64(const cx_conv_shape *s, const double *x, const double *dz,
+                                      double *dkernel, double *dbias, int n_threads)
+
+
+cdef cx_conv_shape _geometry(x, kernel, strides, padding, dilation) except *:
+    """Validate x/kernel/options and return the convolution's shape record."""
+    cdef cx_conv_shape s
+    sh, sw = positive_pair(strides, "strides")
+    dh, dw = positive_pair(dilation, "dilation")
+    same = padding_mode(padding)
+    if kernel.shape[2] != x.shape[3]:
+        raise ValueError(
+            f"kernel must have C_in = {x.shape[3]} (the channels of x) on axis 2, got kernel shape {kernel.shape}"
+        )
+    if min(kernel.shape) < 1:
+        raise ValueError(f"kernel dimensions must be >= 1, got kernel shape {kernel.shape}")
+    s.n, s.h, s.w, s.cin = x.shape
+    s.kh, s.kw, _, s.cout = kernel.shape
+    s.oh, s.pad_top = output_length(s.h, s.kh, sh, dh, same)
+    s.ow, s.pad_left = output_length(s.w, s.kw, sw, dw, same)
+    check_output_size(s.oh, s.ow, f"conv2d with kernel {s.kh}x{s.kw}, dilation {(dh, dw)}", s.h, s.w)
+    s.sh, s.sw, s.dh, s.dw = sh, sw, dh, dw
+    return s
+
+
+def _inputs(x, kernel):
+    x = float_array(x, "x", ndim=4)
+    kernel = float_array(kernel, "kernel", ndim=4, dtype=x.dtype)
+    return x, kernel
+
+
+cdef void *_data(cnp.ndarray a):
+    return cnp.PyArray_DATA(a) if a is not None else NULL
+
+
+def conv2d_forward(x, kernel, bias=None, strides=(1, 1), padding="valid", dilation=(1, 1), activation="linear"):
+    """Convolution forward pass with fused bias and activation.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, H, W, C_in), float32 or float64
+    kernel : ndarray, shape (KH, KW, C_in, C_out), dtype of `x`
+    bias : ndarray, shape (C_out,), optional
+    strides, dilation : int or (int, int), default (1, 1)
+    padding : {'valid', 'same'}, default 'valid'
+        'same' pads as TensorFlow does (the extra pixel after).
+    activation : str or None, default 'linear'
+        Applied to the output; see ``activations.activation_code``.
+
+    Returns
+    -------
+    y : ndarray, shape (N, OH, OW, C_out)
+    """
+    x, kernel = _inputs(x, kernel)
+    cdef int act = activation_code(activation)
+    cdef cx_conv_shape s = _geometry(x, kernel, strides, padding, dilation)
+    if bias is not None:
+        bias = float_array(bias, "bias", ndim=1, dtype=x.dtype)
+        check_shape(bias, "bias", (s.cout,))
+    cdef cnp.ndarray y = np.empty((s.n, s.oh, s.ow, s.cout), dtype=x.dtype)
+    cdef void *px = _data(x)
+    cdef void *pk = _data(kernel)
+    cdef void *pb = _data(bias)
+    cdef void *py = _data(y)
+    cdef int nt = effective_num_threads()
+    if x.dtype == np.float32:
+        with nogil:
+            cx_conv2d_forward_f32(&s, <float *>px, <float *>pk, <float *>pb, act, <float *>py, nt)
+    else:
+        with nogil:
+            cx_conv2d_forward_f64(&s, <double *>px, <double *>pk, <double *>pb, act, <double *>py, nt)
+    return y
+
+
+def conv2d_backward(x, kernel, dz, strides=(1, 1), padding="valid", dilation=(1, 1), need_dx=True):
+    """Gradients of a convolution.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, H, W, C_in)
+        The forward input.
+    kernel : ndarray, shape (KH, KW, C_in, C_out)
+    dz : ndarray, shape (N, OH, OW, C_out)
+        Gradient w.r.t. the pre-activation output.
+    strides, padding, dilation
+        As given to :func:`conv2d_forward`.
+    need_dx : bool, default True
+        Skip the input gradient (first layer) when False.
+
+    Returns
+    -------
+    dx : ndarray, shape (N, H, W, C_in), or None when `need_dx` is False
+    dkernel : ndarray, shape (KH, KW, C_in, C_out)
+    dbias : ndarray, shape (C_out,)
+    """
+    x, kernel = _inputs(x, kernel)
+    cdef cx_conv_shape s = _geometry(x, kernel, strides, padding, dilation)
+    dz = float_array(dz, "dz", ndim=4, dtype=x.dtype)
+    check_shape(dz, "dz", (s.n, s.oh, s.ow, s.cout))
+    cdef cnp.ndarray dkernel = np.empty(kernel.shape, dtype=x.dtype)
+    cdef cnp.ndarray dbias = np.empty((s.cout,), dtype=x.dtype)
+    cdef cnp.ndarray dx = np.empty(x.shape, dtype=x.dtype) if need_dx else None
+    cdef void *px = _data(x)
+    cdef void *pk = _data(kernel)
+    cdef void *pdz = _data(dz)
+    cdef void *pdk = _data(dkernel)
+    cdef void *pdb = _data(dbias)
+    cdef void *pdx = _data(dx)
+    cdef int nt = effective_num_threads(), status
+    if x.dtype == np.float32:
+        with nogil:
+            status = cx_conv2d_backward_weight_f32(&s, <float *>px, <float *>pdz, <float *>pdk, <float *>pdb, nt)
+            if pdx != NULL:
+                cx_conv2d_backward_input_f32(&s, <float *>pdz, <float *>pk, <float *>pdx, nt)
+    else:
+        with nogil:
+            status = cx_conv2d_backward_weight_f64(&s, <double *>px, <double *>pdz, <double *>pdk, <double *>pdb, nt)
+            if pdx != NULL:
+                cx_conv2d_backward_input_f64(&s, <double *>pdz, <double *>pk, <double *>pdx, nt)
+    if status != 0:
+        raise MemoryError("conv2d_backward: could not allocate the weight-gradient partial sums")
+    return dx, dkernel, dbias

@@ -1,0 +1,41 @@
+/* 2-D convolution on NHWC activations and HWIO kernels, built on cx_gemm.
+ *
+ * The output rows (n, oy, ox) are processed in tiles: each tile's patches are
+ * gathered into a small buffer (im2col of the tile only, never of the whole
+ * batch) and multiplied by the kernel viewed as a (KH*KW*C_in, C_out) matrix.
+ * Work is split by tiles, images or fixed row groups chosen from the problem
+ * size alone; the weight gradient sums its fixed groups in order, so every
+ * result is bit-identical whatever `n_threads` is.
+ */
+#ifndef CONVX_CONV_H
+#define CONVX_CONV_H
+
+#include "convx_common.h"
+
+typedef struct {
+    cx_int n, h, w, cin;     /* input (N, H, W, C_in) */
+    cx_int kh, kw, cout;     /* kernel (KH, KW, C_in, C_out) */
+    cx_int oh, ow;           /* output (N, OH, OW, C_out) */
+    cx_int sh, sw, dh, dw;   /* strides, dilation */
+    cx_int pad_top, pad_left;
+} cx_conv_shape;
+
+/* y = act(conv(x, kernel) + bias); bias may be NULL. */
+void cx_conv2d_forward_f32(const cx_conv_shape *s, const float *x, const float *kernel,
+                           const float *bias, int act, float *y, int n_threads);
+void cx_conv2d_forward_f64(const cx_conv_shape *s, const double *x, const double *kernel,
+                           const double *bias, int act, double *y, int n_threads);
+
+/* dx = gradient w.r.t. x given dz, the gradient w.r.t. the pre-activation output. */
+void cx_conv2d_backward_input_f32(const cx_conv_shape *s, const float *dz, const float *kernel,
+                                  float *dx, int n_threads);
+void cx_conv2d_backward_input_f64(const cx_conv_shape *s, const double *dz, const double *kernel,
+                                  double *dx, int n_threads);
+
+/* dkernel and dbias (dbias may be NULL) from x and dz. Returns 0, or -1 when out of memory. */
+int cx_conv2d_backward_weight_f32(const cx_conv_shape *s, const float *x, const float *dz,
+                                  float *dkernel, float *dbias, int n_threads);
+int cx_conv2d_backward_weight_f64(const cx_conv_shape *s, const double *x, const double *dz,
+                                  double *dkernel, double *dbias, int n_threads);
+
+#endif
