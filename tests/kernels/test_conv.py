@@ -1,0 +1,207 @@
+"""Conv2D kernels: finite differences (float64), PyTorch oracle (float32), bad input, determinism."""
+
+import numpy as np
+import pytest
+
+import convx
+from convx._kernels import conv
+from convx._kernels.activations import activation_backward, activation_forward
+from gradcheck import check_gradient
+
+# (N, H, W, C_in, KH, KW, C_out, strides, padding, dilation)
+CASES = [
+    (2, 5, 6, 3, 3, 3, 4, (1, 1), "valid", (1, 1)),
+    (2, 8, 8, 2, 3, 3, 3, (2, 2), "same", (1, 1)),  # stride 2, same, even size
+    (2, 7, 7, 2, 3, 3, 3, (2, 2), "same", (1, 1)),  # stride 2, same, odd size
+    (1, 7, 6, 2, 3, 3, 2, (1, 1), "same", (2, 2)),  # dilation 2, same
+    (2, 7, 7, 1, 2, 3, 2, (1, 1), "valid", (2, 1)),  # dilation, non-square kernel
+    (2, 4, 5, 3, 1, 1, 4, (1, 1), "valid", (1, 1)),  # 1x1, pointwise fast path
+    (2, 5, 5, 3, 1, 1, 2, (2, 2), "same", (1, 1)),  # 1x1 strided
+    (1, 6, 6, 2, 5, 5, 2, (1, 1), "same", (1, 1)),  # 5x5
+    (1, 5, 4, 1, 3, 3, 1, (2, 1), "valid", (1, 1)),  # batch 1, one channel, mixed strides
+    (2, 3, 3, 2, 5, 5, 2, (1, 1), "same", (1, 1)),  # kernel larger than the input
+    (1, 1, 9, 2, 1, 3, 3, (1, 2), "same", (1, 1)),  # Conv1D as H = 1
+]
+
+
+def _random_case(rng, case, dtype=np.float64):
+    n, h, w, cin, kh, kw, cout = case[:7]
+    x = rng.standard_normal((n, h, w, cin)).astype(dtype)
+    kernel = rng.standard_normal((kh, kw, cin, cout)).astype(dtype)
+    bias = rng.standard_normal(cout).astype(dtype)
+    return x, kernel, bias
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_conv_gradients_match_finite_differences(rng, case):
+    x, kernel, bias = _random_case(rng, case)
+    strides, padding, dilation = case[7:]
+    y = conv.conv2d_forward(x, kernel, bias, strides, padding, dilation)
+    weights = rng.standard_normal(y.shape)
+
+    def loss():
+        return float(np.sum(conv.conv2d_forward(x, kernel, bias, strides, padding, dilation) * weights))
+
+    dx, dkernel, dbias = conv.conv2d_backward(x, kernel, weights, strides, padding, dilation)
+    check_gradient(loss, x, dx)
+    check_gradient(loss, kernel, dkernel)
+    check_gradient(loss, bias, dbias)
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh", "softmax"])
+def test_fused_activation_equals_separate_and_backprops(rng, activation):
+    x, kernel, bias = _random_case(rng, (2, 6, 5, 3, 3, 3, 4))
+    fused = conv.conv2d_forward(x, kernel, bias, 1, "same", 1, activation=activation)
+    plain = conv.conv2d_forward(x, kernel, bias, 1, "same", 1)
+    np.testing.assert_allclose(fused, activation_forward(plain, activation), rtol=1e-12, atol=1e-14)
+    weights = rng.standard_normal(fused.shape)
+
+    def loss():
+        return float(np.sum(conv.conv2d_forward(x, kernel, bias, 1, "same", 1, activation) * weights))
+
+    dz = activation_backward(fused, weights, activation)
+    dx, dkernel, _ = conv.conv2d_backward(x, kernel, dz, 1, "same", 1)
+    check_gradient(loss, x, dx)
+    check_gradient(loss, kernel, dkernel)
+
+
+def _tf_same_pads(size, k, s, d):
+    out = -(-size // s)
+    total = max((out - 1) * s + (k - 1) * d + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+@pytest.mark.parametrize("case", CASES + [(8, 28, 28, 1, 3, 3, 32, (1, 1), "valid", (1, 1)),
+                                          (8, 13, 13, 32, 3, 3, 64, (1, 1), "valid", (1, 1)),
+                                          (4, 16, 16, 16, 3, 3, 16, (1, 1), "same", (1, 1))])
+def test_conv_matches_pytorch(rng, torch, case):
+    """Forward and all gradients against torch.nn.functional.conv2d, float32.
+
+    Tolerance: 1e-4 relative to the largest magnitude of each output (float32
+    sums of up to a few thousand terms in a different order).
+    """
+    F = torch.nn.functional
+    x, kernel, bias = _random_case(rng, case, np.float32)
+    n, h, w, cin, kh, kw, cout, strides, padding, dilation = case
+    y = conv.conv2d_forward(x, kernel, bias, strides, padding, dilation)
+    dz = rng.standard_normal(y.shape).astype(np.float32)
+    dx, dkernel, dbias = conv.conv2d_backward(x, kernel, dz, strides, padding, dilation)
+
+    xt = torch.tensor(x).permute(0, 3, 1, 2).requires_grad_()
+    kt = torch.tensor(kernel).permute(3, 2, 0, 1).requires_grad_()
+    bt = torch.tensor(bias).requires_grad_()
+    xp = xt
+    if padding == "same":
+        top, bottom = _tf_same_pads(h, kh, strides[0], dilation[0])
+        left, right = _tf_same_pads(w, kw, strides[1], dilation[1])
+        xp = F.pad(xt, (left, right, top, bottom))
+    yt = F.conv2d(xp, kt, bt, stride=strides, dilation=dilation)
+    yt.backward(torch.tensor(dz).permute(0, 3, 1, 2))
+
+    def close(ours, ref):
+        ref = ref.detach().numpy()
+        np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-4 * max(1.0, np.abs(ref).max()))
+
+    close(y, yt.permute(0, 2, 3, 1))
+    close(dx, xt.grad.permute(0, 2, 3, 1))
+    close(dkernel, kt.grad.permute(2, 3, 1, 0))
+    close(dbias, bt.grad)
+
+
+def test_need_dx_false_skips_input_gradient(rng):
+    x, kernel, _ = _random_case(rng, (2, 5, 5, 2, 3, 3, 3))
+    dz = rng.standard_normal((2, 3, 3, 3))
+    dx, dkernel, dbias = conv.conv2d_backward(x, kernel, dz, need_dx=False)
+    assert dx is None
+    np.testing.assert_array_equal(dkernel, conv.conv2d_backward(x, kernel, dz)[1])
+
+
+def test_empty_batch_returns_empty_results(rng):
+    x = np.zeros((0, 5, 5, 2), np.float32)
+    kernel = rng.standard_normal((3, 3, 2, 4)).astype(np.float32)
+    y = conv.conv2d_forward(x, kernel, padding="same")
+    assert y.shape == (0, 5, 5, 4)
+    dx, dkernel, dbias = conv.conv2d_backward(x, kernel, y, padding="same")
+    assert dx.shape == x.shape
+    assert not dkernel.any() and not dbias.any()
+
+
+def test_non_contiguous_inputs_are_accepted(rng):
+    x, kernel, bias = _random_case(rng, (2, 6, 6, 3, 3, 3, 2))
+    wide = np.zeros((2, 6, 12, 3))
+    wide[:, :, ::2] = x
+    np.testing.assert_array_equal(conv.conv2d_forward(wide[:, :, ::2], kernel, bias), conv.conv2d_forward(x, kernel, bias))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_results_are_bit_identical_for_any_thread_count(rng, dtype):
+    x, kernel, bias = _random_case(rng, (16, 20, 20, 8, 3, 3, 16), dtype)
+    dz = rng.standard_normal((16, 10, 10, 16)).astype(dtype)
+    saved = convx.get_num_threads()
+    results = []
+    try:
+        for n in (1, 2, 3):
+            convx.set_num_threads(n)
+            y = conv.conv2d_forward(x, kernel, bias, 2, "same", 1, "relu")
+            results.append((y,) + conv.conv2d_backward(x, kernel, dz, 2, "same", 1))
+    finally:
+        convx.set_num_threads(saved)
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_array_equal(a, b)
+
+
+class TestBadInput:
+    def setup_method(self):
+        self.x = np.zeros((2, 5, 5, 3), np.float32)
+        self.k = np.zeros((3, 3, 3, 4), np.float32)
+
+    def test_wrong_type(self):
+        with pytest.raises(TypeError, match="x must be a numpy.ndarray, got list"):
+            conv.conv2d_forward([[1.0]], self.k)
+
+    def test_wrong_dtype(self):
+        with pytest.raises(TypeError, match="x must have dtype float32 or float64, got int64"):
+            conv.conv2d_forward(np.zeros((2, 5, 5, 3), np.int64), self.k)
+
+    def test_mixed_dtypes(self):
+        with pytest.raises(TypeError, match="kernel must have dtype float32"):
+            conv.conv2d_forward(self.x, self.k.astype(np.float64))
+
+    def test_wrong_ndim(self):
+        with pytest.raises(ValueError, match=r"x must be 4-D, got 3-D array of shape \(5, 5, 3\)"):
+            conv.conv2d_forward(self.x[0], self.k)
+
+    def test_channel_mismatch(self):
+        with pytest.raises(ValueError, match=r"kernel must have C_in = 3 .* got kernel shape \(3, 3, 2, 4\)"):
+            conv.conv2d_forward(self.x, np.zeros((3, 3, 2, 4), np.float32))
+
+    def test_bias_shape(self):
+        with pytest.raises(ValueError, match=r"bias must have shape \(4,\), got \(3,\)"):
+            conv.conv2d_forward(self.x, self.k, np.zeros(3, np.float32))
+
+    @pytest.mark.parametrize("arg", ["strides", "dilation"])
+    @pytest.mark.parametrize("value", [0, (1, 0), (-1, 1)])
+    def test_strides_and_dilation_at_least_one(self, arg, value):
+        with pytest.raises(ValueError, match=f"{arg} must be >= 1"):
+            conv.conv2d_forward(self.x, self.k, **{arg: value})
+
+    def test_malformed_strides(self):
+        with pytest.raises(TypeError, match="strides must be an int or a pair of ints"):
+            conv.conv2d_forward(self.x, self.k, strides=(1, 2, 3))
+
+    def test_bad_padding(self):
+        with pytest.raises(ValueError, match="padding must be 'valid' or 'same', got 'full'"):
+            conv.conv2d_forward(self.x, self.k, padding="full")
+
+    def test_kernel_larger_than_input_valid(self):
+        with pytest.raises(ValueError, match="empty output"):
+            conv.conv2d_forward(self.x, np.zeros((7, 7, 3, 4), np.float32))
+
+    def test_bad_activation(self):
+        with pytest.raises(ValueError, match="activation must be one of"):
+            conv.conv2d_forward(self.x, self.k, activation="swishy")
+
+    def test_dz_shape(self):
+        with pytest.raises(ValueError, match=r"dz must have shape \(2, 3, 3, 4\), got \(2, 3, 3, 5\)"):
+            conv.conv2d_backward(self.x, self.k, np.zeros((2, 3, 3, 5), np.float32))

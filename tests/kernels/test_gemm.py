@@ -1,0 +1,97 @@
+"""The packed GEMM: every transpose combination and edge size against NumPy, on every SIMD variant."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import convx
+from convx._kernels import gemm
+
+SIZES = [(1, 1, 1), (7, 5, 3), (13, 17, 300), (150, 70, 513), (5, 2000, 40), (300, 9, 1)]
+
+
+def _reference(a, b, ta, tb):
+    return (a.T if ta else a).astype(np.float64) @ (b.T if tb else b).astype(np.float64)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m, n, k", SIZES)
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+def test_gemm_matches_numpy(rng, dtype, m, n, k, trans_a, trans_b):
+    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
+    c = rng.standard_normal((m, n)).astype(dtype)
+    expected = _reference(a, b, trans_a, trans_b) + 0.5 * c
+    gemm.gemm(a, b, c, trans_a, trans_b, beta=0.5)
+    tol = 2e-6 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(c, expected, rtol=0, atol=tol * np.sqrt(k) * max(1.0, np.abs(expected).max()))
+
+
+def test_beta_zero_ignores_nan_in_output(rng):
+    a, b = rng.standard_normal((4, 3)), rng.standard_normal((3, 5))
+    c = np.full((4, 5), np.nan)
+    np.testing.assert_allclose(gemm.gemm(a, b, c), a @ b, rtol=1e-13)
+
+
+def test_k_zero_gives_beta_times_c():
+    c = np.ones((2, 3))
+    gemm.gemm(np.zeros((2, 0)), np.zeros((0, 3)), c, beta=2.0)
+    np.testing.assert_array_equal(c, 2.0)
+
+
+def test_bit_identical_for_any_thread_count(rng):
+    a = rng.standard_normal((333, 517)).astype(np.float32)
+    b = rng.standard_normal((517, 291)).astype(np.float32)
+    saved = convx.get_num_threads()
+    try:
+        outs = []
+        for n in (1, 2, 3):
+            convx.set_num_threads(n)
+            outs.append(gemm.gemm(a, b))
+            outs.append(gemm.gemm(a[:5], b))  # few rows: threads split the columns
+    finally:
+        convx.set_num_threads(saved)
+    for i in range(2, len(outs)):
+        np.testing.assert_array_equal(outs[i], outs[i % 2])
+
+
+def test_simd_variant_is_reported():
+    assert gemm.simd_variant() in gemm.supported_variants()
+    assert "generic" in gemm.supported_variants()
+
+
+@pytest.mark.parametrize("variant", ["generic", "avx2"])
+def test_every_variant_runs_the_kernel_oracles(variant):
+    """Re-run the GEMM, conv and dense tests in a child process forced to each variant."""
+    if variant not in gemm.supported_variants():
+        pytest.skip(f"this CPU cannot run the {variant} variant")
+    env = dict(os.environ, CONVX_ISA=variant)
+    here = os.path.dirname(__file__)
+    check = f"from convx._kernels import gemm; assert gemm.simd_variant() == {variant!r}, gemm.simd_variant()"
+    subprocess.run([sys.executable, "-c", check], env=env, check=True)
+    tests = [os.path.join(here, name) for name in ("test_conv.py", "test_dense.py")]
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests, "-k", "not variant",
+         os.path.join(here, "test_gemm.py")],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    "call, exc, message",
+    [
+        (lambda: gemm.gemm(np.zeros((2, 3)), np.zeros((4, 2))), ValueError, r"b must have 3 rows to match a"),
+        (lambda: gemm.gemm(np.zeros((2, 3)), np.zeros((3, 2), np.float32)), TypeError, "b must have dtype float64"),
+        (lambda: gemm.gemm(np.zeros(3), np.zeros((3, 2))), ValueError, "a must be 2-D"),
+        (lambda: gemm.gemm(np.zeros((2, 3)), np.zeros((3, 2)), np.zeros((2, 3))), ValueError, r"c must have shape \(2, 2\)"),
+        (lambda: gemm.gemm(np.zeros((2, 3)), np.zeros((3, 2)), beta=1.0), ValueError, "c must be given when beta"),
+    ],
+)
+def test_bad_input(call, exc, message):
+    with pytest.raises(exc, match=message):
+        call()
