@@ -2,11 +2,19 @@
 
 import gzip
 import hashlib
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from convx.datasets import _idx, fashion_mnist, mnist
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_DATA = REPO_ROOT / "data" / "mnist"
+# The repository's MNIST copy is left out of the sdist, whose tests then skip these checks.
+needs_repo_data = pytest.mark.skipif(
+    bool(_idx.missing_files(REPO_DATA)), reason=f"no MNIST copy in {REPO_DATA} (an sdist leaves data/ out)"
+)
 
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
@@ -56,11 +64,10 @@ def isolated(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def real_mnist():
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("CONVX_DATA", raising=False)  # so the checkout's data/mnist is used
-        return mnist.load_data()
+    return mnist.load_data(path=REPO_DATA)
 
 
+@needs_repo_data
 def test_mnist_shapes_and_dtypes(real_mnist):
     (x_train, y_train), (x_test, y_test) = real_mnist
     assert x_train.shape == (60000, 28, 28) and y_train.shape == (60000,)
@@ -70,6 +77,7 @@ def test_mnist_shapes_and_dtypes(real_mnist):
         assert array.flags.writeable and array.flags.c_contiguous
 
 
+@needs_repo_data
 def test_mnist_published_checks(real_mnist):
     (x_train, y_train), (x_test, y_test) = real_mnist
     assert y_train[0] == 5
@@ -85,12 +93,21 @@ def test_mnist_published_checks(real_mnist):
     assert x_train.max() == 255 and x_test.max() == 255 and x_train.min() == 0
 
 
-def test_mnist_checkout_found_from_package_and_cwd(tmp_path, monkeypatch):
-    package_dir = mnist.find_checkout_data(mnist.__file__)
-    assert package_dir is not None
-    assert (package_dir / "README.md").is_file()
-    monkeypatch.chdir(package_dir.parent.parent / "src")
-    assert mnist.find_checkout_data(".") == package_dir
+@needs_repo_data
+def test_default_lookup_finds_the_checkout_from_the_working_directory(monkeypatch):
+    monkeypatch.delenv("CONVX_DATA", raising=False)
+    monkeypatch.chdir(REPO_ROOT / "tests")
+    assert ("repository checkout", REPO_DATA) in mnist._candidates(None)
+
+
+@needs_repo_data
+def test_default_lookup_finds_the_checkout_from_the_package():
+    if REPO_ROOT not in Path(mnist.__file__).resolve().parents:
+        pytest.skip("convx is installed outside this checkout")
+    assert mnist.find_checkout_data(mnist.__file__) == REPO_DATA
+
+
+def test_find_checkout_data_none_without_checkout(tmp_path):
     assert mnist.find_checkout_data(tmp_path) is None
 
 
