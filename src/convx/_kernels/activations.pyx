@@ -90,7 +90,8 @@ def activation_forward(x, activation, out=None):
     y : numpy.ndarray, shape and dtype of x
     """
     cdef int act = activation_code(activation)
-    xc = _checks.float_array(x, "x")
+    # ascontiguousarray turns a 0-d array into 1-D; keep the caller's shape.
+    xc = _checks.float_array(x, "x").reshape(x.shape)
     y = _output(out, xc)
     if y is not xc:
         np.copyto(y, xc)
@@ -134,8 +135,8 @@ def activation_backward(y, dy, activation, out=None):
     dx : numpy.ndarray, shape and dtype of y
     """
     cdef int act = activation_code(activation)
-    yc = _checks.float_array(y, "y")
-    dyc = _checks.float_array(dy, "dy", dtype=yc.dtype)
+    yc = _checks.float_array(y, "y").reshape(y.shape)
+    dyc = _checks.float_array(dy, "dy", dtype=yc.dtype).reshape(dy.shape)
     _checks.check_shape(dyc, "dy", yc.shape)
     dx = _output(out, yc)
     cdef cnp.ndarray ya = yc, dya = dyc, dxa = dx
