@@ -1,1 +1,276 @@
-# placeholder: being written
+"""Optimizer updates (Keras 3 rules), applied in place by C kernels.
+
+Every function updates ``param`` and its state arrays in place and returns
+None. All arrays of one call are float32 or float64 ndarrays of the same shape
+and dtype (any shape, size 0 included). ``param`` and the state arrays must be
+C-contiguous and writeable, since they are written; a non-contiguous ``grad``
+is copied. Arrays of one call must not share memory. Hyper-parameters are
+rounded to the array dtype, as Keras casts them to the variable dtype.
+"""
+
+import math
+import numbers
+
+import numpy as np
+
+cimport numpy as cnp
+from libc.stdint cimport int64_t
+
+from convx._kernels cimport threads
+from convx._kernels import _checks
+
+cnp.import_array()
+
+cdef extern from "convx_common.h":
+    ctypedef int64_t cx_int
+
+cdef extern from "optimizers.h":
+    void cx_sgd_update_f32(float *w, const float *g, float *velocity, cx_int n,
+                           double learning_rate, double momentum, int nesterov, int n_threads) nogil
+    void cx_sgd_update_f64(double *w, const double *g, double *velocity, cx_int n,
+                           double learning_rate, double momentum, int nesterov, int n_threads) nogil
+    void cx_adam_update_f32(float *w, const float *g, float *m, float *v, cx_int n,
+                            double learning_rate, double beta_1, double beta_2, double epsilon,
+                            int64_t step, int n_threads) nogil
+    void cx_adam_update_f64(double *w, const double *g, double *m, double *v, cx_int n,
+                            double learning_rate, double beta_1, double beta_2, double epsilon,
+                            int64_t step, int n_threads) nogil
+    void cx_rmsprop_update_f32(float *w, const float *g, float *velocity, float *momentum_buffer,
+                               float *average_grad, cx_int n, double learning_rate, double rho,
+                               double momentum, double epsilon, int n_threads) nogil
+    void cx_rmsprop_update_f64(double *w, const double *g, double *velocity, double *momentum_buffer,
+                               double *average_grad, cx_int n, double learning_rate, double rho,
+                               double momentum, double epsilon, int n_threads) nogil
+
+
+cdef inline void *_data(object arr):
+    """Data pointer of a checked ndarray, NULL for None."""
+    if arr is None:
+        return NULL
+    return cnp.PyArray_DATA(<cnp.ndarray>arr)
+
+
+def _in_place(value, name, param=None):
+    """Check an array that is written in place (param or optimizer state)."""
+    dtype = None if param is None else param.dtype
+    arr = _checks.float_array(value, name, dtype=dtype)
+    if not value.flags.c_contiguous:
+        raise ValueError(
+            f"{name} must be C-contiguous because it is updated in place, got a non-contiguous "
+            f"array of shape {value.shape} with strides {value.strides}; pass np.ascontiguousarray({name}) "
+            "and keep that array"
+        )
+    if not value.flags.writeable:
+        raise ValueError(f"{name} must be writeable because it is updated in place, got a read-only array")
+    if param is not None:
+        _checks.check_shape(arr, name, param.shape)
+    return arr
+
+
+def _gradient(value, param):
+    grad = _checks.float_array(value, "grad", dtype=param.dtype)
+    _checks.check_shape(grad, "grad", param.shape)
+    return grad
+
+
+def _no_overlap(**arrays):
+    """Raise ValueError if two of the given arrays may share memory (O(1) bounds test)."""
+    named = [(k, a) for k, a in arrays.items() if a is not None]
+    for i, (name_a, a) in enumerate(named):
+        for name_b, b in named[i + 1:]:
+            if a.size and b.size and np.may_share_memory(a, b):
+                raise ValueError(f"{name_a} and {name_b} must be distinct arrays, got arrays that share memory")
+
+
+def _hyper(value, name, low, high=None):
+    """Return `value` as a float, checking low <= value (< high when given) and finiteness."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    upper = "" if high is None else f" and < {high}"
+    if not math.isfinite(value) or value < low or (high is not None and value >= high):
+        raise ValueError(f"{name} must be a finite number >= {low}{upper}, got {value!r}")
+    return value
+
+
+def _step(value):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"step must be an int, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"step must be >= 1 (the first update is step 1), got {value}")
+    if value > 2**62:
+        raise ValueError(f"step must be <= 2**62, got {value}")
+    return int(value)
+
+
+def _flag(value, name):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return bool(value)
+
+
+def sgd_update(param, grad, velocity, learning_rate, momentum=0.0, nesterov=False):
+    """Stochastic gradient descent step, Keras 3 rule, in place.
+
+    With momentum ``mu > 0``: ``v = mu * v - lr * g``, then ``w += v``, or with
+    Nesterov ``w += mu * v - lr * g``. With ``mu == 0``: ``w -= lr * g`` and
+    ``velocity`` is neither read nor written.
+
+    Parameters
+    ----------
+    param : ndarray, float32 or float64, any shape
+        Weights ``w``, C-contiguous, updated in place.
+    grad : ndarray, shape and dtype of ``param``
+        Gradient ``g`` (copied if non-contiguous).
+    velocity : ndarray or None
+        Momentum state ``v``, shape and dtype of ``param``, C-contiguous, updated
+        in place; start from zeros. Required when ``momentum > 0``.
+    learning_rate : float
+        ``lr >= 0``.
+    momentum : float, default 0.0
+        ``mu`` in [0, 1).
+    nesterov : bool, default False
+        Use Nesterov momentum (ignored when ``momentum == 0``).
+    """
+    param = _in_place(param, "param")
+    grad = _gradient(grad, param)
+    cdef double lr = _hyper(learning_rate, "learning_rate", 0.0)
+    cdef double mu = _hyper(momentum, "momentum", 0.0, 1.0)
+    cdef int nest = _flag(nesterov, "nesterov")
+    if velocity is not None:
+        velocity = _in_place(velocity, "velocity", param)
+    elif mu > 0.0:
+        raise ValueError(f"velocity must be an array shaped like param when momentum > 0 (momentum={mu}), got None")
+    if mu == 0.0:
+        velocity = None
+    _no_overlap(param=param, grad=grad, velocity=velocity)
+    cdef void *w = _data(param)
+    cdef void *g = _data(grad)
+    cdef void *vel = _data(velocity)
+    cdef cx_int n = param.size
+    cdef int n_threads = threads.effective_num_threads()
+    if param.dtype == np.float32:
+        with nogil:
+            cx_sgd_update_f32(<float *>w, <const float *>g, <float *>vel, n, lr, mu, nest, n_threads)
+    else:
+        with nogil:
+            cx_sgd_update_f64(<double *>w, <const double *>g, <double *>vel, n, lr, mu, nest, n_threads)
+
+
+def adam_update(param, grad, m, v, learning_rate, beta_1, beta_2, epsilon, step):
+    """Adam step, Keras 3 rule, in place.
+
+    ``m += (g - m) * (1 - b1)``, ``v += (g**2 - v) * (1 - b2)``,
+    ``w -= m * lr_t / (sqrt(v) + eps)`` with
+    ``lr_t = lr * sqrt(1 - b2**t) / (1 - b1**t)`` computed in double precision.
+
+    Parameters
+    ----------
+    param : ndarray, float32 or float64, any shape
+        Weights ``w``, C-contiguous, updated in place.
+    grad : ndarray, shape and dtype of ``param``
+        Gradient ``g`` (copied if non-contiguous).
+    m, v : ndarray, shape and dtype of ``param``
+        First and second moment estimates, C-contiguous, updated in place;
+        start from zeros.
+    learning_rate : float
+        ``lr >= 0``.
+    beta_1, beta_2 : float
+        Decay rates in [0, 1) (Keras defaults 0.9 and 0.999).
+    epsilon : float
+        ``eps >= 0``, added to ``sqrt(v)`` (Keras' "epsilon hat"; default 1e-7).
+    step : int
+        ``t >= 1``, the 1-based number of this update (no default, so that a
+        caller cannot silently repeat step 1).
+    """
+    param = _in_place(param, "param")
+    grad = _gradient(grad, param)
+    m = _in_place(m, "m", param)
+    v = _in_place(v, "v", param)
+    cdef double lr = _hyper(learning_rate, "learning_rate", 0.0)
+    cdef double b1 = _hyper(beta_1, "beta_1", 0.0, 1.0)
+    cdef double b2 = _hyper(beta_2, "beta_2", 0.0, 1.0)
+    cdef double eps = _hyper(epsilon, "epsilon", 0.0)
+    cdef int64_t t = _step(step)
+    _no_overlap(param=param, grad=grad, m=m, v=v)
+    cdef void *w = _data(param)
+    cdef void *g = _data(grad)
+    cdef void *pm = _data(m)
+    cdef void *pv = _data(v)
+    cdef cx_int n = param.size
+    cdef int n_threads = threads.effective_num_threads()
+    if param.dtype == np.float32:
+        with nogil:
+            cx_adam_update_f32(<float *>w, <const float *>g, <float *>pm, <float *>pv, n,
+                               lr, b1, b2, eps, t, n_threads)
+    else:
+        with nogil:
+            cx_adam_update_f64(<double *>w, <const double *>g, <double *>pm, <double *>pv, n,
+                               lr, b1, b2, eps, t, n_threads)
+
+
+def rmsprop_update(param, grad, velocity, learning_rate, rho=0.9, momentum=0.0, epsilon=1e-7,
+                   momentum_buffer=None, average_grad=None):
+    """RMSprop step, Keras 3 rule, in place.
+
+    ``v = rho * v + (1 - rho) * g**2``; centered (when ``average_grad`` is
+    given): ``a = rho * a + (1 - rho) * g`` and ``den = v - a**2 + eps``, else
+    ``den = v + eps``; ``inc = lr * g / sqrt(den)``. With momentum ``mu > 0``:
+    ``mb = mu * mb + inc; w -= mb``, else ``w -= inc``.
+
+    Parameters
+    ----------
+    param : ndarray, float32 or float64, any shape
+        Weights ``w``, C-contiguous, updated in place.
+    grad : ndarray, shape and dtype of ``param``
+        Gradient ``g`` (copied if non-contiguous).
+    velocity : ndarray, shape and dtype of ``param``
+        Mean square ``v``, C-contiguous, updated in place; start from zeros.
+    learning_rate : float
+        ``lr >= 0``.
+    rho : float, default 0.9
+        Decay rate in [0, 1).
+    momentum : float, default 0.0
+        ``mu`` in [0, 1).
+    epsilon : float, default 1e-7
+        ``eps >= 0``, added under the square root.
+    momentum_buffer : ndarray or None, default None
+        ``mb``, like ``velocity``; required when ``momentum > 0``, neither read
+        nor written when ``momentum == 0``.
+    average_grad : ndarray or None, default None
+        ``a``, like ``velocity``; giving it selects the centered variant.
+    """
+    param = _in_place(param, "param")
+    grad = _gradient(grad, param)
+    velocity = _in_place(velocity, "velocity", param)
+    cdef double lr = _hyper(learning_rate, "learning_rate", 0.0)
+    cdef double r = _hyper(rho, "rho", 0.0, 1.0)
+    cdef double mu = _hyper(momentum, "momentum", 0.0, 1.0)
+    cdef double eps = _hyper(epsilon, "epsilon", 0.0)
+    if momentum_buffer is not None:
+        momentum_buffer = _in_place(momentum_buffer, "momentum_buffer", param)
+    elif mu > 0.0:
+        raise ValueError(
+            f"momentum_buffer must be an array shaped like param when momentum > 0 (momentum={mu}), got None"
+        )
+    if mu == 0.0:
+        momentum_buffer = None
+    if average_grad is not None:
+        average_grad = _in_place(average_grad, "average_grad", param)
+    _no_overlap(param=param, grad=grad, velocity=velocity, momentum_buffer=momentum_buffer,
+                average_grad=average_grad)
+    cdef void *w = _data(param)
+    cdef void *g = _data(grad)
+    cdef void *vel = _data(velocity)
+    cdef void *mb = _data(momentum_buffer)
+    cdef void *ag = _data(average_grad)
+    cdef cx_int n = param.size
+    cdef int n_threads = threads.effective_num_threads()
+    if param.dtype == np.float32:
+        with nogil:
+            cx_rmsprop_update_f32(<float *>w, <const float *>g, <float *>vel, <float *>mb, <float *>ag,
+                                  n, lr, r, mu, eps, n_threads)
+    else:
+        with nogil:
+            cx_rmsprop_update_f64(<double *>w, <const double *>g, <double *>vel, <double *>mb,
+                                  <double *>ag, n, lr, r, mu, eps, n_threads)
