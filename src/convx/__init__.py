@@ -1,7 +1,32 @@
-"""convx: fast CPU convolutional networks with a Keras-style API."""
+"""convx: fast CPU convolutional networks with a Keras 3-compatible API.
+
+``import convx as keras`` runs Keras code written against ``keras.Sequential``,
+``keras.layers``, ``keras.optimizers``, ``keras.losses``, ``keras.metrics``,
+``keras.callbacks``, ``keras.datasets`` and ``keras.utils``.
+"""
 
 __version__ = "0.1.0.dev0"
 
-from convx._kernels.threads import get_num_threads, set_num_threads
+import importlib
 
-__all__ = ["get_num_threads", "set_num_threads", "__version__"]
+from convx._kernels.threads import get_num_threads, set_num_threads
+from convx import activations, initializers, layers, losses, metrics, models, optimizers, utils
+from convx.layers import Input
+from convx.models import Sequential
+
+# loaded on first access, so that importing convx stays light
+_LAZY_SUBMODULES = ("callbacks", "datasets")
+
+
+def __getattr__(name):
+    if name in _LAZY_SUBMODULES:
+        return importlib.import_module(f"convx.{name}")
+    if name == "show_config":
+        return importlib.import_module("convx._config").show_config
+    raise AttributeError(f"module 'convx' has no attribute {name!r}")
+
+
+__all__ = [
+    "Sequential", "Input", "layers", "models", "optimizers", "losses", "metrics", "initializers", "activations",
+    "utils", "callbacks", "datasets", "show_config", "get_num_threads", "set_num_threads", "__version__",
+]

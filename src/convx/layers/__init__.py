@@ -1,0 +1,35 @@
+"""Keras 3-compatible layers (channels-last, float32)."""
+
+from convx.layers.base import Layer, Variable
+from convx.layers.convolutional import Conv1D, Conv2D
+from convx.layers.core import Activation, Dense, Dropout, Flatten, Input, InputLayer, ReLU, Softmax
+from convx.layers.pooling import (
+    AveragePooling1D,
+    AveragePooling2D,
+    GlobalAveragePooling1D,
+    GlobalAveragePooling2D,
+    GlobalMaxPooling1D,
+    GlobalMaxPooling2D,
+    MaxPooling1D,
+    MaxPooling2D,
+)
+
+# Keras' short aliases
+Convolution2D = Conv2D
+Convolution1D = Conv1D
+MaxPool2D = MaxPooling2D
+MaxPool1D = MaxPooling1D
+AvgPool2D = AveragePooling2D
+AvgPool1D = AveragePooling1D
+GlobalAvgPool2D = GlobalAveragePooling2D
+GlobalMaxPool2D = GlobalMaxPooling2D
+GlobalAvgPool1D = GlobalAveragePooling1D
+GlobalMaxPool1D = GlobalMaxPooling1D
+
+__all__ = [
+    "Layer", "Variable", "Input", "InputLayer", "Dense", "Activation", "ReLU", "Softmax", "Dropout", "Flatten",
+    "Conv2D", "Conv1D", "MaxPooling2D", "AveragePooling2D", "MaxPooling1D", "AveragePooling1D",
+    "GlobalAveragePooling2D", "GlobalMaxPooling2D", "GlobalAveragePooling1D", "GlobalMaxPooling1D",
+    "Convolution2D", "Convolution1D", "MaxPool2D", "MaxPool1D", "AvgPool2D", "AvgPool1D",
+    "GlobalAvgPool2D", "GlobalMaxPool2D", "GlobalAvgPool1D", "GlobalMaxPool1D",
+]

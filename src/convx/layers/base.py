@@ -1,0 +1,313 @@
+"""The Layer base class, weight variables and Keras-style automatic names.
+
+A layer knows its config, builds its weights lazily from the input shape, runs
+``forward(x, training)`` keeping what ``backward`` needs, and ``backward(dy)``
+returns dx and writes its weight gradients into ``variable.grad``. Layers do no
+arithmetic on tensors themselves: the maths is in ``convx._kernels``.
+"""
+
+import collections
+import math
+import re
+
+import numpy as np
+
+from convx import activations
+
+_name_counts = collections.defaultdict(int)
+
+
+def reset_name_counters():
+    """Forget the names handed out so far (``convx.utils.clear_session``)."""
+    _name_counts.clear()
+
+
+def to_snake_case(name):
+    """Keras' class-name to layer-name rule: ``MaxPooling2D`` -> ``max_pooling2d``."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def unique_name(base):
+    """``base`` the first time, then ``base_1``, ``base_2``, ... (Keras 3's uniquify)."""
+    count = _name_counts[base]
+    _name_counts[base] += 1
+    return base if count == 0 else f"{base}_{count}"
+
+
+def format_shape(shape):
+    """A shape as Keras prints it: ``(None, 26, 26, 32)``."""
+    return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+class Variable:
+    """A weight: a float32 array (possibly a view into a model's flat buffer) and its gradient.
+
+    Attributes
+    ----------
+    value : numpy.ndarray
+        The current values; layers read it at every call, so rebinding it to a
+        view of a larger buffer is invisible to them.
+    grad : numpy.ndarray
+        Same shape; filled by the owning layer's ``backward``.
+    name, path : str
+        ``'kernel'`` and ``'dense/kernel'``, as in Keras.
+    """
+
+    def __init__(self, value, name, path, trainable=True):
+        self.value = value
+        self.grad = np.zeros_like(value)
+        self.name = name
+        self.path = path
+        self.trainable = trainable
+
+    @property
+    def shape(self):
+        return self.value.shape
+
+    @property
+    def dtype(self):
+        return self.value.dtype
+
+    def numpy(self):
+        """A copy of the values."""
+        return self.value.copy()
+
+    def assign(self, value):
+        """Copy ``value`` (same shape) into the variable in place."""
+        value = np.asarray(value)
+        if value.shape != self.value.shape:
+            raise ValueError(f"Variable {self.path!r} has shape {self.value.shape}, received value of shape {value.shape}")
+        np.copyto(self.value, value, casting="unsafe")
+
+    def __array__(self, dtype=None, copy=None):
+        return self.value if dtype is None else self.value.astype(dtype)
+
+    def __repr__(self):
+        return f"<Variable path={self.path}, shape={self.shape}, dtype={self.dtype.name}>"
+
+
+class Layer:
+    """Base class of convx layers (Keras 3 semantics).
+
+    Parameters
+    ----------
+    name : str, optional
+        Defaults to the snake-cased class name, numbered when taken (``dense_1``).
+    trainable : bool, default True
+    dtype : None or 'float32'
+        Only float32 is supported.
+    input_shape : tuple of int, optional
+        Shape of one sample; lets a Sequential model build before seeing data.
+    input_dim : int, optional
+        Shorthand for ``input_shape=(input_dim,)``.
+    """
+
+    def __init__(self, *, name=None, trainable=True, dtype=None, **kwargs):
+        input_dim = kwargs.pop("input_dim", None)
+        input_shape = kwargs.pop("input_shape", None)
+        batch_input_shape = kwargs.pop("batch_input_shape", None)
+        if kwargs:
+            raise ValueError(f"Unrecognized keyword arguments passed to {type(self).__name__}: {kwargs}")
+        if dtype not in (None, "float32", np.float32) and np.dtype(dtype) != np.float32:
+            raise ValueError(f"{type(self).__name__} supports only dtype 'float32', got dtype={dtype!r}")
+        if input_dim is not None:
+            input_shape = (input_dim,)
+        if batch_input_shape is not None:
+            input_shape = tuple(batch_input_shape)[1:]
+        self._input_shape_arg = None if input_shape is None else tuple(input_shape)
+        self.name = name if name is not None else unique_name(to_snake_case(type(self).__name__))
+        self.trainable = trainable
+        self.built = False
+        self.input_shape = None
+        self.output_shape = None
+        self._weights = []
+        # the first layer with weights in a model skips computing dx
+        self._need_dx = True
+
+    # ----- weights -------------------------------------------------------------
+
+    def add_weight(self, shape, initializer, name, trainable=True):
+        """Create a float32 Variable of ``shape`` filled by ``initializer``."""
+        value = np.ascontiguousarray(initializer(shape, dtype="float32"))
+        var = Variable(value, name, f"{self.name}/{name}", trainable=trainable)
+        self._weights.append(var)
+        return var
+
+    @property
+    def weights(self):
+        """Variables in Keras order (e.g. kernel then bias)."""
+        return list(self._weights)
+
+    @property
+    def trainable_weights(self):
+        return [w for w in self._weights if self.trainable and w.trainable]
+
+    @property
+    def non_trainable_weights(self):
+        return [w for w in self._weights if not (self.trainable and w.trainable)]
+
+    def get_weights(self):
+        """Copies of the weights as NumPy arrays, in Keras order."""
+        return [w.numpy() for w in self._weights]
+
+    def set_weights(self, weights):
+        """Assign arrays (Keras order and shapes) to the layer's weights."""
+        weights = list(weights)
+        if len(weights) != len(self._weights):
+            raise ValueError(
+                f"Layer {self.name!r} expects {len(self._weights)} weights "
+                f"{[w.shape for w in self._weights]}, but received {len(weights)}"
+            )
+        for var, value in zip(self._weights, weights):
+            if np.shape(value) != var.shape:
+                raise ValueError(
+                    f"Layer {self.name!r} weight {var.name!r} has shape {var.shape}, received value of shape {np.shape(value)}"
+                )
+        for var, value in zip(self._weights, weights):
+            var.assign(value)
+
+    def count_params(self):
+        """Number of scalars in the weights (the layer must be built)."""
+        if not self.built:
+            raise ValueError(
+                f"You tried to call `count_params` on layer '{self.name}', but the layer isn't built. "
+                "You can build it manually via: `layer.build(input_shape)`."
+            )
+        return int(sum(math.prod(w.shape) for w in self._weights))
+
+    # ----- shapes and building -------------------------------------------------
+
+    def _incompatible(self, message, input_shape):
+        raise ValueError(
+            f'Input 0 of layer "{self.name}" is incompatible with the layer: {message}. '
+            f"Full shape received: {format_shape(input_shape)}"
+        )
+
+    def _require_ndim(self, input_shape, ndim):
+        if len(input_shape) != ndim:
+            self._incompatible(f"expected ndim={ndim}, found ndim={len(input_shape)}", input_shape)
+
+    def build(self, input_shape):
+        """Create the weights for inputs of ``input_shape`` (batch axis first, may be None)."""
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        """Output shape for ``input_shape``; the default keeps the shape."""
+        return tuple(input_shape)
+
+    def build_for(self, input_shape):
+        """Build if needed, check the shape against the built one, return the output shape."""
+        input_shape = tuple(None if s is None else int(s) for s in input_shape)
+        if not self.built:
+            output_shape = self.compute_output_shape(input_shape)
+            self.build(input_shape)
+            self.built = True
+            self.input_shape, self.output_shape = input_shape, output_shape
+        else:
+            self.check_input_shape(input_shape)
+        return self.output_shape
+
+    def check_input_shape(self, input_shape):
+        """Raise ValueError unless ``input_shape`` matches the shape the layer was built for."""
+        expected = self.input_shape
+        if len(input_shape) != len(expected) or any(
+            e is not None and r is not None and e != r for e, r in zip(expected[1:], input_shape[1:])
+        ):
+            raise ValueError(
+                f'Input 0 of layer "{self.name}" is incompatible with the layer: '
+                f"expected shape={format_shape(expected)}, found shape={format_shape(input_shape)}"
+            )
+
+    # ----- computation ---------------------------------------------------------
+
+    def forward(self, x, training=False):
+        """Output for a float32 batch ``x``; when ``training``, keep what backward needs."""
+        raise NotImplementedError
+
+    def backward(self, dy):
+        """Gradient w.r.t. the input (None when not needed); fills ``variable.grad``."""
+        raise NotImplementedError
+
+    def __call__(self, x, training=False):
+        x = np.asarray(x)
+        if x.dtype != np.float32:
+            x = x.astype(np.float32)
+        self.build_for((None,) + x.shape[1:])
+        return self.forward(x, training=training)
+
+    # ----- config --------------------------------------------------------------
+
+    def get_config(self):
+        """Constructor arguments; ``type(layer).from_config(layer.get_config())`` rebuilds it."""
+        config = {"name": self.name, "trainable": self.trainable, "dtype": "float32"}
+        if self._input_shape_arg is not None:
+            config["input_shape"] = self._input_shape_arg
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+class ActivationOutput:
+    """Mixin for layers ending in an activation that a fused loss may take over.
+
+    When a model sets ``expose_logits = True`` (softmax + cross-entropy, sigmoid
+    + binary cross-entropy), ``forward`` keeps the pre-activation output in
+    ``self.logits`` and ``backward(dz, from_logits=True)`` takes the gradient
+    w.r.t. those logits directly.
+    """
+
+    expose_logits = False
+
+    def _activate(self, compute, training):
+        """``compute(activation_name)`` runs the kernel with its fused epilogue."""
+        act = self.activation
+        if self.expose_logits and act != "linear":
+            self.logits = compute("linear")
+            y = activations.forward(self.logits, act)
+        else:
+            y = compute(act)
+            self.logits = y if act == "linear" else None
+        if training:
+            self._y = y
+        return y
+
+    def _pre_activation_grad(self, dy, from_logits):
+        if from_logits or self.activation == "linear":
+            return dy
+        return activations.backward(self._y, dy, self.activation)
+
+
+def normalize_tuple(value, n, name, allow_zero=False):
+    """An int or a length-n sequence of positive ints, as a tuple (Keras' rule and message)."""
+    values = (value,) * n if isinstance(value, (int, np.integer)) and not isinstance(value, bool) else value
+    try:
+        values = tuple(values)
+    except TypeError:
+        values = None
+    low = 0 if allow_zero else 1
+    if (
+        values is None
+        or len(values) != n
+        or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= low for v in values)
+    ):
+        raise ValueError(
+            f"The `{name}` argument must be a tuple of {n} integers >= {low} (or a single one). Received {name}={value!r}"
+        )
+    return tuple(int(v) for v in values)
+
+
+def normalize_padding(value, allowed=("valid", "same")):
+    if isinstance(value, str) and value.lower() in allowed:
+        return value.lower()
+    raise ValueError(f"The `padding` argument must be one of {allowed}. Received padding={value!r}")
+
+
+def check_data_format(value):
+    if value not in (None, "channels_last"):
+        raise ValueError(f"convx supports only data_format='channels_last' (or None). Received data_format={value!r}")

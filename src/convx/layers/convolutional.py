@@ -1,0 +1,162 @@
+"""Convolution layers: Conv2D and Conv1D (a Conv2D with a height-1 kernel)."""
+
+import numpy as np
+
+from convx import activations, initializers
+from convx._kernels import _checks
+from convx._kernels import conv as _conv
+from convx.layers.base import ActivationOutput, Layer, check_data_format, normalize_padding, normalize_tuple
+
+
+class _Conv(ActivationOutput, Layer):
+    """Shared code of Conv1D/Conv2D; ``rank`` spatial axes, channels last."""
+
+    rank = 2
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,
+                 groups=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)) or filters < 1:
+            raise ValueError(f"Invalid value for argument `filters`. Expected a strictly positive integer. Received filters={filters!r}")
+        if groups != 1:
+            raise ValueError(f"convx supports only groups=1, received groups={groups!r}")
+        check_data_format(data_format)
+        self.filters = int(filters)
+        self.kernel_size = normalize_tuple(kernel_size, self.rank, "kernel_size")
+        self.strides = normalize_tuple(strides, self.rank, "strides")
+        self.padding = normalize_padding(padding)
+        self.dilation_rate = normalize_tuple(dilation_rate, self.rank, "dilation_rate")
+        if max(self.strides) > 1 and max(self.dilation_rate) > 1:
+            raise ValueError(
+                "`strides > 1` not supported in conjunction with `dilation_rate > 1`. "
+                f"Received: strides={self.strides} and dilation_rate={self.dilation_rate}"
+            )
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel = self.bias = None
+
+    # the kernels are 2-D: Conv1D views its tensors with a height-1 axis
+    def _as2d(self, values):
+        return tuple(values) if self.rank == 2 else (1,) + tuple(values)
+
+    def compute_output_shape(self, input_shape):
+        self._require_ndim(input_shape, self.rank + 2)
+        if input_shape[-1] is None:
+            self._incompatible("the channel axis (last) must be defined", input_shape)
+        spatial = []
+        for axis, (n, k, s, d) in enumerate(zip(input_shape[1:-1], self.kernel_size, self.strides, self.dilation_rate)):
+            if n is None:
+                spatial.append(None)
+                continue
+            out, _ = _checks.output_length(n, k, s, d, self.padding == "same")
+            if out < 1:
+                raise ValueError(
+                    f'Layer "{self.name}": computed output size would be {out} along spatial axis {axis} '
+                    f"for input shape {input_shape}, kernel_size={self.kernel_size}, dilation_rate={self.dilation_rate} "
+                    f"and padding='{self.padding}'; the input is too small"
+                )
+            spatial.append(out)
+        return (input_shape[0],) + tuple(spatial) + (self.filters,)
+
+    def build(self, input_shape):
+        shape = self.kernel_size + (input_shape[-1], self.filters)
+        self.kernel = self.add_weight(shape, self.kernel_initializer, "kernel")
+        if self.use_bias:
+            self.bias = self.add_weight((self.filters,), self.bias_initializer, "bias")
+
+    def _kernel4d(self, array):
+        return array if self.rank == 2 else array.reshape((1,) + array.shape)
+
+    def forward(self, x, training=False):
+        x4 = x if self.rank == 2 else x.reshape((x.shape[0], 1) + x.shape[1:])
+        if training:
+            self._x = x4
+        kernel = self._kernel4d(self.kernel.value)
+        bias = None if self.bias is None else self.bias.value
+        y = self._activate(
+            lambda act: _conv.conv2d_forward(
+                x4, kernel, bias, strides=self._as2d(self.strides), padding=self.padding,
+                dilation=self._as2d(self.dilation_rate), activation=act,
+            ),
+            training,
+        )
+        return y if self.rank == 2 else y.reshape((y.shape[0],) + y.shape[2:])
+
+    def backward(self, dy, from_logits=False):
+        dz = self._pre_activation_grad(dy, from_logits)
+        dz4 = dz if self.rank == 2 else dz.reshape((dz.shape[0], 1) + dz.shape[1:])
+        dx, dkernel, dbias = _conv.conv2d_backward(
+            self._x, self._kernel4d(self.kernel.value), dz4, strides=self._as2d(self.strides),
+            padding=self.padding, dilation=self._as2d(self.dilation_rate), need_dx=self._need_dx,
+        )
+        np.copyto(self.kernel.grad, dkernel.reshape(self.kernel.shape))
+        if self.bias is not None:
+            np.copyto(self.bias.grad, dbias)
+        if dx is None or self.rank == 2:
+            return dx
+        return dx.reshape((dx.shape[0],) + dx.shape[2:])
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "strides": self.strides,
+            "padding": self.padding,
+            "data_format": "channels_last",
+            "dilation_rate": self.dilation_rate,
+            "groups": 1,
+            "activation": self.activation,
+            "use_bias": self.use_bias,
+            "kernel_initializer": initializers.serialize(self.kernel_initializer),
+            "bias_initializer": initializers.serialize(self.bias_initializer),
+        }
+
+
+class Conv2D(_Conv):
+    """2-D convolution over ``(N, H, W, C)`` inputs, Keras 3 semantics.
+
+    Parameters
+    ----------
+    filters : int
+        Output channels.
+    kernel_size : int or (int, int)
+    strides : int or (int, int), default 1
+    padding : {'valid', 'same'}, default 'valid'
+        'same' pads as TensorFlow does (extra pixel after).
+    dilation_rate : int or (int, int), default 1
+        Cannot exceed 1 together with strides > 1 (as in Keras).
+    activation : str, callable or None, default None
+        Fused into the kernel's epilogue.
+    use_bias : bool, default True
+    kernel_initializer : default 'glorot_uniform'
+        Kernel shape ``(KH, KW, C_in, filters)``; fans include the receptive field.
+    bias_initializer : default 'zeros'
+    """
+
+    rank = 2
+
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
+                 dilation_rate=(1, 1), groups=1, activation=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
+        super().__init__(filters, kernel_size, strides, padding, data_format, dilation_rate, groups, activation,
+                         use_bias, kernel_initializer, bias_initializer, **kwargs)
+
+
+class Conv1D(_Conv):
+    """1-D convolution over ``(N, L, C)`` inputs; kernel ``(K, C_in, filters)``.
+
+    Runs on the 2-D kernels as a convolution of height 1. Parameters as Conv2D
+    with single ints; padding 'causal' is not supported.
+    """
+
+    rank = 1
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,
+                 groups=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", **kwargs):
+        super().__init__(filters, kernel_size, strides, padding, data_format, dilation_rate, groups, activation,
+                         use_bias, kernel_initializer, bias_initializer, **kwargs)

@@ -1,0 +1,234 @@
+"""Core layers: Input, Dense, Activation, ReLU, Softmax, Dropout, Flatten."""
+
+import math
+
+import numpy as np
+
+from convx import activations, initializers
+from convx import random as _random
+from convx._kernels import dense as _dense
+from convx.layers.base import ActivationOutput, Layer, format_shape
+
+
+class InputLayer(Layer):
+    """Declares the shape of one sample; the first entry of a Sequential model.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Shape of one sample, without the batch axis (e.g. ``(28, 28, 1)``).
+    batch_size : int, optional
+    name : str, optional
+    """
+
+    def __init__(self, shape=None, batch_size=None, dtype=None, name=None, **kwargs):
+        if shape is None and "input_shape" in kwargs:
+            shape = kwargs.pop("input_shape")
+        if shape is None:
+            raise ValueError("InputLayer requires a `shape` argument (the shape of one sample), received shape=None")
+        super().__init__(name=name, dtype=dtype, **kwargs)
+        shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+        if not all(s is None or (isinstance(s, (int, np.integer)) and s > 0) for s in shape):
+            raise ValueError(f"InputLayer `shape` must hold positive ints or None, received shape={shape!r}")
+        self.batch_size = batch_size
+        self.shape = (batch_size,) + tuple(None if s is None else int(s) for s in shape)
+        self.build_for(self.shape)
+
+    def forward(self, x, training=False):
+        return x
+
+    def backward(self, dy):
+        return dy
+
+    def get_config(self):
+        return {"shape": self.shape[1:], "batch_size": self.batch_size, "dtype": "float32", "name": self.name}
+
+
+def Input(shape=None, batch_size=None, dtype=None, name=None):
+    """``keras.Input``: an InputLayer to start a Sequential model (``.shape`` includes the batch axis)."""
+    return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name)
+
+
+class Dense(ActivationOutput, Layer):
+    """Fully connected layer: ``activation(x @ kernel + bias)`` on the last axis.
+
+    Parameters
+    ----------
+    units : int
+        Output size.
+    activation : str, callable or None, default None (linear)
+    use_bias : bool, default True
+    kernel_initializer : default 'glorot_uniform'
+        Kernel shape ``(in, units)``.
+    bias_initializer : default 'zeros'
+    """
+
+    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
+            raise ValueError(f"Received an invalid value for `units`, expected a positive integer. Received: units={units!r}")
+        self.units = int(units)
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel = self.bias = None
+
+    def compute_output_shape(self, input_shape):
+        if len(input_shape) < 2:
+            self._incompatible("expected min_ndim=2", input_shape)
+        if input_shape[-1] is None:
+            self._incompatible("the last axis must be defined", input_shape)
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight((input_shape[-1], self.units), self.kernel_initializer, "kernel")
+        if self.use_bias:
+            self.bias = self.add_weight((self.units,), self.bias_initializer, "bias")
+
+    def forward(self, x, training=False):
+        rows = x.reshape(-1, x.shape[-1])
+        if training:
+            self._x = rows
+        bias = None if self.bias is None else self.bias.value
+        y = self._activate(lambda act: _dense.dense_forward(rows, self.kernel.value, bias, activation=act), training)
+        return y.reshape(x.shape[:-1] + (self.units,))
+
+    def backward(self, dy, from_logits=False):
+        dz = self._pre_activation_grad(dy.reshape(-1, self.units), from_logits)
+        dx, dkernel, dbias = _dense.dense_backward(self._x, self.kernel.value, dz, need_dx=self._need_dx)
+        np.copyto(self.kernel.grad, dkernel)
+        if self.bias is not None:
+            np.copyto(self.bias.grad, dbias)
+        return None if dx is None else dx.reshape(dy.shape[:-1] + (self._x.shape[1],))
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "activation": self.activation,
+            "use_bias": self.use_bias,
+            "kernel_initializer": initializers.serialize(self.kernel_initializer),
+            "bias_initializer": initializers.serialize(self.bias_initializer),
+        }
+
+
+class Activation(ActivationOutput, Layer):
+    """Applies an activation function ('relu', 'sigmoid', 'tanh', 'softmax', 'linear')."""
+
+    def __init__(self, activation, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = activations.get(activation)
+
+    def forward(self, x, training=False):
+        return self._activate(lambda act: x if act == "linear" else activations.forward(x, act), training)
+
+    def backward(self, dy, from_logits=False):
+        return self._pre_activation_grad(dy, from_logits)
+
+    def get_config(self):
+        return {**super().get_config(), "activation": self.activation}
+
+
+class ReLU(Activation):
+    """``max(x, 0)``. Only Keras' defaults (no max_value, slope or threshold) are supported."""
+
+    def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
+        if max_value is not None or negative_slope != 0.0 or threshold != 0.0:
+            raise ValueError(
+                "ReLU supports only max_value=None, negative_slope=0.0, threshold=0.0; received "
+                f"max_value={max_value!r}, negative_slope={negative_slope!r}, threshold={threshold!r}"
+            )
+        super().__init__("relu", **kwargs)
+
+    def get_config(self):
+        config = super().get_config()
+        del config["activation"]
+        return {**config, "max_value": None, "negative_slope": 0.0, "threshold": 0.0}
+
+
+class Softmax(Activation):
+    """Softmax over the last axis (``axis=-1``, the only supported axis)."""
+
+    def __init__(self, axis=-1, **kwargs):
+        if axis != -1:
+            raise ValueError(f"Softmax supports only axis=-1, received axis={axis!r}")
+        super().__init__("softmax", **kwargs)
+
+    def get_config(self):
+        config = super().get_config()
+        del config["activation"]
+        return {**config, "axis": -1}
+
+
+class Dropout(Layer):
+    """Zeroes a fraction ``rate`` of the inputs during training, scaling the rest by 1 / (1 - rate).
+
+    Parameters
+    ----------
+    rate : float in [0, 1)
+    noise_shape : tuple, optional
+        Shape of the mask, broadcast to the input (None entries take the input's size).
+    seed : int, optional
+        Own generator; otherwise the process-wide one (``set_random_seed``).
+    """
+
+    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(rate, bool) or not isinstance(rate, (int, float, np.floating)) or not 0 <= rate < 1:
+            raise ValueError(
+                f"Invalid value received for argument `rate`. Expected a float value between 0 and 1 (1 excluded). Received: rate={rate!r}"
+            )
+        self.rate = float(rate)
+        self.noise_shape = None if noise_shape is None else tuple(noise_shape)
+        self.seed = seed
+        self._generator = _random.make_generator(seed) if seed is not None else None
+        self._mask = None
+
+    def forward(self, x, training=False):
+        if not training or self.rate == 0.0:
+            self._mask = None
+            return x
+        shape = x.shape if self.noise_shape is None else tuple(
+            d if n is None else n for n, d in zip(self.noise_shape, x.shape)
+        )
+        gen = self._generator or _random.generator()
+        # no dropout kernel in the contract: the mask is the only NumPy arithmetic here
+        keep = gen.random(shape, dtype=np.float32) >= self.rate
+        self._mask = keep.astype(np.float32) * np.float32(1.0 / (1.0 - self.rate))
+        return x * self._mask
+
+    def backward(self, dy):
+        return dy if self._mask is None else dy * self._mask
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "noise_shape": self.noise_shape, "seed": self.seed}
+
+
+class Flatten(Layer):
+    """Flattens each sample to one axis (row-major, like Keras' channels_last)."""
+
+    def __init__(self, data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        if data_format not in (None, "channels_last"):
+            raise ValueError(f"Flatten supports only data_format='channels_last' (or None), received {data_format!r}")
+
+    def compute_output_shape(self, input_shape):
+        rest = input_shape[1:]
+        size = None if any(s is None for s in rest) else math.prod(rest)
+        return (input_shape[0], size)
+
+    def forward(self, x, training=False):
+        if training:
+            self._x_shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dy):
+        return dy.reshape(self._x_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "data_format": "channels_last"}
+
+
+__all__ = ["InputLayer", "Input", "Dense", "Activation", "ReLU", "Softmax", "Dropout", "Flatten", "format_shape"]

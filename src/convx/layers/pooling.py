@@ -1,0 +1,168 @@
+"""Pooling layers: Max/Average 2-D and 1-D, global average/max 2-D and 1-D."""
+
+from convx._kernels import _checks
+from convx._kernels import pool as _pool
+from convx.layers.base import Layer, check_data_format, normalize_padding, normalize_tuple
+
+
+class _Pooling(Layer):
+    """Windowed pooling over ``rank`` spatial axes; strides default to pool_size."""
+
+    rank = 2
+    mode = "max"
+
+    def __init__(self, pool_size, strides=None, padding="valid", data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        check_data_format(data_format)
+        self.pool_size = normalize_tuple(pool_size, self.rank, "pool_size")
+        self.strides = self.pool_size if strides is None else normalize_tuple(strides, self.rank, "strides")
+        self.padding = normalize_padding(padding)
+
+    def _as2d(self, values):
+        return tuple(values) if self.rank == 2 else (1,) + tuple(values)
+
+    def compute_output_shape(self, input_shape):
+        self._require_ndim(input_shape, self.rank + 2)
+        spatial = []
+        for axis, (n, k, s) in enumerate(zip(input_shape[1:-1], self.pool_size, self.strides)):
+            if n is None:
+                spatial.append(None)
+                continue
+            out, _ = _checks.output_length(n, k, s, 1, self.padding == "same")
+            if out < 1:
+                raise ValueError(
+                    f'Layer "{self.name}": computed output size would be {out} along spatial axis {axis} '
+                    f"for input shape {input_shape} with pool_size={self.pool_size} and padding='{self.padding}'; "
+                    "the input is too small"
+                )
+            spatial.append(out)
+        return (input_shape[0],) + tuple(spatial) + (input_shape[-1],)
+
+    def forward(self, x, training=False):
+        x4 = x if self.rank == 2 else x.reshape((x.shape[0], 1) + x.shape[1:])
+        args = (self._as2d(self.pool_size), self._as2d(self.strides), self.padding)
+        if self.mode == "max":
+            y, argmax = _pool.max_pool2d_forward(x4, *args)
+            if training:
+                self._argmax = argmax
+        else:
+            y = _pool.avg_pool2d_forward(x4, *args)
+        if training:
+            self._x_shape = x4.shape
+        return y if self.rank == 2 else y.reshape((y.shape[0],) + y.shape[2:])
+
+    def backward(self, dy):
+        dy4 = dy if self.rank == 2 else dy.reshape((dy.shape[0], 1) + dy.shape[1:])
+        if self.mode == "max":
+            dx = _pool.max_pool2d_backward(dy4, self._argmax, self._x_shape)
+        else:
+            dx = _pool.avg_pool2d_backward(dy4, self._x_shape, self._as2d(self.pool_size), self._as2d(self.strides), self.padding)
+        return dx if self.rank == 2 else dx.reshape((dx.shape[0],) + dx.shape[2:])
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "pool_size": self.pool_size,
+            "strides": self.strides,
+            "padding": self.padding,
+            "data_format": "channels_last",
+        }
+
+
+class MaxPooling2D(_Pooling):
+    """Max over ``pool_size`` windows of ``(N, H, W, C)``; defaults pool (2, 2), strides = pool_size, 'valid'."""
+
+    def __init__(self, pool_size=(2, 2), strides=None, padding="valid", data_format=None, **kwargs):
+        super().__init__(pool_size, strides, padding, data_format, **kwargs)
+
+
+class AveragePooling2D(_Pooling):
+    """Mean over windows (padding cells excluded from the count, as in Keras)."""
+
+    mode = "avg"
+
+    def __init__(self, pool_size=(2, 2), strides=None, padding="valid", data_format=None, **kwargs):
+        super().__init__(pool_size, strides, padding, data_format, **kwargs)
+
+
+class MaxPooling1D(_Pooling):
+    """Max over windows of ``(N, L, C)``; defaults pool_size 2, strides = pool_size, 'valid'."""
+
+    rank = 1
+
+    def __init__(self, pool_size=2, strides=None, padding="valid", data_format=None, **kwargs):
+        super().__init__(pool_size, strides, padding, data_format, **kwargs)
+
+
+class AveragePooling1D(_Pooling):
+    """Mean over windows of ``(N, L, C)``."""
+
+    rank = 1
+    mode = "avg"
+
+    def __init__(self, pool_size=2, strides=None, padding="valid", data_format=None, **kwargs):
+        super().__init__(pool_size, strides, padding, data_format, **kwargs)
+
+
+class _GlobalPooling(Layer):
+    """Reduces all spatial axes of ``(N, *spatial, C)`` to ``(N, C)`` (or keeps them as 1s)."""
+
+    rank = 2
+    mode = "avg"
+
+    def __init__(self, data_format=None, keepdims=False, **kwargs):
+        super().__init__(**kwargs)
+        check_data_format(data_format)
+        self.keepdims = bool(keepdims)
+
+    def compute_output_shape(self, input_shape):
+        self._require_ndim(input_shape, self.rank + 2)
+        if self.keepdims:
+            return (input_shape[0],) + (1,) * self.rank + (input_shape[-1],)
+        return (input_shape[0], input_shape[-1])
+
+    def forward(self, x, training=False):
+        x4 = x if self.rank == 2 else x.reshape((x.shape[0], 1) + x.shape[1:])
+        if self.mode == "max":
+            y, argmax = _pool.global_max_pool2d_forward(x4)
+            if training:
+                self._argmax = argmax
+        else:
+            y = _pool.global_avg_pool2d_forward(x4)
+        if training:
+            self._x_shape = x4.shape
+        return y.reshape((y.shape[0],) + (1,) * self.rank + (y.shape[1],)) if self.keepdims else y
+
+    def backward(self, dy):
+        dy2 = dy.reshape(dy.shape[0], dy.shape[-1])
+        if self.mode == "max":
+            dx = _pool.global_max_pool2d_backward(dy2, self._argmax, self._x_shape)
+        else:
+            dx = _pool.global_avg_pool2d_backward(dy2, self._x_shape)
+        return dx if self.rank == 2 else dx.reshape((dx.shape[0],) + dx.shape[2:])
+
+    def get_config(self):
+        return {**super().get_config(), "data_format": "channels_last", "keepdims": self.keepdims}
+
+
+class GlobalAveragePooling2D(_GlobalPooling):
+    """Mean over H and W: ``(N, H, W, C)`` -> ``(N, C)``."""
+
+
+class GlobalMaxPooling2D(_GlobalPooling):
+    """Max over H and W: ``(N, H, W, C)`` -> ``(N, C)``."""
+
+    mode = "max"
+
+
+class GlobalAveragePooling1D(_GlobalPooling):
+    """Mean over L: ``(N, L, C)`` -> ``(N, C)``."""
+
+    rank = 1
+
+
+class GlobalMaxPooling1D(_GlobalPooling):
+    """Max over L: ``(N, L, C)`` -> ``(N, C)``."""
+
+    rank = 1
+    mode = "max"
