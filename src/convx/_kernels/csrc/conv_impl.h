@@ -58,6 +58,16 @@ static cx_int FN(tile_rows)(const cx_conv_shape *s)
     return t;
 }
 
+static void FN(forward_tile)(const cx_conv_shape *s, const real *x, const real *kernel, const real *bias,
+                             int act, real *y, cx_int r0, cx_int rows, real *buf, int n_threads)
+{
+    const cx_int patch = s->kh * s->kw * s->cin;
+    real *yt = y + r0 * s->cout;
+    FN(im2col_rows)(s, x, r0, rows, buf);
+    FN(cx_gemm)(0, 0, rows, s->cout, patch, buf, patch, kernel, s->cout, 0, yt, s->cout, n_threads);
+    FN(cx_bias_act)(yt, rows, s->cout, bias, act, n_threads);
+}
+
 void FN(cx_conv2d_forward)(const cx_conv_shape *s, const real *x, const real *kernel,
                            const real *bias, int act, real *y, int n_threads)
 {
@@ -70,20 +80,35 @@ void FN(cx_conv2d_forward)(const cx_conv_shape *s, const real *x, const real *ke
         return;
     }
     const cx_int tile = CX_MIN(FN(tile_rows)(s), total), ntiles = (total + tile - 1) / tile;
-    /* Many tiles: one thread per tile. Few: tiles in turn, threads inside the GEMM. */
-    const int outer = ntiles >= 2 * n_threads ? n_threads : 1, inner = outer > 1 ? 1 : n_threads;
-#pragma omp parallel num_threads(outer) if (outer > 1)
-    {
-        real *buf = cx_aligned_alloc(sizeof(real) * tile * patch);
+    /* Many tiles: one thread per tile. Few: tiles in turn, threads inside the GEMM.
+     * (Never a parallel GEMM inside a parallel region, even an inactive one:
+     * libgomp would start a fresh nested team for every call.) */
+    if (ntiles >= 2 * n_threads && n_threads > 1) {
+#pragma omp parallel num_threads(n_threads)
+        {
+            real *buf = cx_aligned_alloc(sizeof(real) * tile * patch);
 #pragma omp for schedule(static)
-        for (cx_int t = 0; t < ntiles; t++) {
-            const cx_int r0 = t * tile, rows = CX_MIN(tile, total - r0);
-            real *yt = y + r0 * s->cout;
-            FN(im2col_rows)(s, x, r0, rows, buf);
-            FN(cx_gemm)(0, 0, rows, s->cout, patch, buf, patch, kernel, s->cout, 0, yt, s->cout, inner);
-            FN(cx_bias_act)(yt, rows, s->cout, bias, act, inner);
+            for (cx_int t = 0; t < ntiles; t++)
+                FN(forward_tile)(s, x, kernel, bias, act, y, t * tile, CX_MIN(tile, total - t * tile), buf, 1);
+            cx_aligned_free(buf);
         }
+    } else {
+        real *buf = cx_aligned_alloc(sizeof(real) * tile * patch);
+        for (cx_int t = 0; t < ntiles; t++)
+            FN(forward_tile)(s, x, kernel, bias, act, y, t * tile, CX_MIN(tile, total - t * tile), buf, n_threads);
         cx_aligned_free(buf);
+    }
+}
+
+static void FN(backward_input_image)(const cx_conv_shape *s, const real *dz, const real *kernel, real *dx,
+                                     cx_int img, cx_int tile, real *buf, int n_threads)
+{
+    const cx_int per_image = s->oh * s->ow, patch = s->kh * s->kw * s->cin;
+    for (cx_int r = 0; r < per_image; r += tile) {
+        const cx_int r0 = img * per_image + r, rows = CX_MIN(tile, per_image - r);
+        FN(cx_gemm)(0, 1, rows, patch, s->cout, dz + r0 * s->cout, s->cout, kernel, s->cout, 0, buf, patch,
+                    n_threads);
+        FN(col2im_rows)(s, buf, r0, rows, dx);
     }
 }
 
@@ -101,19 +126,19 @@ void FN(cx_conv2d_backward_input)(const cx_conv_shape *s, const real *dz, const 
         return;
     const cx_int tile = CX_MIN(FN(tile_rows)(s), per_image);
     /* Each image is scattered by one thread, its tiles in order: no races, fixed order. */
-    const int outer = s->n >= n_threads ? n_threads : 1, inner = outer > 1 ? 1 : n_threads;
-#pragma omp parallel num_threads(outer) if (outer > 1)
-    {
-        real *buf = cx_aligned_alloc(sizeof(real) * tile * patch);
+    if (s->n >= n_threads && n_threads > 1) {
+#pragma omp parallel num_threads(n_threads)
+        {
+            real *buf = cx_aligned_alloc(sizeof(real) * tile * patch);
 #pragma omp for schedule(static)
-        for (cx_int img = 0; img < s->n; img++) {
-            for (cx_int r = 0; r < per_image; r += tile) {
-                const cx_int r0 = img * per_image + r, rows = CX_MIN(tile, per_image - r);
-                FN(cx_gemm)(0, 1, rows, patch, s->cout, dz + r0 * s->cout, s->cout, kernel, s->cout, 0,
-                            buf, patch, inner);
-                FN(col2im_rows)(s, buf, r0, rows, dx);
-            }
+            for (cx_int img = 0; img < s->n; img++)
+                FN(backward_input_image)(s, dz, kernel, dx, img, tile, buf, 1);
+            cx_aligned_free(buf);
         }
+    } else {
+        real *buf = cx_aligned_alloc(sizeof(real) * tile * patch);
+        for (cx_int img = 0; img < s->n; img++)
+            FN(backward_input_image)(s, dz, kernel, dx, img, tile, buf, n_threads);
         cx_aligned_free(buf);
     }
 }
@@ -162,16 +187,21 @@ int FN(cx_conv2d_backward_weight)(const cx_conv_shape *s, const real *x, const r
             return -1;
         partial_b = partial + ngroups * wsize;
     }
-    const int outer = ngroups >= n_threads ? n_threads : 1, inner = outer > 1 ? 1 : n_threads;
-#pragma omp parallel num_threads(outer) if (outer > 1)
-    {
-        real *buf = cx_aligned_alloc(sizeof(real) * tile * patch);
+    if (ngroups >= n_threads && n_threads > 1) {
+#pragma omp parallel num_threads(n_threads)
+        {
+            real *buf = cx_aligned_alloc(sizeof(real) * tile * patch);
 #pragma omp for schedule(static)
-        for (cx_int g = 0; g < ngroups; g++) {
-            const cx_int r0 = g * group_rows, rows = CX_MIN(group_rows, total - r0);
-            FN(weight_grad_group)(s, x, dz, r0, rows, tile, buf, partial + g * wsize,
-                                  partial_b ? partial_b + g * cout : NULL, inner);
+            for (cx_int g = 0; g < ngroups; g++)
+                FN(weight_grad_group)(s, x, dz, g * group_rows, CX_MIN(group_rows, total - g * group_rows), tile,
+                                      buf, partial + g * wsize, partial_b ? partial_b + g * cout : NULL, 1);
+            cx_aligned_free(buf);
         }
+    } else {
+        real *buf = cx_aligned_alloc(sizeof(real) * tile * patch);
+        for (cx_int g = 0; g < ngroups; g++)
+            FN(weight_grad_group)(s, x, dz, g * group_rows, CX_MIN(group_rows, total - g * group_rows), tile,
+                                  buf, partial + g * wsize, partial_b ? partial_b + g * cout : NULL, n_threads);
         cx_aligned_free(buf);
     }
     if (ngroups > 1) {
