@@ -86,8 +86,8 @@ class _Conv(ActivationOutput, Layer):
         return y if self.rank == 2 else y.reshape((y.shape[0],) + y.shape[2:])
 
     def backward(self, dy, from_logits=False):
-        dz = self._pre_activation_grad(dy, from_logits)
-        dz4 = dz if self.rank == 2 else dz.reshape((dz.shape[0], 1) + dz.shape[1:])
+        dy4 = dy if self.rank == 2 else dy.reshape((dy.shape[0], 1) + dy.shape[1:])
+        dz4 = self._pre_activation_grad(dy4, from_logits)
         dx, dkernel, dbias = _conv.conv2d_backward(
             self._x, self._kernel4d(self.kernel.value), dz4, strides=self._as2d(self.strides),
             padding=self.padding, dilation=self._as2d(self.dilation_rate), need_dx=self._need_dx,
