@@ -128,3 +128,23 @@ def test_mse_through_softmax_is_not_fused_and_matches_torch(torch, rng):
     np.testing.assert_allclose(model.train_on_batch(x, y), expected[0], rtol=1e-5)
     for mine, ref in zip(model.get_weights(), twin.keras_weights()):
         np.testing.assert_allclose(mine, ref, rtol=0, atol=2e-6)
+
+
+def test_sigmoid_binary_crossentropy_fused_step_matches_torch(torch, rng):
+    convx.utils.set_random_seed(5)
+    model = convx.Sequential([L.Conv2D(3, 2, activation="relu", input_shape=(5, 5, 2)), L.Flatten(),
+                              L.Dense(1, activation="sigmoid")])
+    model.compile(optimizer=convx.optimizers.SGD(learning_rate=0.5), loss="binary_crossentropy")
+    twin = TorchTwin(torch, model)
+    x = rng.standard_normal((10, 5, 5, 2)).astype(np.float32)
+    y = rng.integers(0, 2, 10)
+    opt = torch.optim.SGD(twin.parameters(), lr=0.5)
+    value = torch.nn.functional.binary_cross_entropy_with_logits(
+        twin.forward(x, logits=True)[:, 0], torch.as_tensor(y, dtype=torch.float32))
+    value.backward()
+    opt.step()
+    assert model.layers[-1].expose_logits is False  # not decided before training
+    np.testing.assert_allclose(model.train_on_batch(x, y), float(value.detach()), rtol=1e-5)
+    assert model.layers[-1].expose_logits is True
+    for mine, ref in zip(model.get_weights(), twin.keras_weights()):
+        np.testing.assert_allclose(mine, ref, rtol=0, atol=2e-6)
