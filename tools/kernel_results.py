@@ -1,0 +1,130 @@
+"""Dump or compare the results of a fixed set of convx kernel calls.
+
+Used by ``.ci/run`` to check that the serial build (``CONVX_NO_OPENMP=1``) and
+the OpenMP build give bit-identical numbers::
+
+    python tools/kernel_results.py dump omp.npz --threads 3 --expect-openmp yes
+    python tools/kernel_results.py dump serial.npz --expect-openmp no
+    python tools/kernel_results.py compare omp.npz serial.npz
+
+Inputs come from a fixed seed and are large enough for every kernel to take its
+parallel path. ``dump`` records ``openmp_enabled()`` beside the arrays, so that
+``compare`` can also say which build each file came from.
+"""
+
+import argparse
+import sys
+
+import numpy as np
+
+
+def _kernel_calls(dtype):
+    """Yield (name, result) for each kernel call, all in ``dtype``."""
+    from convx._kernels import conv, dense, gemm, losses, optimizers, pool
+
+    rng = np.random.default_rng(20240601)
+
+    def rand(*shape):
+        return rng.standard_normal(shape).astype(dtype)
+
+    yield "gemm", gemm.gemm(rand(150, 130), rand(170, 130), trans_b=True)
+
+    x, k, b = rand(8, 20, 20, 8), rand(3, 3, 8, 16), rand(16)
+    yield "conv_forward", conv.conv2d_forward(x, k, b, padding="same", activation="relu")
+    dz = rand(8, 9, 9, 16)
+    dx, dk, db = conv.conv2d_backward(x, k, dz, strides=(2, 2))
+    yield "conv_backward_dx", dx
+    yield "conv_backward_dkernel", dk
+    yield "conv_backward_dbias", db
+
+    x, k, b = rand(64, 300), rand(300, 128), rand(128)
+    yield "dense_forward", dense.dense_forward(x, k, b, activation="tanh")
+    dx, dk, db = dense.dense_backward(x, k, rand(64, 128))
+    yield "dense_backward_dx", dx
+    yield "dense_backward_dkernel", dk
+    yield "dense_backward_dbias", db
+
+    x = rand(8, 24, 24, 16)
+    y, argmax = pool.max_pool2d_forward(x, (2, 2))
+    yield "max_pool_forward", y
+    yield "max_pool_argmax", argmax
+    yield "max_pool_backward", pool.max_pool2d_backward(rand(*y.shape), argmax, x.shape)
+    yield "avg_pool_forward", pool.avg_pool2d_forward(x, (3, 3), (2, 2), "same")
+
+    logits, labels = rand(512, 10), rng.integers(0, 10, 512)
+    for name, result in [
+        ("sparse_softmax_ce", losses.sparse_softmax_cross_entropy(logits, labels)),
+        ("mse", losses.mean_squared_error(logits, rand(512, 10))),
+    ]:
+        yield name + "_losses", result[0]
+        yield name + "_grad", result[1]
+
+    param, grad = rand(200_000), rand(200_000)
+    m, v = np.zeros_like(param), np.zeros_like(param)
+    for step in (1, 2, 3):
+        optimizers.adam_update(param, grad, m, v, 1e-3, 0.9, 0.999, 1e-7, step)
+    yield "adam_param", param
+    yield "adam_m", m
+    yield "adam_v", v
+
+
+def dump(path, threads, expect_openmp=None):
+    """Run every kernel call in float32 and float64 and save the results."""
+    import convx._kernels.threads as cx_threads
+
+    if expect_openmp is not None and cx_threads.openmp_enabled() != expect_openmp:
+        sys.exit(f"openmp_enabled() is {cx_threads.openmp_enabled()}, expected {expect_openmp}")
+    if threads is not None:
+        cx_threads.set_num_threads(threads)
+    results = {
+        f"{np.dtype(dtype).name}/{name}": np.asarray(value)
+        for dtype in (np.float32, np.float64)
+        for name, value in _kernel_calls(dtype)
+    }
+    results["openmp_enabled"] = np.array(cx_threads.openmp_enabled())
+    np.savez(path, **results)
+    print(f"{path}: {len(results) - 1} arrays, openmp_enabled={cx_threads.openmp_enabled()}, "
+          f"threads={cx_threads.get_num_threads()}")
+
+
+def compare(path_a, path_b):
+    """Return the names of arrays that differ in any bit (or exist in one file only)."""
+    with np.load(path_a) as a, np.load(path_b) as b:
+        print(f"{path_a}: openmp_enabled={bool(a['openmp_enabled'])}; "
+              f"{path_b}: openmp_enabled={bool(b['openmp_enabled'])}")
+        names = (set(a.files) | set(b.files)) - {"openmp_enabled"}
+        differ = []
+        for name in sorted(names):
+            same = (name in a.files and name in b.files
+                    and a[name].dtype == b[name].dtype and a[name].shape == b[name].shape
+                    and a[name].tobytes() == b[name].tobytes())
+            if not same:
+                differ.append(name)
+        print(f"compared {len(names)} arrays, {len(differ)} differ")
+        return differ
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_dump = sub.add_parser("dump", help="run the kernels and save their results")
+    p_dump.add_argument("path")
+    p_dump.add_argument("--threads", type=int, default=None, help="convx.set_num_threads value")
+    p_dump.add_argument("--expect-openmp", choices=["yes", "no"], default=None,
+                        help="fail unless openmp_enabled() says so")
+    p_cmp = sub.add_parser("compare", help="exit 1 unless both files are bit-identical")
+    p_cmp.add_argument("path_a")
+    p_cmp.add_argument("path_b")
+    args = parser.parse_args(argv)
+    if args.command == "dump":
+        expect = None if args.expect_openmp is None else args.expect_openmp == "yes"
+        dump(args.path, args.threads, expect)
+        return 0
+    differ = compare(args.path_a, args.path_b)
+    for name in differ:
+        print(f"  DIFFERS: {name}")
+    return 1 if differ else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
