@@ -77,7 +77,7 @@ def _openmp_runtimes():
     except ImportError:
         return None
     return [
-        f"{pool['internal_api']} {pool.get('version') or ''} ({pool['filepath']})".replace("  ", " ")
+        " ".join(filter(None, [pool["internal_api"], pool.get("version"), f"({pool['filepath']})"]))
         for pool in threadpool_info()
         if pool["user_api"] == "openmp"
     ]
