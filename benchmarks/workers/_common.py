@@ -1,0 +1,144 @@
+"""Helpers shared by the benchmark workers (standard library only at import time).
+
+A worker is started as ``python <framework>_worker.py '<json spec>'`` and prints
+one line ``BENCH_RESULT <json>`` on stdout. Frameworks are imported inside the
+case functions, after the thread settings, so that the ``import`` case sees a
+fresh interpreter and the thread environment is in place before any runtime
+starts its pools.
+"""
+
+import gzip
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+RESULT_PREFIX = "BENCH_RESULT "
+
+# The seed model's conv layers and a ResNet-style layer:
+# (batch, height, width, c_in, c_out, kernel, padding, need_dx).
+# The seed's first layer needs no input gradient in training, so it is timed without one.
+CONV_LAYERS = {
+    "56x56x64->64 same": (32, 56, 56, 64, 64, 3, "same", True),
+    "seed1 28x28x1->32": (32, 28, 28, 1, 32, 3, "valid", False),
+    "seed2 13x13x32->64": (32, 13, 13, 32, 64, 3, "valid", True),
+    "seed3 5x5x64->128": (32, 5, 5, 64, 128, 3, "valid", True),
+}
+
+SEED_CLASSES = 10
+
+
+def conv_output_size(n, k, padding):
+    """Spatial output length for stride 1, dilation 1."""
+    return n if padding == "same" else n - k + 1
+
+
+def conv_flops(layer):
+    """Forward and backward FLOPs (multiply-adds count 2) of one ``CONV_LAYERS`` entry."""
+    n, h, w, c_in, c_out, k, padding, need_dx = CONV_LAYERS[layer]
+    oh, ow = conv_output_size(h, k, padding), conv_output_size(w, k, padding)
+    forward = 2.0 * n * oh * ow * c_out * k * k * c_in
+    # backward = weight gradient (+ input gradient), each as costly as the forward pass
+    return forward, forward * (2 if need_dx else 1)
+
+
+def load_mnist(data_dir, count, split="train"):
+    """First ``count`` MNIST samples as float32 ``(count, 28, 28, 1)`` in [0, 1] and int64 labels.
+
+    Read straight from the IDX files so that every framework (including a
+    TensorFlow venv without convx) trains on the same samples.
+    """
+    prefix = "train" if split == "train" else "t10k"
+    data_dir = Path(data_dir)
+    with gzip.open(data_dir / f"{prefix}-images-idx3-ubyte.gz", "rb") as f:
+        images = f.read(16 + count * 784)
+    with gzip.open(data_dir / f"{prefix}-labels-idx1-ubyte.gz", "rb") as f:
+        labels = f.read(8 + count)
+    import numpy as np
+
+    x = np.frombuffer(images, dtype=np.uint8, offset=16).reshape(-1, 28, 28, 1)
+    y = np.frombuffer(labels, dtype=np.uint8, offset=8).astype(np.int64)
+    if len(x) < count:
+        raise ValueError(f"MNIST {split} holds {len(x)} samples, fewer than the {count} requested")
+    return x.astype(np.float32) / 255.0, y
+
+
+def rss_mb():
+    """Current resident set size in MiB (from /proc; None where unavailable)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
+
+
+def peak_rss_mb():
+    """Peak resident set size of this process in MiB (ru_maxrss is KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def time_calls(fn, iters, max_seconds, warmup=1):
+    """Median and minimum wall time (s) of ``fn()`` over up to ``iters`` calls.
+
+    Stops early once ``max_seconds`` have been spent (always at least 2 timed
+    calls), so a slow machine cannot blow the suite's time budget.
+    """
+    for _ in range(warmup):
+        fn()
+    times = []
+    start = time.perf_counter()
+    while len(times) < iters:
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+        if len(times) >= 2 and time.perf_counter() - start > max_seconds:
+            break
+    return {"median_s": statistics.median(times), "min_s": min(times), "calls": len(times)}
+
+
+def train_result(seconds, steps, batch, final_loss, baseline_rss):
+    """The fields every framework's training case reports."""
+    step = seconds / steps
+    return {
+        "s_per_step": step,
+        "samples_per_s": batch / step,
+        "steps": steps,
+        "final_loss": float(final_loss),
+        "rss_baseline_mb": baseline_rss,
+        "rss_peak_mb": peak_rss_mb(),
+    }
+
+
+def time_imports(modules):
+    """Seconds to import numpy, then ``modules`` on top of it, in this (fresh) process."""
+    t0 = time.perf_counter()
+    import numpy  # noqa: F401
+
+    t1 = time.perf_counter()
+    for name in modules:
+        __import__(name)
+    t2 = time.perf_counter()
+    return {"numpy_s": t1 - t0, "extra_s": t2 - t1}
+
+
+def run(cases, versions):
+    """Worker entry point: run ``cases[spec['case']](spec)`` and print the result line.
+
+    ``versions`` is called after the case (so that it never imports a framework
+    before the case has timed its import) and its dict is added under ``'versions'``.
+    """
+    spec = json.loads(sys.argv[1])
+    case = cases.get(spec["case"])
+    if case is None:
+        raise SystemExit(f"this worker has no case {spec['case']!r}; it has {sorted(cases)}")
+    result = case(spec)
+    result["versions"] = versions()
+    result["pid"] = os.getpid()
+    sys.stdout.write(RESULT_PREFIX + json.dumps(result) + "\n")
+    sys.stdout.flush()

@@ -1,0 +1,119 @@
+"""convx side of the benchmarks (see benchmarks/README.md); run by benchmarks/run.py."""
+
+import time
+
+import _common
+
+
+def _seed_model(convx):
+    from convx import layers
+
+    model = convx.Sequential([
+        layers.Conv2D(32, (3, 3), activation="relu", input_shape=(28, 28, 1)),
+        layers.MaxPooling2D((2, 2)),
+        layers.Conv2D(64, (3, 3), activation="relu"),
+        layers.MaxPooling2D((2, 2)),
+        layers.Conv2D(128, (3, 3), activation="relu"),
+        layers.MaxPooling2D((2, 2)),
+        layers.Flatten(),
+        layers.Dense(128, activation="relu"),
+        layers.Dense(_common.SEED_CLASSES, activation="softmax"),
+    ])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def _import_convx(threads):
+    import convx
+
+    convx.set_num_threads(threads)
+    return convx
+
+
+def train(spec):
+    convx = _import_convx(spec["threads"])
+    batch, steps, warmup = spec["batch"], spec["steps"], spec["warmup"]
+    x, y = _common.load_mnist(spec["data"], batch * (warmup + steps))
+    baseline = _common.rss_mb()
+    model = _seed_model(convx)
+    model.fit(x[: batch * warmup], y[: batch * warmup], batch_size=batch, epochs=1, verbose=0)
+    timed_x, timed_y = x[batch * warmup:], y[batch * warmup:]
+    t0 = time.perf_counter()
+    history = model.fit(timed_x, timed_y, batch_size=batch, epochs=1, verbose=0)
+    seconds = time.perf_counter() - t0
+    return _common.train_result(seconds, steps, batch, history.history["loss"][-1], baseline)
+
+
+def infer(spec):
+    convx = _import_convx(spec["threads"])
+    model = _seed_model(convx)
+    x_all, _ = _common.load_mnist(spec["data"], max(b for b, _ in spec["points"]), split="test")
+    points = {}
+    for batch, api in spec["points"]:
+        x = x_all[:batch]
+        if api == "predict":
+            fn = lambda x=x, batch=batch: model.predict(x, batch_size=batch, verbose=0)  # noqa: E731
+        else:
+            fn = lambda x=x: model.predict_on_batch(x)  # noqa: E731
+        points[f"{batch}/{api}"] = _common.time_calls(fn, spec["iters"], spec["max_seconds"], warmup=2)
+    return {"points": points}
+
+
+def conv(spec):
+    _import_convx(spec["threads"])
+    import numpy as np
+    from convx._kernels.conv import conv2d_backward, conv2d_forward
+
+    rng = np.random.default_rng(0)
+    layers = {}
+    for name in spec["layers"]:
+        n, h, w, c_in, c_out, k, padding, need_dx = _common.CONV_LAYERS[name]
+        x = rng.standard_normal((n, h, w, c_in), dtype=np.float32)
+        kernel = rng.standard_normal((k, k, c_in, c_out), dtype=np.float32) * 0.1
+        bias = rng.standard_normal(c_out, dtype=np.float32)
+        y = conv2d_forward(x, kernel, bias, padding=padding)
+        dz = rng.standard_normal(y.shape, dtype=np.float32)
+        fwd = _common.time_calls(lambda: conv2d_forward(x, kernel, bias, padding=padding),
+                                 spec["iters"], spec["max_seconds"])
+        bwd = _common.time_calls(lambda: conv2d_backward(x, kernel, dz, padding=padding, need_dx=need_dx),
+                                 spec["iters"], spec["max_seconds"])
+        layers[name] = {"fwd": fwd, "bwd": bwd}
+    return {"layers": layers}
+
+
+def gemm(spec):
+    _import_convx(spec["threads"])
+    import numpy as np
+    from convx._kernels.gemm import gemm as cx_gemm
+
+    rng = np.random.default_rng(0)
+    sizes = {}
+    for n in spec["sizes"]:
+        a = rng.standard_normal((n, n), dtype=np.float32)
+        b = rng.standard_normal((n, n), dtype=np.float32)
+        c = np.empty((n, n), dtype=np.float32)
+        sizes[str(n)] = _common.time_calls(lambda: cx_gemm(a, b, c=c), spec["iters"], spec["max_seconds"])
+    return {"sizes": sizes}
+
+
+def import_time(spec):
+    return _common.time_imports(["convx"])
+
+
+def info(spec):
+    from convx._config import config_info
+
+    return {"config": config_info()}
+
+
+def versions():
+    import numpy
+
+    import convx
+
+    return {"convx": convx.__version__, "numpy": numpy.__version__}
+
+
+if __name__ == "__main__":
+    _common.run({"train": train, "infer": infer, "conv": conv, "gemm": gemm, "import": import_time, "info": info},
+                versions)

@@ -1,0 +1,129 @@
+"""PyTorch reference side of the benchmarks; run by benchmarks/run.py.
+
+Training uses PyTorch's default (NCHW) memory format, Adam and a plain loop with
+CrossEntropyLoss on logits; the conv kernels use channels-last tensors.
+"""
+
+import time
+
+import _common
+
+
+def _import_torch(threads):
+    import torch
+
+    torch.set_num_threads(threads)
+    # inter-op pool: only used by forked/async ops, kept at the same budget
+    torch.set_num_interop_threads(threads)
+    return torch
+
+
+def _seed_model(torch):
+    nn = torch.nn
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(64, 128, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, _common.SEED_CLASSES),
+    )
+
+
+def _nchw(torch, x):
+    return torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
+
+
+def train(spec):
+    torch = _import_torch(spec["threads"])
+    batch, steps, warmup = spec["batch"], spec["steps"], spec["warmup"]
+    x, y = _common.load_mnist(spec["data"], batch * (warmup + steps))
+    x, y = _nchw(torch, x), torch.from_numpy(y)
+    baseline = _common.rss_mb()
+    model = _seed_model(torch)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def run_steps(first, count):
+        loss = None
+        for step in range(first, first + count):
+            xb, yb = x[step * batch:(step + 1) * batch], y[step * batch:(step + 1) * batch]
+            optimizer.zero_grad()
+            loss = loss_fn(model(xb), yb)
+            loss.backward()
+            optimizer.step()
+        return loss.item()
+
+    run_steps(0, warmup)
+    t0 = time.perf_counter()
+    final_loss = run_steps(warmup, steps)
+    seconds = time.perf_counter() - t0
+    return _common.train_result(seconds, steps, batch, final_loss, baseline)
+
+
+def infer(spec):
+    torch = _import_torch(spec["threads"])
+    model = _seed_model(torch).eval()
+    x_all, _ = _common.load_mnist(spec["data"], max(b for b, _ in spec["points"]), split="test")
+    x_all = _nchw(torch, x_all)
+    points = {}
+    with torch.inference_mode():
+        # torch has no separate predict API: both rows time the module call
+        for batch, api in spec["points"]:
+            x = x_all[:batch]
+            points[f"{batch}/{api}"] = _common.time_calls(lambda x=x: model(x), spec["iters"], spec["max_seconds"],
+                                                          warmup=2)
+    return {"points": points}
+
+
+def conv(spec):
+    torch = _import_torch(spec["threads"])
+    cl = torch.channels_last
+    gen = torch.Generator().manual_seed(0)
+    layers = {}
+    for name in spec["layers"]:
+        n, h, w, c_in, c_out, k, padding, need_dx = _common.CONV_LAYERS[name]
+        pad = k // 2 if padding == "same" else 0
+        x = torch.randn(n, c_in, h, w, generator=gen).contiguous(memory_format=cl)
+        weight = (torch.randn(c_out, c_in, k, k, generator=gen) * 0.1).contiguous(memory_format=cl)
+        bias = torch.randn(c_out, generator=gen)
+        with torch.inference_mode():
+            y = torch.nn.functional.conv2d(x, weight, bias, padding=pad)
+            dz = torch.randn(y.shape, generator=gen).contiguous(memory_format=cl)
+
+            def forward():
+                return torch.nn.functional.conv2d(x, weight, bias, padding=pad)
+
+            def backward():
+                return torch.ops.aten.convolution_backward(
+                    dz, x, weight, [c_out], [1, 1], [pad, pad], [1, 1], False, [0, 0], 1, [need_dx, True, True])
+
+            layers[name] = {"fwd": _common.time_calls(forward, spec["iters"], spec["max_seconds"]),
+                            "bwd": _common.time_calls(backward, spec["iters"], spec["max_seconds"])}
+    return {"layers": layers, "memory_format": "channels_last"}
+
+
+def gemm(spec):
+    torch = _import_torch(spec["threads"])
+    gen = torch.Generator().manual_seed(0)
+    sizes = {}
+    for n in spec["sizes"]:
+        a, b = torch.randn(n, n, generator=gen), torch.randn(n, n, generator=gen)
+        c = torch.empty(n, n)
+        sizes[str(n)] = _common.time_calls(lambda: torch.mm(a, b, out=c), spec["iters"], spec["max_seconds"])
+    return {"sizes": sizes}
+
+
+def import_time(spec):
+    return _common.time_imports(["torch"])
+
+
+def versions():
+    import numpy
+    import torch
+
+    return {"torch": torch.__version__, "numpy": numpy.__version__,
+            "torch_parallel": torch.__config__.parallel_info().splitlines()[0:3]}
+
+
+if __name__ == "__main__":
+    _common.run({"train": train, "infer": infer, "conv": conv, "gemm": gemm, "import": import_time}, versions)
