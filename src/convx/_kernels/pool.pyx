@@ -1,1 +1,317 @@
-# placeholder: being written
+"""Pooling over NHWC float32/float64 activations: max, average, global max, global average.
+
+Windows follow TensorFlow/Keras: ``strides`` default to ``pool_size``;
+``'same'`` padding gives ``ceil(n / s)`` outputs with the padding split
+``total // 2`` before and the rest after (``_checks.output_length``). Padded
+cells never win a max and are not counted by an average. Max pools return an
+``argmax`` (int64 flat index into ``x`` of the first maximum of each window in
+row-major scan order) that their backward pass scatters the gradient through.
+"""
+
+import numpy as np
+
+cimport numpy as cnp
+from libc.stdint cimport int64_t
+
+from convx._kernels cimport threads
+from convx._kernels import _checks
+
+cnp.import_array()
+
+cdef extern from "pool.h" nogil:
+    ctypedef struct cx_pool_geom:
+        int64_t n, h, w, c, oh, ow, kh, kw, sh, sw, ph, pw
+    void cx_max_pool2d_forward_f32(const float *x, float *y, int64_t *argmax, const cx_pool_geom *g, int n_threads)
+    void cx_max_pool2d_forward_f64(const double *x, double *y, int64_t *argmax, const cx_pool_geom *g,
+                                   int n_threads)
+    int64_t cx_max_pool2d_backward_f32(const float *dy, const int64_t *argmax, float *dx, int64_t n_images,
+                                       int64_t per_image, int64_t c, int64_t image_size, int n_threads)
+    int64_t cx_max_pool2d_backward_f64(const double *dy, const int64_t *argmax, double *dx, int64_t n_images,
+                                       int64_t per_image, int64_t c, int64_t image_size, int n_threads)
+    void cx_avg_pool2d_forward_f32(const float *x, float *y, const cx_pool_geom *g, int n_threads)
+    void cx_avg_pool2d_forward_f64(const double *x, double *y, const cx_pool_geom *g, int n_threads)
+    void cx_avg_pool2d_backward_f32(const float *dy, float *dx, const cx_pool_geom *g, int n_threads)
+    void cx_avg_pool2d_backward_f64(const double *dy, double *dx, const cx_pool_geom *g, int n_threads)
+
+
+cdef cx_pool_geom _geometry(shape, pool_size, strides, padding, what) except *:
+    """Validate pool arguments against an (N, H, W, C) input shape; return the window geometry."""
+    cdef cx_pool_geom g
+    kh, kw = _checks.positive_pair(pool_size, "pool_size")
+    sh, sw = (kh, kw) if strides is None else _checks.positive_pair(strides, "strides")
+    same = _checks.padding_mode(padding)
+    g.n, g.h, g.w, g.c = shape
+    g.oh, g.ph = _checks.output_length(g.h, kh, sh, 1, same)
+    g.ow, g.pw = _checks.output_length(g.w, kw, sw, 1, same)
+    _checks.check_output_size(g.oh, g.ow, f"{what} with pool_size={(kh, kw)}, padding={padding!r}", g.h, g.w)
+    g.kh, g.kw, g.sh, g.sw = kh, kw, sh, sw
+    return g
+
+
+cdef cx_pool_geom _global_geometry(shape, what) except *:
+    """Geometry of one window covering the whole (H, W) plane of an (N, H, W, C) shape."""
+    cdef cx_pool_geom g
+    g.n, g.h, g.w, g.c = shape
+    if g.h < 1 or g.w < 1:
+        raise ValueError(f"{what} needs a non-empty spatial size, got H x W = {g.h}x{g.w} in shape {tuple(shape)}")
+    g.oh = g.ow = 1
+    g.kh, g.kw = g.h, g.w
+    g.sh = g.sw = 1
+    g.ph = g.pw = 0
+    return g
+
+
+def _x_shape(x_shape, dy_shape):
+    """Validate x_shape: 4 non-negative ints whose batch and channels match dy's."""
+    if not isinstance(x_shape, (tuple, list)) or len(x_shape) != 4 or not all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in x_shape
+    ):
+        raise TypeError(f"x_shape must be a tuple of 4 ints (N, H, W, C), got {x_shape!r}")
+    shape = tuple(int(v) for v in x_shape)
+    channels = dy_shape[len(dy_shape) - 1]  # negative indices are unchecked here (wraparound=False)
+    if min(shape) < 0:
+        raise ValueError(f"x_shape must be non-negative, got {shape}")
+    if shape[0] != dy_shape[0] or shape[3] != channels:
+        raise ValueError(
+            f"x_shape {shape} does not match dy of shape {dy_shape}: batch and channels must agree "
+            f"(expected (N, C) = {(dy_shape[0], channels)}, got {(shape[0], shape[3])})"
+        )
+    return shape
+
+
+cdef _max_forward(x, cx_pool_geom g):
+    y = np.empty((g.n, g.oh, g.ow, g.c), dtype=x.dtype)
+    argmax = np.empty((g.n, g.oh, g.ow, g.c), dtype=np.int64)
+    cdef cnp.ndarray xa = x, ya = y, aa = argmax
+    cdef void *px = cnp.PyArray_DATA(xa)
+    cdef void *py = cnp.PyArray_DATA(ya)
+    cdef int64_t *pa = <int64_t *>cnp.PyArray_DATA(aa)
+    cdef int n_threads = threads.effective_num_threads()
+    cdef bint single = x.dtype == np.float32
+    with nogil:
+        if single:
+            cx_max_pool2d_forward_f32(<const float *>px, <float *>py, pa, &g, n_threads)
+        else:
+            cx_max_pool2d_forward_f64(<const double *>px, <double *>py, pa, &g, n_threads)
+    return y, argmax
+
+
+cdef _max_backward(dy, argmax, x_shape):
+    """Scatter dy through argmax into a zero dx of x_shape; raise if an index is not in its image and channel."""
+    dx = np.zeros(x_shape, dtype=dy.dtype)
+    cdef cnp.ndarray dya = dy, aa = argmax, dxa = dx
+    cdef int64_t n_images = x_shape[0], c = x_shape[3]
+    cdef int64_t image_size = x_shape[1] * x_shape[2] * x_shape[3]
+    cdef int64_t per_image = dy.size // (n_images * c) if n_images * c > 0 else 0
+    cdef void *pdy = cnp.PyArray_DATA(dya)
+    cdef const int64_t *pa = <const int64_t *>cnp.PyArray_DATA(aa)
+    cdef void *pdx = cnp.PyArray_DATA(dxa)
+    cdef int n_threads = threads.effective_num_threads()
+    cdef bint single = dy.dtype == np.float32
+    cdef int64_t bad
+    with nogil:
+        if single:
+            bad = cx_max_pool2d_backward_f32(<const float *>pdy, pa, <float *>pdx, n_images, per_image, c,
+                                             image_size, n_threads)
+        else:
+            bad = cx_max_pool2d_backward_f64(<const double *>pdy, pa, <double *>pdx, n_images, per_image, c,
+                                             image_size, n_threads)
+    if bad:
+        raise ValueError(
+            f"argmax has {bad} index(es) outside the image and channel of their gradient for x_shape {x_shape}: "
+            "expected flat indices into x as returned by the forward pass"
+        )
+    return dx
+
+
+cdef _avg_forward(x, cx_pool_geom g):
+    y = np.empty((g.n, g.oh, g.ow, g.c), dtype=x.dtype)
+    cdef cnp.ndarray xa = x, ya = y
+    cdef void *px = cnp.PyArray_DATA(xa)
+    cdef void *py = cnp.PyArray_DATA(ya)
+    cdef int n_threads = threads.effective_num_threads()
+    cdef bint single = x.dtype == np.float32
+    with nogil:
+        if single:
+            cx_avg_pool2d_forward_f32(<const float *>px, <float *>py, &g, n_threads)
+        else:
+            cx_avg_pool2d_forward_f64(<const double *>px, <double *>py, &g, n_threads)
+    return y
+
+
+cdef _avg_backward(dy, cx_pool_geom g):
+    dx = np.empty((g.n, g.h, g.w, g.c), dtype=dy.dtype)
+    cdef cnp.ndarray dya = dy, dxa = dx
+    cdef void *pdy = cnp.PyArray_DATA(dya)
+    cdef void *pdx = cnp.PyArray_DATA(dxa)
+    cdef int n_threads = threads.effective_num_threads()
+    cdef bint single = dy.dtype == np.float32
+    with nogil:
+        if single:
+            cx_avg_pool2d_backward_f32(<const float *>pdy, <float *>pdx, &g, n_threads)
+        else:
+            cx_avg_pool2d_backward_f64(<const double *>pdy, <double *>pdx, &g, n_threads)
+    return dx
+
+
+def _max_backward_args(dy, argmax, x_shape, ndim):
+    dy = _checks.float_array(dy, "dy", ndim=ndim)
+    argmax = _checks.int_array(argmax, "argmax")
+    _checks.check_shape(argmax, "argmax", dy.shape)
+    return dy, argmax, _x_shape(x_shape, dy.shape)
+
+
+def max_pool2d_forward(x, pool_size, strides=None, padding="valid"):
+    """Max pooling.
+
+    Parameters
+    ----------
+    x : numpy.ndarray, float32 or float64, shape (N, H, W, C)
+    pool_size : int or pair of int
+        Window (KH, KW), each >= 1.
+    strides : int or pair of int, optional
+        Defaults to ``pool_size``.
+    padding : {'valid', 'same'}, default 'valid'
+        TensorFlow's rule; padded cells never win.
+
+    Returns
+    -------
+    y : numpy.ndarray, dtype of x, shape (N, OH, OW, C)
+    argmax : numpy.ndarray, int64, shape (N, OH, OW, C)
+        Flat index into x of the first maximum of each window (row-major scan).
+    """
+    x = _checks.float_array(x, "x", ndim=4)
+    return _max_forward(x, _geometry(x.shape, pool_size, strides, padding, "max_pool2d"))
+
+
+def max_pool2d_backward(dy, argmax, x_shape):
+    """Gradient of max pooling: ``dy`` scattered (summed) into x's cells at ``argmax``.
+
+    Parameters
+    ----------
+    dy : numpy.ndarray, float32 or float64, shape (N, OH, OW, C)
+    argmax : numpy.ndarray, integer, shape of dy
+        As returned by :func:`max_pool2d_forward`.
+    x_shape : tuple of 4 int
+        (N, H, W, C) of the forward input.
+
+    Returns
+    -------
+    dx : numpy.ndarray, dtype of dy, shape x_shape
+    """
+    dy, argmax, shape = _max_backward_args(dy, argmax, x_shape, 4)
+    return _max_backward(dy, argmax, shape)
+
+
+def avg_pool2d_forward(x, pool_size, strides=None, padding="valid"):
+    """Average pooling over the real (unpadded) cells of each window, as Keras does.
+
+    Parameters
+    ----------
+    x : numpy.ndarray, float32 or float64, shape (N, H, W, C)
+    pool_size : int or pair of int
+        Window (KH, KW), each >= 1.
+    strides : int or pair of int, optional
+        Defaults to ``pool_size``.
+    padding : {'valid', 'same'}, default 'valid'
+
+    Returns
+    -------
+    y : numpy.ndarray, dtype of x, shape (N, OH, OW, C)
+    """
+    x = _checks.float_array(x, "x", ndim=4)
+    return _avg_forward(x, _geometry(x.shape, pool_size, strides, padding, "avg_pool2d"))
+
+
+def avg_pool2d_backward(dy, x_shape, pool_size, strides=None, padding="valid"):
+    """Gradient of average pooling: each window spreads ``dy / count`` over its real cells.
+
+    Parameters
+    ----------
+    dy : numpy.ndarray, float32 or float64, shape (N, OH, OW, C)
+    x_shape : tuple of 4 int
+        (N, H, W, C) of the forward input.
+    pool_size, strides, padding
+        As given to :func:`avg_pool2d_forward`.
+
+    Returns
+    -------
+    dx : numpy.ndarray, dtype of dy, shape x_shape
+    """
+    dy = _checks.float_array(dy, "dy", ndim=4)
+    shape = _x_shape(x_shape, dy.shape)
+    cdef cx_pool_geom g = _geometry(shape, pool_size, strides, padding, "avg_pool2d")
+    _checks.check_shape(dy, "dy", (g.n, g.oh, g.ow, g.c))
+    return _avg_backward(dy, g)
+
+
+def global_avg_pool2d_forward(x):
+    """Mean over the spatial axes.
+
+    Parameters
+    ----------
+    x : numpy.ndarray, float32 or float64, shape (N, H, W, C), H and W >= 1
+
+    Returns
+    -------
+    y : numpy.ndarray, dtype of x, shape (N, C)
+    """
+    x = _checks.float_array(x, "x", ndim=4)
+    cdef cx_pool_geom g = _global_geometry(x.shape, "global_avg_pool2d")
+    return _avg_forward(x, g).reshape(g.n, g.c)
+
+
+def global_avg_pool2d_backward(dy, x_shape):
+    """Gradient of the spatial mean: ``dy / (H * W)`` broadcast over (H, W).
+
+    Parameters
+    ----------
+    dy : numpy.ndarray, float32 or float64, shape (N, C)
+    x_shape : tuple of 4 int
+        (N, H, W, C) of the forward input, H and W >= 1.
+
+    Returns
+    -------
+    dx : numpy.ndarray, dtype of dy, shape x_shape
+    """
+    dy = _checks.float_array(dy, "dy", ndim=2)
+    cdef cx_pool_geom g = _global_geometry(_x_shape(x_shape, dy.shape), "global_avg_pool2d")
+    return _avg_backward(dy, g)
+
+
+def global_max_pool2d_forward(x):
+    """Maximum over the spatial axes.
+
+    Parameters
+    ----------
+    x : numpy.ndarray, float32 or float64, shape (N, H, W, C), H and W >= 1
+
+    Returns
+    -------
+    y : numpy.ndarray, dtype of x, shape (N, C)
+    argmax : numpy.ndarray, int64, shape (N, C)
+        Flat index into x of the first maximum over (H, W) in row-major order.
+    """
+    x = _checks.float_array(x, "x", ndim=4)
+    cdef cx_pool_geom g = _global_geometry(x.shape, "global_max_pool2d")
+    y, argmax = _max_forward(x, g)
+    return y.reshape(g.n, g.c), argmax.reshape(g.n, g.c)
+
+
+def global_max_pool2d_backward(dy, argmax, x_shape):
+    """Gradient of global max pooling: ``dy[n, c]`` written at ``argmax[n, c]``.
+
+    Parameters
+    ----------
+    dy : numpy.ndarray, float32 or float64, shape (N, C)
+    argmax : numpy.ndarray, integer, shape (N, C)
+        As returned by :func:`global_max_pool2d_forward`.
+    x_shape : tuple of 4 int
+        (N, H, W, C) of the forward input.
+
+    Returns
+    -------
+    dx : numpy.ndarray, dtype of dy, shape x_shape
+    """
+    dy, argmax, shape = _max_backward_args(dy, argmax, x_shape, 2)
+    return _max_backward(dy, argmax, shape)

@@ -1,0 +1,179 @@
+/* Pooling kernels, written once for `real` (see pool.c). */
+
+#ifndef CX_POOL_IMPL_SHARED
+#define CX_POOL_IMPL_SHARED
+
+/* Below this many input elements a parallel region costs more than it saves. */
+#ifndef CX_POOL_PARALLEL_MIN
+#define CX_POOL_PARALLEL_MIN 16384
+#endif
+
+/* Real (unpadded) input range [*lo, *hi) of output cell `o` along one axis. */
+static inline void cx_pool_window(cx_int o, cx_int stride, cx_int pad, cx_int k, cx_int size, cx_int *lo,
+                                  cx_int *hi)
+{
+    cx_int start = o * stride - pad;
+    *lo = CX_MAX(start, 0);
+    *hi = CX_MIN(start + k, size);
+}
+
+/* Output cells [*lo, *hi) whose window covers input index `i` along one axis. */
+static inline void cx_pool_covering(cx_int i, cx_int stride, cx_int pad, cx_int k, cx_int out, cx_int *lo,
+                                    cx_int *hi)
+{
+    cx_int first = i + pad - k + 1; /* lowest window start that still reaches i */
+    *lo = first <= 0 ? 0 : (first + stride - 1) / stride;
+    *hi = CX_MIN((i + pad) / stride + 1, out);
+}
+
+static inline int cx_pool_parallel(const cx_pool_geom *g, int n_threads)
+{
+    return n_threads > 1 && g->n * g->h * g->w * g->c >= CX_POOL_PARALLEL_MIN;
+}
+
+#endif
+
+/* One output row (image n, row oh) of max pooling. */
+static void FN(max_pool_row)(const real *x, real *y, int64_t *argmax, const cx_pool_geom *g, cx_int n, cx_int oh)
+{
+    cx_int h0, h1, w0, w1, ow, h, w, c;
+    cx_int C = g->c;
+    cx_pool_window(oh, g->sh, g->ph, g->kh, g->h, &h0, &h1);
+    for (ow = 0; ow < g->ow; ++ow) {
+        real *yo = y + ((n * g->oh + oh) * g->ow + ow) * C;
+        int64_t *ao = argmax + ((n * g->oh + oh) * g->ow + ow) * C;
+        cx_int first;
+        cx_pool_window(ow, g->sw, g->pw, g->kw, g->w, &w0, &w1);
+        /* TensorFlow's 'same' rule leaves at least one real cell in every window. */
+        first = ((n * g->h + h0) * g->w + w0) * C;
+        for (c = 0; c < C; ++c) {
+            yo[c] = x[first + c];
+            ao[c] = first + c;
+        }
+        for (h = h0; h < h1; ++h) {
+            for (w = (h == h0 ? w0 + 1 : w0); w < w1; ++w) {
+                cx_int base = ((n * g->h + h) * g->w + w) * C;
+                const real *xp = x + base;
+                for (c = 0; c < C; ++c) {
+                    real v = xp[c], best = yo[c];
+                    /* Strict > keeps the first maximum; a NaN replaces a number so it propagates. */
+                    if (v > best || (v != v && best == best)) {
+                        yo[c] = v;
+                        ao[c] = base + c;
+                    }
+                }
+            }
+        }
+    }
+}
+
+void FN(cx_max_pool2d_forward)(const real *x, real *y, int64_t *argmax, const cx_pool_geom *g, int n_threads)
+{
+    cx_int rows = g->n * g->oh, r;
+    if (rows <= 0 || g->ow <= 0 || g->c <= 0)
+        return;
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (cx_pool_parallel(g, n_threads))
+    for (r = 0; r < rows; ++r)
+        FN(max_pool_row)(x, y, argmax, g, r / g->oh, r % g->oh);
+}
+
+/* Overlapping windows may route several gradients to one cell, so each image is
+ * scattered by one thread in a fixed order: race-free and deterministic. */
+cx_int FN(cx_max_pool2d_backward)(const real *dy, const int64_t *argmax, real *dx, cx_int n_images,
+                                  cx_int per_image, cx_int c, cx_int image_size, int n_threads)
+{
+    cx_int i, bad = 0;
+    int parallel = n_threads > 1 && n_images * image_size >= CX_POOL_PARALLEL_MIN;
+    if (n_images <= 0 || per_image <= 0 || c <= 0)
+        return 0;
+#pragma omp parallel for num_threads(n_threads) schedule(static) reduction(+ : bad) if (parallel)
+    for (i = 0; i < n_images; ++i) {
+        const real *dyi = dy + i * per_image * c;
+        const int64_t *ai = argmax + i * per_image * c;
+        real *dxi = dx + i * image_size;
+        cx_int lo = i * image_size, p, ch;
+        for (p = 0; p < per_image; ++p) {
+            for (ch = 0; ch < c; ++ch) {
+                int64_t k = ai[p * c + ch] - lo;
+                if (k < 0 || k >= image_size || k % c != ch) {
+                    ++bad;
+                    continue;
+                }
+                dxi[k] += dyi[p * c + ch];
+            }
+        }
+    }
+    return bad;
+}
+
+static void FN(avg_pool_row)(const real *x, real *y, const cx_pool_geom *g, cx_int n, cx_int oh)
+{
+    cx_int h0, h1, w0, w1, ow, h, w, c;
+    cx_int C = g->c;
+    cx_pool_window(oh, g->sh, g->ph, g->kh, g->h, &h0, &h1);
+    for (ow = 0; ow < g->ow; ++ow) {
+        real *yo = y + ((n * g->oh + oh) * g->ow + ow) * C;
+        real count;
+        cx_pool_window(ow, g->sw, g->pw, g->kw, g->w, &w0, &w1);
+        count = (real)((h1 - h0) * (w1 - w0));
+        for (c = 0; c < C; ++c)
+            yo[c] = 0;
+        for (h = h0; h < h1; ++h) {
+            for (w = w0; w < w1; ++w) {
+                const real *xp = x + ((n * g->h + h) * g->w + w) * C;
+                for (c = 0; c < C; ++c)
+                    yo[c] += xp[c];
+            }
+        }
+        for (c = 0; c < C; ++c)
+            yo[c] /= count;
+    }
+}
+
+void FN(cx_avg_pool2d_forward)(const real *x, real *y, const cx_pool_geom *g, int n_threads)
+{
+    cx_int rows = g->n * g->oh, r;
+    if (rows <= 0 || g->ow <= 0 || g->c <= 0)
+        return;
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (cx_pool_parallel(g, n_threads))
+    for (r = 0; r < rows; ++r)
+        FN(avg_pool_row)(x, y, g, r / g->oh, r % g->oh);
+}
+
+/* Gathers, for each input cell, dy / count from the windows covering it (in
+ * (oh, ow) order), so input rows are independent and need no atomics. */
+static void FN(avg_pool_backward_row)(const real *dy, real *dx, const cx_pool_geom *g, cx_int n, cx_int h)
+{
+    cx_int oh0, oh1, ow0, ow1, oh, ow, w, c, lo, hi;
+    cx_int C = g->c;
+    cx_pool_covering(h, g->sh, g->ph, g->kh, g->oh, &oh0, &oh1);
+    for (w = 0; w < g->w; ++w) {
+        real *dxp = dx + ((n * g->h + h) * g->w + w) * C;
+        for (c = 0; c < C; ++c)
+            dxp[c] = 0;
+        cx_pool_covering(w, g->sw, g->pw, g->kw, g->ow, &ow0, &ow1);
+        for (oh = oh0; oh < oh1; ++oh) {
+            cx_int rows;
+            cx_pool_window(oh, g->sh, g->ph, g->kh, g->h, &lo, &hi);
+            rows = hi - lo;
+            for (ow = ow0; ow < ow1; ++ow) {
+                const real *dyp = dy + ((n * g->oh + oh) * g->ow + ow) * C;
+                real count;
+                cx_pool_window(ow, g->sw, g->pw, g->kw, g->w, &lo, &hi);
+                count = (real)(rows * (hi - lo));
+                for (c = 0; c < C; ++c)
+                    dxp[c] += dyp[c] / count;
+            }
+        }
+    }
+}
+
+void FN(cx_avg_pool2d_backward)(const real *dy, real *dx, const cx_pool_geom *g, int n_threads)
+{
+    cx_int rows = g->n * g->h, r;
+    if (rows <= 0 || g->w <= 0 || g->c <= 0)
+        return;
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (cx_pool_parallel(g, n_threads))
+    for (r = 0; r < rows; ++r)
+        FN(avg_pool_backward_row)(dy, dx, g, r / g->h, r % g->h);
+}

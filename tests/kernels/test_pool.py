@@ -1,0 +1,342 @@
+"""Tests for convx._kernels.pool: max, average, global max and global average pooling."""
+
+import numpy as np
+import pytest
+
+from convx._kernels import threads
+from convx._kernels.pool import (
+    avg_pool2d_backward,
+    avg_pool2d_forward,
+    global_avg_pool2d_backward,
+    global_avg_pool2d_forward,
+    global_max_pool2d_backward,
+    global_max_pool2d_forward,
+    max_pool2d_backward,
+    max_pool2d_forward,
+)
+from gradcheck import check_gradient
+
+# (shape, pool_size, strides, padding): stride 2 'same' on even and odd sizes,
+# overlapping windows, non-square pools, pools larger than the input, batch 1, one channel.
+CASES = [
+    ((2, 6, 6, 3), 2, None, "valid"),
+    ((2, 6, 6, 2), 2, 2, "same"),
+    ((2, 7, 5, 2), 2, 2, "same"),
+    ((2, 7, 7, 2), 3, 2, "valid"),
+    ((2, 7, 6, 2), 3, 2, "same"),
+    ((1, 5, 7, 2), (2, 3), (1, 2), "same"),
+    ((1, 6, 5, 2), (3, 1), None, "valid"),
+    ((1, 3, 4, 2), 5, 1, "same"),
+    ((2, 3, 4, 1), 5, None, "same"),
+    ((1, 5, 5, 1), 3, 1, "same"),
+]
+CASE_IDS = [f"{s}-k{k}-s{st}-{p}" for s, k, st, p in CASES]
+
+
+@pytest.fixture
+def restore_threads():
+    saved = threads.get_num_threads()
+    yield
+    threads.set_num_threads(saved)
+
+
+def _distinct(rng, shape):
+    """float64 values in (-1, 1) that are pairwise >= 2/size apart, so max is differentiable."""
+    size = int(np.prod(shape))
+    return (rng.permutation(size).reshape(shape) * 2.0 + 1.0) / size - 1.0
+
+
+def _pair(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def _tf_pads(size, k, s, padding):
+    """(out, before, after) along one axis, TensorFlow's rule, written independently."""
+    if padding == "valid":
+        return (size - k) // s + 1, 0, 0
+    out = -(-size // s)
+    total = max((out - 1) * s + k - size, 0)
+    return out, total // 2, total - total // 2
+
+
+def _reference(x, pool_size, strides, padding):
+    """NumPy loops: (max, flat argmax, mean over real cells), each (N, OH, OW, C)."""
+    n, h, w, c = x.shape
+    kh, kw = _pair(pool_size)
+    sh, sw = _pair(pool_size if strides is None else strides)
+    oh, ph, _ = _tf_pads(h, kh, sh, padding)
+    ow, pw, _ = _tf_pads(w, kw, sw, padding)
+    ymax, yavg = np.empty((n, oh, ow, c)), np.empty((n, oh, ow, c))
+    arg = np.empty((n, oh, ow, c), dtype=np.int64)
+    flat = np.arange(x.size).reshape(x.shape)
+    for i in range(oh):
+        rows = slice(max(i * sh - ph, 0), min(i * sh - ph + kh, h))
+        for j in range(ow):
+            cols = slice(max(j * sw - pw, 0), min(j * sw - pw + kw, w))
+            win = x[:, rows, cols, :].reshape(n, -1, c)
+            first = win.argmax(axis=1)  # first maximum in row-major order
+            ymax[:, i, j] = win.max(axis=1)
+            yavg[:, i, j] = win.mean(axis=1)
+            arg[:, i, j] = np.take_along_axis(flat[:, rows, cols, :].reshape(n, -1, c), first[:, None], 1)[:, 0]
+    return ymax, arg, yavg
+
+
+# --- forward semantics (float64, exact reference) ---------------------------------------------
+
+
+@pytest.mark.parametrize("shape,pool_size,strides,padding", CASES, ids=CASE_IDS)
+def test_forward_matches_reference(rng, shape, pool_size, strides, padding):
+    x = rng.standard_normal(shape)
+    ymax, arg, yavg = _reference(x, pool_size, strides, padding)
+    y, argmax = max_pool2d_forward(x, pool_size, strides, padding)
+    assert argmax.dtype == np.int64
+    np.testing.assert_array_equal(y, ymax)
+    np.testing.assert_array_equal(argmax, arg)
+    np.testing.assert_allclose(avg_pool2d_forward(x, pool_size, strides, padding), yavg, rtol=1e-14, atol=1e-15)
+
+
+def test_padded_cells_never_win_and_ties_pick_the_first_cell():
+    # All-negative constant input: a zero pad would win a max; every cell ties.
+    x = np.full((1, 3, 3, 2), -2.0)
+    y, argmax = max_pool2d_forward(x, 2, 2, "same")  # pads 0 before, 1 after
+    np.testing.assert_array_equal(y, -2.0)
+    first_cells = np.array([[0, 2], [6, 8]])  # (h * 3 + w) of each window's first real cell
+    np.testing.assert_array_equal(argmax, first_cells[None, :, :, None] * 2 + np.arange(2))
+    np.testing.assert_array_equal(avg_pool2d_forward(x, 2, 2, "same"), -2.0)
+
+
+def test_same_padding_puts_the_extra_cell_after():
+    # 4 columns, pool 3, stride 1: total padding 2 -> 1 before, 1 after; pool 2 -> 0 before, 1 after.
+    x = np.arange(4.0).reshape(1, 1, 4, 1)
+    np.testing.assert_array_equal(avg_pool2d_forward(x, (1, 3), 1, "same")[0, 0, :, 0], [0.5, 1, 2, 2.5])
+    np.testing.assert_array_equal(avg_pool2d_forward(x, (1, 2), 1, "same")[0, 0, :, 0], [0.5, 1.5, 2.5, 3])
+
+
+def test_max_propagates_nan():
+    x = np.zeros((1, 2, 2, 1))
+    x[0, 1, 0, 0] = np.nan
+    y, argmax = max_pool2d_forward(x, 2)
+    assert np.isnan(y[0, 0, 0, 0]) and argmax[0, 0, 0, 0] == 2
+
+
+def test_non_contiguous_input_is_copied(rng):
+    x = rng.standard_normal((2, 5, 6, 3)).transpose(0, 2, 1, 3)  # (2, 6, 5, 3), not C-contiguous
+    ymax, arg, yavg = _reference(np.ascontiguousarray(x), 2, 1, "same")
+    y, argmax = max_pool2d_forward(x, 2, 1, "same")
+    np.testing.assert_array_equal(y, ymax)
+    np.testing.assert_array_equal(argmax, arg)
+    np.testing.assert_allclose(avg_pool2d_forward(x, 2, 1, "same"), yavg, rtol=1e-14)
+
+
+# --- finite-difference gradients (float64) ----------------------------------------------------
+
+
+@pytest.mark.parametrize("shape,pool_size,strides,padding", CASES, ids=CASE_IDS)
+def test_max_pool_gradient(rng, shape, pool_size, strides, padding):
+    x = _distinct(rng, shape)
+    y, argmax = max_pool2d_forward(x, pool_size, strides, padding)
+    w = rng.standard_normal(y.shape)
+    dx = max_pool2d_backward(w, argmax, x.shape)
+    check_gradient(lambda: np.sum(max_pool2d_forward(x, pool_size, strides, padding)[0] * w), x, dx)
+
+
+@pytest.mark.parametrize("shape,pool_size,strides,padding", CASES, ids=CASE_IDS)
+def test_avg_pool_gradient(rng, shape, pool_size, strides, padding):
+    x = rng.standard_normal(shape)
+    w = rng.standard_normal(avg_pool2d_forward(x, pool_size, strides, padding).shape)
+    dx = avg_pool2d_backward(w, x.shape, pool_size, strides, padding)
+    check_gradient(lambda: np.sum(avg_pool2d_forward(x, pool_size, strides, padding) * w), x, dx)
+
+
+@pytest.mark.parametrize("shape", [(2, 4, 5, 3), (1, 1, 1, 1), (1, 3, 2, 1)])
+def test_global_pool_gradients(rng, shape):
+    x = _distinct(rng, shape)
+    w = rng.standard_normal((shape[0], shape[3]))
+    dx = global_avg_pool2d_backward(w, x.shape)
+    check_gradient(lambda: np.sum(global_avg_pool2d_forward(x) * w), x, dx)
+    y, argmax = global_max_pool2d_forward(x)
+    np.testing.assert_array_equal(y, x.max(axis=(1, 2)))
+    dx = global_max_pool2d_backward(w, argmax, x.shape)
+    check_gradient(lambda: np.sum(global_max_pool2d_forward(x)[0] * w), x, dx)
+
+
+# --- PyTorch oracle (float32) -----------------------------------------------------------------
+
+
+def _torch_pool(torch, x, pool_size, strides, padding, kind):
+    """Torch NCHW pooling with TensorFlow's asymmetric 'same' padding built explicitly."""
+    F = torch.nn.functional
+    kh, kw = _pair(pool_size)
+    sh, sw = _pair(pool_size if strides is None else strides)
+    _, top, bottom = _tf_pads(x.shape[2], kh, sh, padding)
+    _, left, right = _tf_pads(x.shape[3], kw, sw, padding)
+    pads = (left, right, top, bottom)
+    if kind == "max":
+        return F.max_pool2d(F.pad(x, pads, value=float("-inf")), (kh, kw), (sh, sw))
+    sums = F.avg_pool2d(F.pad(x, pads), (kh, kw), (sh, sw), divisor_override=1)
+    counts = F.avg_pool2d(F.pad(torch.ones_like(x[:1, :1]), pads), (kh, kw), (sh, sw), divisor_override=1)
+    return sums / counts
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize("shape,pool_size,strides,padding", CASES, ids=CASE_IDS)
+def test_matches_torch(rng, torch, kind, shape, pool_size, strides, padding):
+    x = rng.standard_normal(shape).astype(np.float32)
+    xt = torch.tensor(x.transpose(0, 3, 1, 2), requires_grad=True)
+    yt = _torch_pool(torch, xt, pool_size, strides, padding, kind)
+    dy = rng.standard_normal(yt.shape).astype(np.float32)  # NCHW
+    yt.backward(torch.tensor(dy))
+    y_ref, dx_ref = yt.detach().numpy().transpose(0, 2, 3, 1), xt.grad.numpy().transpose(0, 2, 3, 1)
+    dy = np.ascontiguousarray(dy.transpose(0, 2, 3, 1))
+    if kind == "max":
+        y, argmax = max_pool2d_forward(x, pool_size, strides, padding)
+        dx = max_pool2d_backward(dy, argmax, x.shape)
+        np.testing.assert_array_equal(y, y_ref)
+    else:
+        y = avg_pool2d_forward(x, pool_size, strides, padding)
+        dx = avg_pool2d_backward(dy, x.shape, pool_size, strides, padding)
+        np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-6)
+    assert y.dtype == dx.dtype == np.float32
+    # Overlapping windows sum several gradients per cell, in an order that may differ from torch's.
+    np.testing.assert_allclose(dx, dx_ref, rtol=1e-5, atol=1e-6)
+
+
+def test_global_pools_match_torch(rng, torch):
+    x = rng.standard_normal((3, 5, 4, 6)).astype(np.float32)
+    dy = rng.standard_normal((3, 6)).astype(np.float32)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = xt.mean(dim=(1, 2))
+    yt.backward(torch.tensor(dy))
+    np.testing.assert_allclose(global_avg_pool2d_forward(x), yt.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(global_avg_pool2d_backward(dy, x.shape), xt.grad.numpy(), rtol=1e-5, atol=1e-7)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = xt.reshape(3, 20, 6).max(dim=1).values
+    yt.backward(torch.tensor(dy))
+    y, argmax = global_max_pool2d_forward(x)
+    np.testing.assert_array_equal(y, yt.detach().numpy())
+    np.testing.assert_array_equal(global_max_pool2d_backward(dy, argmax, x.shape), xt.grad.numpy())
+
+
+# --- determinism, empty batch -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pool_size,strides,padding", [(3, 2, "same"), (2, None, "valid")])
+def test_deterministic_across_thread_counts(rng, restore_threads, pool_size, strides, padding):
+    # 4 * 32 * 33 * 8 input elements is above the kernels' parallel threshold.
+    x = rng.standard_normal((4, 32, 33, 8)).astype(np.float32)
+    results = []
+    for n in (1, 2, 3):
+        threads.set_num_threads(n)
+        y, argmax = max_pool2d_forward(x, pool_size, strides, padding)
+        a = avg_pool2d_forward(x, pool_size, strides, padding)
+        gy, garg = global_max_pool2d_forward(x)
+        g = global_avg_pool2d_forward(x)
+        dy = np.linspace(-1, 1, y.size, dtype=np.float32).reshape(y.shape)
+        dg = np.linspace(-1, 1, g.size, dtype=np.float32).reshape(g.shape)
+        results.append((
+            y, argmax, a, gy, garg, g,
+            max_pool2d_backward(dy, argmax, x.shape),
+            avg_pool2d_backward(dy, x.shape, pool_size, strides, padding),
+            global_max_pool2d_backward(dg, garg, x.shape),
+            global_avg_pool2d_backward(dg, x.shape),
+        ))
+    for other in results[1:]:
+        for got, want in zip(other, results[0]):
+            np.testing.assert_array_equal(got, want)
+
+
+def test_empty_batch():
+    x = np.empty((0, 5, 4, 3), dtype=np.float32)
+    y, argmax = max_pool2d_forward(x, 2, 2, "same")
+    assert y.shape == argmax.shape == (0, 3, 2, 3) and y.dtype == np.float32
+    assert max_pool2d_backward(y, argmax, x.shape).shape == x.shape
+    a = avg_pool2d_forward(x, 2, 2, "same")
+    assert a.shape == (0, 3, 2, 3)
+    assert avg_pool2d_backward(a, x.shape, 2, 2, "same").shape == x.shape
+    gy, garg = global_max_pool2d_forward(x)
+    assert gy.shape == garg.shape == (0, 3)
+    assert global_max_pool2d_backward(gy, garg, x.shape).shape == x.shape
+    g = global_avg_pool2d_forward(x)
+    assert g.shape == (0, 3) and global_avg_pool2d_backward(g, x.shape).shape == x.shape
+
+
+# --- bad input --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "x,kwargs,error,match",
+    [
+        ([[[[1.0]]]], {}, TypeError, "x must be a numpy.ndarray"),
+        (np.zeros((1, 4, 4, 1), np.int32), {}, TypeError, "x must have dtype float32 or float64"),
+        (np.zeros((4, 4, 1)), {}, ValueError, "x must be 4-D"),
+        (np.zeros((1, 4, 4, 1)), {"pool_size": 0}, ValueError, "pool_size must be >= 1"),
+        (np.zeros((1, 4, 4, 1)), {"pool_size": (2, 2, 2)}, TypeError, "pool_size must be an int or a pair"),
+        (np.zeros((1, 4, 4, 1)), {"strides": (1, 0)}, ValueError, "strides must be >= 1"),
+        (np.zeros((1, 4, 4, 1)), {"padding": "full"}, ValueError, "padding must be 'valid' or 'same'"),
+        (np.zeros((1, 4, 4, 1)), {"pool_size": (5, 2)}, ValueError, "empty output"),
+    ],
+)
+@pytest.mark.parametrize("forward", [max_pool2d_forward, avg_pool2d_forward])
+def test_forward_rejects_bad_input(forward, x, kwargs, error, match):
+    args = {"pool_size": 2, **kwargs}
+    with pytest.raises(error, match=match):
+        forward(x, **args)
+
+
+def test_global_forward_rejects_bad_input():
+    for forward in (global_avg_pool2d_forward, global_max_pool2d_forward):
+        with pytest.raises(ValueError, match="x must be 4-D"):
+            forward(np.zeros((2, 3)))
+        with pytest.raises(ValueError, match="non-empty spatial size"):
+            forward(np.zeros((2, 0, 3, 1)))
+        with pytest.raises(TypeError, match="x must have dtype float32 or float64"):
+            forward(np.zeros((2, 2, 2, 1), np.float16))
+
+
+def test_max_backward_rejects_bad_input(rng):
+    x = rng.standard_normal((2, 4, 4, 3))
+    y, argmax = max_pool2d_forward(x, 2)
+    with pytest.raises(TypeError, match="argmax must have an integer dtype"):
+        max_pool2d_backward(y, argmax.astype(np.float64), x.shape)
+    with pytest.raises(ValueError, match=r"argmax must have shape \(2, 2, 2, 3\)"):
+        max_pool2d_backward(y, argmax[:, :1], x.shape)
+    with pytest.raises(TypeError, match="x_shape must be a tuple of 4 ints"):
+        max_pool2d_backward(y, argmax, (2, 4, 4))
+    with pytest.raises(ValueError, match="x_shape must be non-negative"):
+        max_pool2d_backward(y, argmax, (2, -4, 4, 3))
+    with pytest.raises(ValueError, match="does not match dy"):
+        max_pool2d_backward(y, argmax, (2, 4, 4, 2))
+    with pytest.raises(ValueError, match="dy must be 4-D"):
+        max_pool2d_backward(y[0], argmax[0], x.shape)
+    for bad in (x.size, -1, 5):  # past the end, negative, another channel's cell
+        wrong = argmax.copy()
+        wrong[0, 1, 1, 0] = bad
+        with pytest.raises(ValueError, match="argmax has 1 index"):
+            max_pool2d_backward(y, wrong, x.shape)
+    wrong = argmax.copy()
+    wrong[1] = argmax[0]  # image 1 pointing into image 0
+    with pytest.raises(ValueError, match="argmax has 12 index"):
+        max_pool2d_backward(y, wrong, x.shape)
+    with pytest.raises(ValueError, match="argmax has 24 index"):
+        max_pool2d_backward(y, argmax, (2, 0, 4, 3))  # x_shape too small for any index
+    gy, garg = global_max_pool2d_forward(x)
+    with pytest.raises(ValueError, match="argmax must have shape"):
+        global_max_pool2d_backward(gy, garg[:, :2], x.shape)
+    with pytest.raises(ValueError, match="argmax has 1 index"):
+        global_max_pool2d_backward(gy, garg + np.array([[0, 0, 0], [0, 0, x.size]]), x.shape)
+
+
+def test_avg_backward_rejects_bad_input(rng):
+    dy = rng.standard_normal((2, 2, 2, 3))
+    with pytest.raises(ValueError, match=r"dy must have shape \(2, 3, 3, 3\)"):
+        avg_pool2d_backward(dy, (2, 5, 5, 3), 2, padding="same")
+    with pytest.raises(TypeError, match="x_shape must be a tuple of 4 ints"):
+        avg_pool2d_backward(dy, (2, 4.0, 4, 3), 2)
+    with pytest.raises(TypeError, match="dy must have dtype float32 or float64"):
+        avg_pool2d_backward(dy.astype(np.int64), (2, 4, 4, 3), 2)
+    with pytest.raises(ValueError, match="empty output"):
+        avg_pool2d_backward(dy, (2, 1, 4, 3), 2)
+    with pytest.raises(ValueError, match="does not match dy"):
+        global_avg_pool2d_backward(dy[:, 0, 0], (3, 4, 4, 3))
+    with pytest.raises(ValueError, match="non-empty spatial size"):
+        global_avg_pool2d_backward(dy[:, 0, 0], (2, 4, 0, 3))
