@@ -140,10 +140,13 @@ def _extensions():
         include_dirs=[np.get_include(), str(CSRC)],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
     )
+    # Every family includes shared headers and *_impl.h templates: any edit rebuilds.
+    headers = sorted(str(h) for h in CSRC.glob("*.h"))
     return [
         Extension(
             f"convx._kernels.{family}",
             [str(KERNELS / f"{family}.pyx")] + [str(CSRC / c) for c in csources],
+            depends=headers,
             **common,
         )
         for family, csources in FAMILIES.items()

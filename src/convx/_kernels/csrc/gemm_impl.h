@@ -12,15 +12,23 @@ static void FN(pack_a)(const FN(ukernel_t) *uk, int trans_a, const real *a, cx_i
     const int MR = uk->mr;
     for (cx_int ir = 0; ir < mc; ir += MR, buf += MR * kc) {
         const int rows = (int)CX_MIN(MR, mc - ir);
+        if (trans_a) {
+            /* op(A) rows are columns of `a`: each k step reads `rows` contiguous values. */
+            const real *src = a + p0 * lda + i0 + ir;
+            for (cx_int p = 0; p < kc; p++) {
+                int r = 0;
+                for (; r < rows; r++)
+                    buf[p * MR + r] = src[p * lda + r];
+                for (; r < MR; r++)
+                    buf[p * MR + r] = 0;
+            }
+            continue;
+        }
         for (int r = 0; r < MR; r++) {
             real *dst = buf + r;
             if (r >= rows) {
                 for (cx_int p = 0; p < kc; p++)
                     dst[p * MR] = 0;
-            } else if (trans_a) {
-                const real *src = a + (p0)*lda + (i0 + ir + r);
-                for (cx_int p = 0; p < kc; p++)
-                    dst[p * MR] = src[p * lda];
             } else {
                 const real *src = a + (i0 + ir + r) * lda + p0;
                 for (cx_int p = 0; p < kc; p++)
