@@ -96,3 +96,39 @@ def check_output_size(out_h, out_w, what, in_h, in_w):
             f"{what} gives an empty output ({out_h}x{out_w}) for input of spatial size {in_h}x{in_w}: "
             "the window is larger than the input; use padding='same' or a smaller kernel"
         )
+
+
+def output_array(out, name, shape, dtype):
+    """Return `out` checked as a writeable C-contiguous array of `shape` and `dtype`, or a new one.
+
+    Kernels write their results into `out` when given, so that callers can reuse
+    buffers from step to step instead of allocating (and page-faulting) anew.
+    """
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray or None, got {type(out).__name__}")
+    if out.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {np.dtype(dtype).name}, got {out.dtype.name}")
+    if out.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {out.shape}")
+    if not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError(f"{name} must be a writeable C-contiguous array")
+    return out
+
+
+def output_arrays(out, names, shapes, dtypes):
+    """Like :func:`output_array` for a tuple of outputs.
+
+    `out` is None or a tuple whose entries may be None (allocate); a None shape
+    marks an output that is not wanted (returned as None). Outputs must not
+    overlap the inputs.
+    """
+    if out is None:
+        out = (None,) * len(names)
+    elif not isinstance(out, tuple) or len(out) != len(names):
+        raise TypeError(f"out must be None or a tuple of {len(names)} arrays ({', '.join(names)})")
+    return tuple(
+        None if s is None else output_array(o, f"out[{i}] ({n})", s, d)
+        for i, (o, n, s, d) in enumerate(zip(out, names, shapes, dtypes))
+    )

@@ -7,7 +7,9 @@ import numpy as np
 
 cimport numpy as cnp
 
-from convx._kernels._checks import check_output_size, check_shape, float_array, output_length, padding_mode, positive_pair
+from convx._kernels._checks import (
+    check_output_size, check_shape, float_array, output_array, output_arrays, output_length, padding_mode, positive_pair,
+)
 from convx._kernels.activations import activation_code
 from convx._kernels.threads cimport effective_num_threads
 
@@ -63,7 +65,8 @@ cdef void *_data(cnp.ndarray a):
     return cnp.PyArray_DATA(a) if a is not None else NULL
 
 
-def conv2d_forward(x, kernel, bias=None, strides=(1, 1), padding="valid", dilation=(1, 1), activation="linear"):
+def conv2d_forward(x, kernel, bias=None, strides=(1, 1), padding="valid", dilation=(1, 1), activation="linear",
+                   out=None):
     """Convolution forward pass with fused bias and activation.
 
     Parameters
@@ -76,6 +79,8 @@ def conv2d_forward(x, kernel, bias=None, strides=(1, 1), padding="valid", dilati
         'same' pads as TensorFlow does (the extra pixel after).
     activation : str or None, default 'linear'
         Applied to the output; see ``activations.activation_code``.
+    out : ndarray, shape (N, OH, OW, C_out), optional
+        Written in place and returned (C-contiguous, dtype of `x`).
 
     Returns
     -------
@@ -87,7 +92,7 @@ def conv2d_forward(x, kernel, bias=None, strides=(1, 1), padding="valid", dilati
     if bias is not None:
         bias = float_array(bias, "bias", ndim=1, dtype=x.dtype)
         check_shape(bias, "bias", (s.cout,))
-    cdef cnp.ndarray y = np.empty((s.n, s.oh, s.ow, s.cout), dtype=x.dtype)
+    cdef cnp.ndarray y = output_array(out, "out", (s.n, s.oh, s.ow, s.cout), x.dtype)
     cdef void *px = _data(x)
     cdef void *pk = _data(kernel)
     cdef void *pb = _data(bias)
@@ -102,7 +107,7 @@ def conv2d_forward(x, kernel, bias=None, strides=(1, 1), padding="valid", dilati
     return y
 
 
-def conv2d_backward(x, kernel, dz, strides=(1, 1), padding="valid", dilation=(1, 1), need_dx=True):
+def conv2d_backward(x, kernel, dz, strides=(1, 1), padding="valid", dilation=(1, 1), need_dx=True, out=None):
     """Gradients of a convolution.
 
     Parameters
@@ -116,6 +121,8 @@ def conv2d_backward(x, kernel, dz, strides=(1, 1), padding="valid", dilation=(1,
         As given to :func:`conv2d_forward`.
     need_dx : bool, default True
         Skip the input gradient (first layer) when False.
+    out : tuple (dx, dkernel, dbias), optional
+        Arrays written in place and returned (any entry may be None to allocate it).
 
     Returns
     -------
@@ -127,9 +134,12 @@ def conv2d_backward(x, kernel, dz, strides=(1, 1), padding="valid", dilation=(1,
     cdef cx_conv_shape s = _geometry(x, kernel, strides, padding, dilation)
     dz = float_array(dz, "dz", ndim=4, dtype=x.dtype)
     check_shape(dz, "dz", (s.n, s.oh, s.ow, s.cout))
-    cdef cnp.ndarray dkernel = np.empty(kernel.shape, dtype=x.dtype)
-    cdef cnp.ndarray dbias = np.empty((s.cout,), dtype=x.dtype)
-    cdef cnp.ndarray dx = np.empty(x.shape, dtype=x.dtype) if need_dx else None
+    dx_, dkernel_, dbias_ = output_arrays(
+        out, ("dx", "dkernel", "dbias"), (x.shape if need_dx else None, kernel.shape, (s.cout,)), (x.dtype,) * 3
+    )
+    cdef cnp.ndarray dkernel = dkernel_
+    cdef cnp.ndarray dbias = dbias_
+    cdef cnp.ndarray dx = dx_
     cdef void *px = _data(x)
     cdef void *pk = _data(kernel)
     cdef void *pdz = _data(dz)

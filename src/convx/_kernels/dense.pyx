@@ -4,7 +4,7 @@ import numpy as np
 
 cimport numpy as cnp
 
-from convx._kernels._checks import check_shape, float_array
+from convx._kernels._checks import check_shape, float_array, output_array, output_arrays
 from convx._kernels.activations import activation_code
 from convx._kernels.threads cimport effective_num_threads
 
@@ -37,7 +37,7 @@ cdef void *_data(cnp.ndarray a):
     return cnp.PyArray_DATA(a) if a is not None else NULL
 
 
-def dense_forward(x, kernel, bias=None, activation="linear"):
+def dense_forward(x, kernel, bias=None, activation="linear", out=None):
     """Dense forward pass ``act(x @ kernel + bias)``.
 
     Parameters
@@ -47,6 +47,8 @@ def dense_forward(x, kernel, bias=None, activation="linear"):
     bias : ndarray, shape (out,), optional
     activation : str or None, default 'linear'
         Fused into the output ('softmax' is row-wise).
+    out : ndarray, shape (N, out), optional
+        Written in place and returned.
 
     Returns
     -------
@@ -58,7 +60,7 @@ def dense_forward(x, kernel, bias=None, activation="linear"):
     if bias is not None:
         bias = float_array(bias, "bias", ndim=1, dtype=x.dtype)
         check_shape(bias, "bias", (nout,))
-    cdef cnp.ndarray y = np.empty((n, nout), dtype=x.dtype)
+    cdef cnp.ndarray y = output_array(out, "out", (n, nout), x.dtype)
     cdef void *px = _data(x)
     cdef void *pk = _data(kernel)
     cdef void *pb = _data(bias)
@@ -73,7 +75,7 @@ def dense_forward(x, kernel, bias=None, activation="linear"):
     return y
 
 
-def dense_backward(x, kernel, dz, need_dx=True):
+def dense_backward(x, kernel, dz, need_dx=True, out=None):
     """Gradients of a dense layer.
 
     Parameters
@@ -83,6 +85,8 @@ def dense_backward(x, kernel, dz, need_dx=True):
     dz : ndarray, shape (N, out)
         Gradient w.r.t. the pre-activation output.
     need_dx : bool, default True
+    out : tuple (dx, dkernel, dbias), optional
+        Arrays written in place and returned (any entry may be None to allocate it).
 
     Returns
     -------
@@ -94,9 +98,10 @@ def dense_backward(x, kernel, dz, need_dx=True):
     cdef cx_int n = x.shape[0], nin = x.shape[1], nout = kernel.shape[1]
     dz = float_array(dz, "dz", ndim=2, dtype=x.dtype)
     check_shape(dz, "dz", (n, nout))
-    cdef cnp.ndarray dkernel = np.empty((nin, nout), dtype=x.dtype)
-    cdef cnp.ndarray dbias = np.empty((nout,), dtype=x.dtype)
-    cdef cnp.ndarray dx = np.empty((n, nin), dtype=x.dtype) if need_dx else None
+    dx_, dkernel_, dbias_ = output_arrays(out, ("dx", "dkernel", "dbias"), ((n, nin) if need_dx else None, (nin, nout), (nout,)), (x.dtype,) * 3)
+    cdef cnp.ndarray dkernel = dkernel_
+    cdef cnp.ndarray dbias = dbias_
+    cdef cnp.ndarray dx = dx_
     cdef void *px = _data(x)
     cdef void *pk = _data(kernel)
     cdef void *pdz = _data(dz)

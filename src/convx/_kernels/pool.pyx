@@ -79,9 +79,9 @@ def _x_shape(x_shape, dy_shape):
     return shape
 
 
-cdef _max_forward(x, cx_pool_geom g):
-    y = np.empty((g.n, g.oh, g.ow, g.c), dtype=x.dtype)
-    argmax = np.empty((g.n, g.oh, g.ow, g.c), dtype=np.int64)
+cdef _max_forward(x, cx_pool_geom g, out=None):
+    shape = (g.n, g.oh, g.ow, g.c)
+    y, argmax = _checks.output_arrays(out, ("y", "argmax"), (shape, shape), (x.dtype, np.dtype(np.int64)))
     cdef cnp.ndarray xa = x, ya = y, aa = argmax
     cdef void *px = cnp.PyArray_DATA(xa)
     cdef void *py = cnp.PyArray_DATA(ya)
@@ -96,9 +96,13 @@ cdef _max_forward(x, cx_pool_geom g):
     return y, argmax
 
 
-cdef _max_backward(dy, argmax, x_shape):
+cdef _max_backward(dy, argmax, x_shape, out=None):
     """Scatter dy through argmax into a zero dx of x_shape; raise if an index is not in its image and channel."""
-    dx = np.zeros(x_shape, dtype=dy.dtype)
+    if out is None:
+        dx = np.zeros(x_shape, dtype=dy.dtype)
+    else:
+        dx = _checks.output_array(out, "out", x_shape, dy.dtype)
+        dx.fill(0)
     cdef cnp.ndarray dya = dy, aa = argmax, dxa = dx
     cdef int64_t n_images = x_shape[0], c = x_shape[3]
     cdef int64_t image_size = x_shape[1] * x_shape[2] * x_shape[3]
@@ -124,8 +128,8 @@ cdef _max_backward(dy, argmax, x_shape):
     return dx
 
 
-cdef _avg_forward(x, cx_pool_geom g):
-    y = np.empty((g.n, g.oh, g.ow, g.c), dtype=x.dtype)
+cdef _avg_forward(x, cx_pool_geom g, out=None):
+    y = _checks.output_array(out, "out", (g.n, g.oh, g.ow, g.c), x.dtype)
     cdef cnp.ndarray xa = x, ya = y
     cdef void *px = cnp.PyArray_DATA(xa)
     cdef void *py = cnp.PyArray_DATA(ya)
@@ -139,8 +143,8 @@ cdef _avg_forward(x, cx_pool_geom g):
     return y
 
 
-cdef _avg_backward(dy, cx_pool_geom g):
-    dx = np.empty((g.n, g.h, g.w, g.c), dtype=dy.dtype)
+cdef _avg_backward(dy, cx_pool_geom g, out=None):
+    dx = _checks.output_array(out, "out", (g.n, g.h, g.w, g.c), dy.dtype)
     cdef cnp.ndarray dya = dy, dxa = dx
     cdef void *pdy = cnp.PyArray_DATA(dya)
     cdef void *pdx = cnp.PyArray_DATA(dxa)
@@ -161,7 +165,7 @@ def _max_backward_args(dy, argmax, x_shape, ndim):
     return dy, argmax, _x_shape(x_shape, dy.shape)
 
 
-def max_pool2d_forward(x, pool_size, strides=None, padding="valid"):
+def max_pool2d_forward(x, pool_size, strides=None, padding="valid", out=None):
     """Max pooling.
 
     Parameters
@@ -173,6 +177,8 @@ def max_pool2d_forward(x, pool_size, strides=None, padding="valid"):
         Defaults to ``pool_size``.
     padding : {'valid', 'same'}, default 'valid'
         TensorFlow's rule; padded cells never win.
+    out : tuple (y, argmax), optional
+        Arrays written in place and returned (entries may be None).
 
     Returns
     -------
@@ -181,10 +187,10 @@ def max_pool2d_forward(x, pool_size, strides=None, padding="valid"):
         Flat index into x of the first maximum of each window (row-major scan).
     """
     x = _checks.float_array(x, "x", ndim=4)
-    return _max_forward(x, _geometry(x.shape, pool_size, strides, padding, "max_pool2d"))
+    return _max_forward(x, _geometry(x.shape, pool_size, strides, padding, "max_pool2d"), out)
 
 
-def max_pool2d_backward(dy, argmax, x_shape):
+def max_pool2d_backward(dy, argmax, x_shape, out=None):
     """Gradient of max pooling: ``dy`` scattered (summed) into x's cells at ``argmax``.
 
     Parameters
@@ -194,16 +200,18 @@ def max_pool2d_backward(dy, argmax, x_shape):
         As returned by :func:`max_pool2d_forward`.
     x_shape : tuple of 4 int
         (N, H, W, C) of the forward input.
+    out : numpy.ndarray, shape x_shape, optional
+        Written in place and returned.
 
     Returns
     -------
     dx : numpy.ndarray, dtype of dy, shape x_shape
     """
     dy, argmax, shape = _max_backward_args(dy, argmax, x_shape, 4)
-    return _max_backward(dy, argmax, shape)
+    return _max_backward(dy, argmax, shape, out)
 
 
-def avg_pool2d_forward(x, pool_size, strides=None, padding="valid"):
+def avg_pool2d_forward(x, pool_size, strides=None, padding="valid", out=None):
     """Average pooling over the real (unpadded) cells of each window, as Keras does.
 
     Parameters
@@ -214,16 +222,18 @@ def avg_pool2d_forward(x, pool_size, strides=None, padding="valid"):
     strides : int or pair of int, optional
         Defaults to ``pool_size``.
     padding : {'valid', 'same'}, default 'valid'
+    out : numpy.ndarray, shape (N, OH, OW, C), optional
+        Written in place and returned.
 
     Returns
     -------
     y : numpy.ndarray, dtype of x, shape (N, OH, OW, C)
     """
     x = _checks.float_array(x, "x", ndim=4)
-    return _avg_forward(x, _geometry(x.shape, pool_size, strides, padding, "avg_pool2d"))
+    return _avg_forward(x, _geometry(x.shape, pool_size, strides, padding, "avg_pool2d"), out)
 
 
-def avg_pool2d_backward(dy, x_shape, pool_size, strides=None, padding="valid"):
+def avg_pool2d_backward(dy, x_shape, pool_size, strides=None, padding="valid", out=None):
     """Gradient of average pooling: each window spreads ``dy / count`` over its real cells.
 
     Parameters
@@ -233,6 +243,8 @@ def avg_pool2d_backward(dy, x_shape, pool_size, strides=None, padding="valid"):
         (N, H, W, C) of the forward input.
     pool_size, strides, padding
         As given to :func:`avg_pool2d_forward`.
+    out : numpy.ndarray, shape x_shape, optional
+        Written in place and returned.
 
     Returns
     -------
@@ -242,7 +254,7 @@ def avg_pool2d_backward(dy, x_shape, pool_size, strides=None, padding="valid"):
     shape = _x_shape(x_shape, dy.shape)
     cdef cx_pool_geom g = _geometry(shape, pool_size, strides, padding, "avg_pool2d")
     _checks.check_shape(dy, "dy", (g.n, g.oh, g.ow, g.c))
-    return _avg_backward(dy, g)
+    return _avg_backward(dy, g, out)
 
 
 def global_avg_pool2d_forward(x):

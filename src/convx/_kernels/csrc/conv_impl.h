@@ -12,10 +12,16 @@ static void FN(im2col_rows)(const cx_conv_shape *s, const real *x, cx_int r0, cx
             const cx_int iy = oy * s->sh - s->pad_top + ky * s->dh;
             for (cx_int kx = 0; kx < s->kw; kx++, dst += cin) {
                 const cx_int ix = ox * s->sw - s->pad_left + kx * s->dw;
-                if (iy < 0 || iy >= s->h || ix < 0 || ix >= s->w)
-                    memset(dst, 0, sizeof(real) * cin);
-                else
-                    memcpy(dst, xi + (iy * s->w + ix) * cin, sizeof(real) * cin);
+                if (iy < 0 || iy >= s->h || ix < 0 || ix >= s->w) {
+                    for (cx_int c = 0; c < cin; c++)
+                        dst[c] = 0;
+                } else {
+                    /* An inline loop, not memcpy: few channels (the first layer) make
+                     * the call overhead dominate. */
+                    const real *src = xi + (iy * s->w + ix) * cin;
+                    for (cx_int c = 0; c < cin; c++)
+                        dst[c] = src[c];
+                }
             }
         }
     }
