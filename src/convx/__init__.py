@@ -10,6 +10,7 @@ __version__ = "0.1.0.dev0"
 import importlib
 
 from convx._kernels.threads import get_num_threads, set_num_threads
+from convx import _fork  # noqa: F401  (single-threaded kernels in fork() children)
 from convx import activations, initializers, layers, losses, metrics, models, optimizers, utils
 from convx.layers import Input
 from convx.models import Sequential

@@ -45,6 +45,8 @@ cdef cx_pool_geom _geometry(shape, pool_size, strides, padding, what) except *:
     g.ow, g.pw = _checks.output_length(g.w, kw, sw, 1, same)
     _checks.check_output_size(g.oh, g.ow, f"{what} with pool_size={(kh, kw)}, padding={padding!r}", g.h, g.w)
     g.kh, g.kw, g.sh, g.sw = kh, kw, sh, sw
+    if kh * g.w * g.c >= 2**31:
+        raise ValueError(f"{what}: a window spans {kh} rows of {g.w}x{g.c} elements (2^31 or more); pool in parts")
     return g
 
 
@@ -58,6 +60,8 @@ cdef cx_pool_geom _global_geometry(shape, what) except *:
     g.kh, g.kw = g.h, g.w
     g.sh = g.sw = 1
     g.ph = g.pw = 0
+    if g.h * g.w * g.c >= 2**31:
+        raise ValueError(f"{what}: an image of {g.h}x{g.w}x{g.c} elements (2^31 or more) is too large to pool at once")
     return g
 
 

@@ -46,6 +46,12 @@ static inline void *cx_aligned_alloc(size_t bytes)
 static inline void cx_aligned_free(void *p) { free(p); }
 #endif
 
+#ifdef _MSC_VER
+#define CX_RESTRICT __restrict
+#else
+#define CX_RESTRICT restrict
+#endif
+
 #define CX_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define CX_MAX(a, b) ((a) > (b) ? (a) : (b))
 
