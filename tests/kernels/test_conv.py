@@ -205,3 +205,44 @@ class TestBadInput:
     def test_dz_shape(self):
         with pytest.raises(ValueError, match=r"dz must have shape \(2, 3, 3, 4\), got \(2, 3, 3, 5\)"):
             conv.conv2d_backward(self.x, self.k, np.zeros((2, 3, 3, 5), np.float32))
+
+
+def _naive_conv(x, kernel, strides, padding, dilation):
+    """Direct float64 convolution with TensorFlow's padding, for random-shape checks."""
+    n, h, w, _ = x.shape
+    kh, kw, _, cout = kernel.shape
+    (sh, sw), (dh, dw) = strides, dilation
+    if padding == "same":
+        (top, bottom), (left, right) = _tf_same_pads(h, kh, sh, dh), _tf_same_pads(w, kw, sw, dw)
+        x = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+    oh = (x.shape[1] - (kh - 1) * dh - 1) // sh + 1
+    ow = (x.shape[2] - (kw - 1) * dw - 1) // sw + 1
+    y = np.zeros((n, oh, ow, cout))
+    for ky in range(kh):
+        for kx in range(kw):
+            patch = x[:, ky * dh: ky * dh + (oh - 1) * sh + 1: sh, kx * dw: kx * dw + (ow - 1) * sw + 1: sw, :]
+            y += patch @ kernel[ky, kx]
+    return y
+
+
+def test_random_geometries_match_direct_convolution():
+    """Many random strides / dilations / paddings / sizes, forward and input gradient, float64."""
+    rng = np.random.default_rng(7)
+    for _ in range(150):
+        kh, kw = rng.integers(1, 6, size=2)
+        sh, sw, dh, dw = rng.integers(1, 4, size=4)
+        padding = str(rng.choice(["valid", "same"]))
+        h = int(rng.integers(1, 12)) + (0 if padding == "same" else (kh - 1) * dh)
+        w = int(rng.integers(1, 12)) + (0 if padding == "same" else (kw - 1) * dw)
+        cin, cout, n = (int(v) for v in rng.integers(1, 5, size=3))
+        x = rng.standard_normal((n, h, w, cin))
+        kernel = rng.standard_normal((kh, kw, cin, cout))
+        args = ((sh, sw), padding, (dh, dw))
+        y = conv.conv2d_forward(x, kernel, None, *args)
+        np.testing.assert_allclose(y, _naive_conv(x, kernel, *args), rtol=1e-12, atol=1e-12, err_msg=str(args))
+        dz = rng.standard_normal(y.shape)
+        dx = conv.conv2d_backward(x, kernel, dz, *args)[0]
+        # <dz, conv(x)> is linear in x, so its gradient is dx: check it on a random direction.
+        direction = rng.standard_normal(x.shape)
+        expected = np.sum(dz * _naive_conv(direction, kernel, *args))
+        np.testing.assert_allclose(np.sum(dx * direction), expected, rtol=1e-10, atol=1e-10, err_msg=str(args))

@@ -1,29 +1,61 @@
 /* Convolution kernels, instantiated per dtype by conv.c (see conv.h). */
 
+/* Output columns [lo, hi) whose tap at kernel column offset `off` (= kx * dw -
+ * pad_left) lands inside the input row of width `w`: 0 <= ox * sw + off < w. */
+static inline void FN(valid_columns)(cx_int off, cx_int sw, cx_int w, cx_int ow, cx_int *lo, cx_int *hi)
+{
+    *lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
+    *hi = w - 1 - off < 0 ? 0 : CX_MIN((w - 1 - off) / sw + 1, ow);
+    if (*lo > *hi)
+        *lo = *hi;
+}
+
+/* Patches of `count` consecutive outputs (image xi, output row oy, columns from
+ * ox0) into dst, one row of KH*KW*C_in per output. Works tap by tap so that the
+ * bounds are computed once per run instead of once per element. */
+static void FN(im2col_run)(const cx_conv_shape *s, const real *xi, cx_int oy, cx_int ox0, cx_int count, real *dst)
+{
+    const cx_int cin = s->cin, patch = s->kh * s->kw * cin;
+    for (cx_int ky = 0; ky < s->kh; ky++) {
+        const cx_int iy = oy * s->sh - s->pad_top + ky * s->dh;
+        for (cx_int kx = 0; kx < s->kw; kx++) {
+            real *d = dst + (ky * s->kw + kx) * cin;
+            const cx_int off = kx * s->dw - s->pad_left;
+            cx_int lo, hi;
+            FN(valid_columns)(off, s->sw, s->w, s->ow, &lo, &hi);
+            if (iy < 0 || iy >= s->h)
+                lo = hi = ox0;
+            lo = CX_MIN(CX_MAX(lo, ox0), ox0 + count);
+            hi = CX_MIN(CX_MAX(hi, lo), ox0 + count);
+            cx_int ox = ox0;
+            for (; ox < lo; ox++)
+                for (cx_int c = 0; c < cin; c++)
+                    d[(ox - ox0) * patch + c] = 0;
+            const real *src = xi + (iy * s->w + off) * cin;
+            if (cin == 1) {
+                for (; ox < hi; ox++)
+                    d[(ox - ox0) * patch] = src[ox * s->sw];
+            } else {
+                for (; ox < hi; ox++)
+                    for (cx_int c = 0; c < cin; c++)
+                        d[(ox - ox0) * patch + c] = src[ox * s->sw * cin + c];
+            }
+            for (; ox < ox0 + count; ox++)
+                for (cx_int c = 0; c < cin; c++)
+                    d[(ox - ox0) * patch + c] = 0;
+        }
+    }
+}
+
 /* Gather the patches of output rows [r0, r0 + rows) into buf (rows x KH*KW*C_in). */
 static void FN(im2col_rows)(const cx_conv_shape *s, const real *x, cx_int r0, cx_int rows, real *buf)
 {
-    const cx_int per_image = s->oh * s->ow, cin = s->cin;
-    for (cx_int r = 0; r < rows; r++) {
-        const cx_int row = r0 + r, img = row / per_image, oy = (row % per_image) / s->ow, ox = row % s->ow;
-        const real *xi = x + img * s->h * s->w * cin;
-        real *dst = buf + r * s->kh * s->kw * cin;
-        for (cx_int ky = 0; ky < s->kh; ky++) {
-            const cx_int iy = oy * s->sh - s->pad_top + ky * s->dh;
-            for (cx_int kx = 0; kx < s->kw; kx++, dst += cin) {
-                const cx_int ix = ox * s->sw - s->pad_left + kx * s->dw;
-                if (iy < 0 || iy >= s->h || ix < 0 || ix >= s->w) {
-                    for (cx_int c = 0; c < cin; c++)
-                        dst[c] = 0;
-                } else {
-                    /* An inline loop, not memcpy: few channels (the first layer) make
-                     * the call overhead dominate. */
-                    const real *src = xi + (iy * s->w + ix) * cin;
-                    for (cx_int c = 0; c < cin; c++)
-                        dst[c] = src[c];
-                }
-            }
-        }
+    const cx_int per_image = s->oh * s->ow, patch = s->kh * s->kw * s->cin;
+    for (cx_int r = 0; r < rows;) {
+        const cx_int row = r0 + r, img = row / per_image, oy = (row % per_image) / s->ow, ox0 = row % s->ow;
+        const cx_int count = CX_MIN(rows - r, s->ow - ox0);
+        FN(im2col_run)(s, x + img * s->h * s->w * s->cin, oy, ox0, count, buf + r * patch);
+        r += count;
     }
 }
 
