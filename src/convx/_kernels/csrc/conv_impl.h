@@ -87,13 +87,14 @@ static int FN(is_pointwise)(const cx_conv_shape *s)
     return s->kh == 1 && s->kw == 1 && s->sh == 1 && s->sw == 1 && s->oh == s->h && s->ow == s->w;
 }
 
-/* Rows per tile: the tile's patch buffer stays near 256 KiB (L2-resident). */
+/* Rows per tile: the tile's patch buffer stays within 256 KiB (L2-resident),
+ * and tiles stay small enough (<= 512 rows) that a layer with few input
+ * channels still splits into enough tiles to feed every thread. */
 static cx_int FN(tile_rows)(const cx_conv_shape *s)
 {
     const cx_int patch = s->kh * s->kw * s->cin;
     cx_int t = (256 * 1024 / (cx_int)sizeof(real)) / CX_MAX(patch, 1);
-    t = CX_MAX(8, (t / 8) * 8);
-    return t;
+    return CX_MIN(512, CX_MAX(8, (t / 8) * 8));
 }
 
 static void FN(forward_tile)(const cx_conv_shape *s, const real *x, const real *kernel, const real *bias,
