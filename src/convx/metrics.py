@@ -39,6 +39,12 @@ class Mean(Metric):
         super().__init__(name)
 
     def update_state(self, values, sample_weight=None):
+        if np.ndim(values) == 0 and np.ndim(sample_weight) == 0:
+            # a scalar (the model's loss, once per step): skip the array round trip, same float64 sums
+            weight = 1.0 if sample_weight is None else float(sample_weight)
+            self._total += float(values) * weight
+            self._count += weight
+            return
         values = np.asarray(values, dtype=np.float64)
         if sample_weight is None:
             self._total += float(values.sum())

@@ -295,7 +295,8 @@ class Sequential:
         if not self._layers:
             raise ValueError(f"Sequential model '{self.name}' has no layers")
         x32 = np.ascontiguousarray(x, dtype=np.float32)
-        if x.dtype.kind == "f" and not np.isfinite(x32).all():
+        # min and max propagate NaN and expose +-inf without a dataset-sized boolean temporary
+        if x.dtype.kind == "f" and x32.size and not (np.isfinite(x32.min()) and np.isfinite(x32.max())):
             raise ValueError(
                 f"Argument `{name}` contains NaN or infinite values (or values too large for float32); "
                 "expected finite inputs"
@@ -355,7 +356,7 @@ class Sequential:
             grad = layer.backward(grad, from_logits=True) if (i == last and fused) else layer.backward(grad)
 
     def _update_trackers(self, losses, targets, output):
-        self._loss_tracker.update_state(float(np.mean(losses)), sample_weight=len(output))
+        self._loss_tracker.update_state(float(losses.mean()), sample_weight=len(output))
         for metric in self._metric_objects:
             metric.update_state(targets, output)
 
@@ -523,9 +524,10 @@ class Sequential:
         callbacks.on_predict_begin()
         for step in range(steps):
             callbacks.on_predict_batch_begin(step)
-            batch = self._forward(x[step * batch_size:(step + 1) * batch_size], training=False)
-            out[step * batch_size:(step + 1) * batch_size] = batch
-            callbacks.on_predict_batch_end(step, {"outputs": batch})
+            rows = slice(step * batch_size, (step + 1) * batch_size)
+            out[rows] = self._forward(x[rows], training=False)
+            # callbacks see the rows of the returned array, not the last layer's reused buffer
+            callbacks.on_predict_batch_end(step, {"outputs": out[rows]})
         callbacks.on_predict_end()
         return out
 
@@ -548,11 +550,12 @@ class Sequential:
         return logs if return_dict else self._flatten_logs(logs)
 
     def predict_on_batch(self, x):
-        """Outputs for one batch."""
-        return self._forward(self._prepare_x(x), training=False)
+        """Outputs for one batch (a new array)."""
+        return np.array(self._forward(self._prepare_x(x), training=False))
 
     def __call__(self, x, training=False):
-        return self._forward(self._prepare_x(x), training=training)
+        # the forward result is (a view of) a layer's reused buffer, or of x itself
+        return np.array(self._forward(self._prepare_x(x), training=training))
 
     # ----- config --------------------------------------------------------------
 

@@ -4,6 +4,12 @@ A layer knows its config, builds its weights lazily from the input shape, runs
 ``forward(x, training)`` keeping what ``backward`` needs, and ``backward(dy)``
 returns dx and writes its weight gradients into ``variable.grad``. Layers do no
 arithmetic on tensors themselves: the maths is in ``convx._kernels``.
+
+Outputs and gradients are written into buffers the layer keeps from step to
+step (``Layer._buffer``): fresh multi-megabyte arrays every step would be
+returned to the OS by malloc and page-faulted in again on the next step. So
+``forward``/``backward`` results are only valid until the layer's next call;
+``Layer.__call__`` and the model's public methods return copies.
 """
 
 import collections
@@ -15,6 +21,7 @@ import numpy as np
 from convx import activations
 
 _name_counts = collections.defaultdict(int)
+_BUFFERS_PER_SLOT = 2
 
 
 def reset_name_counters():
@@ -124,6 +131,26 @@ class Layer:
         self._weights = []
         # the first layer with weights in a model skips computing dx
         self._need_dx = True
+        self._buffers = {}
+        self._shape_memo = (None, None)
+
+    def _buffer(self, slot, shape, dtype=np.float32):
+        """A reusable, uninitialised array for output ``slot`` (e.g. ``'y'``, ``'dx'``).
+
+        Each slot keeps the 2 most recently used shapes, so alternating full
+        and partial batches (or training and validation batch sizes) do not
+        reallocate at every switch.
+        """
+        cache = self._buffers.setdefault(slot, [])
+        for i, array in enumerate(cache):
+            if array.shape == shape and array.dtype == dtype:
+                if i:
+                    cache.insert(0, cache.pop(i))
+                return array
+        array = np.empty(shape, dtype=dtype)
+        cache.insert(0, array)
+        del cache[_BUFFERS_PER_SLOT:]
+        return array
 
     # ----- weights -------------------------------------------------------------
 
@@ -208,6 +235,13 @@ class Layer:
             self.check_input_shape(input_shape)
         return self.output_shape
 
+    def _output_shape_for(self, x_shape):
+        """``compute_output_shape`` for a concrete batch shape, memoised for the last sample shape."""
+        sample = tuple(x_shape[1:])
+        if sample != self._shape_memo[0]:
+            self._shape_memo = (sample, tuple(self.compute_output_shape((None,) + sample)[1:]))
+        return (x_shape[0],) + self._shape_memo[1]
+
     def check_input_shape(self, input_shape):
         """Raise ValueError unless ``input_shape`` matches the shape the layer was built for."""
         expected = self.input_shape
@@ -222,7 +256,10 @@ class Layer:
     # ----- computation ---------------------------------------------------------
 
     def forward(self, x, training=False):
-        """Output for a float32 batch ``x``; when ``training``, keep what backward needs."""
+        """Output for a float32 batch ``x``; when ``training``, keep what backward needs.
+
+        The result may be the layer's reused buffer: valid until the next call.
+        """
         raise NotImplementedError
 
     def backward(self, dy):
@@ -234,7 +271,8 @@ class Layer:
         if x.dtype != np.float32:
             x = x.astype(np.float32)
         self.build_for((None,) + x.shape[1:])
-        return self.forward(x, training=training)
+        # forward may return the layer's reused buffer (or a view of x): the caller gets its own array
+        return np.array(self.forward(x, training=training))
 
     # ----- config --------------------------------------------------------------
 
@@ -265,13 +303,13 @@ class ActivationOutput:
     expose_logits = False
 
     def _activate(self, compute, training):
-        """``compute(activation_name)`` runs the kernel with its fused epilogue."""
+        """``compute(activation_name, slot)`` runs the kernel with its fused epilogue into buffer ``slot``."""
         act = self.activation
         if self.expose_logits and act != "linear":
-            self.logits = compute("linear")
-            y = activations.forward(self.logits, act)
+            self.logits = compute("linear", "logits")
+            y = activations.forward(self.logits, act, out=self._buffer("y", self.logits.shape, self.logits.dtype))
         else:
-            y = compute(act)
+            y = compute(act, "y")
             self.logits = y if act == "linear" else None
         if training:
             self._y = y
@@ -280,7 +318,8 @@ class ActivationOutput:
     def _pre_activation_grad(self, dy, from_logits):
         if from_logits or self.activation == "linear":
             return dy
-        return activations.backward(self._y, dy, self.activation)
+        y = self._y
+        return activations.backward(y, dy, self.activation, out=self._buffer("dz", y.shape, y.dtype))
 
 
 def normalize_tuple(value, n, name, allow_zero=False):

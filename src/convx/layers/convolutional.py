@@ -70,31 +70,37 @@ class _Conv(ActivationOutput, Layer):
     def _kernel4d(self, array):
         return array if self.rank == 2 else array.reshape((1,) + array.shape)
 
+    def _as4d(self, shape):
+        return shape if self.rank == 2 else (shape[0], 1) + tuple(shape[1:])
+
     def forward(self, x, training=False):
-        x4 = x if self.rank == 2 else x.reshape((x.shape[0], 1) + x.shape[1:])
+        x4 = x if self.rank == 2 else x.reshape(self._as4d(x.shape))
         if training:
             self._x = x4
         kernel = self._kernel4d(self.kernel.value)
         bias = None if self.bias is None else self.bias.value
+        y_shape = self._as4d(self._output_shape_for(x.shape))
         y = self._activate(
-            lambda act: _conv.conv2d_forward(
+            lambda act, slot: _conv.conv2d_forward(
                 x4, kernel, bias, strides=self._as2d(self.strides), padding=self.padding,
-                dilation=self._as2d(self.dilation_rate), activation=act,
+                dilation=self._as2d(self.dilation_rate), activation=act, out=self._buffer(slot, y_shape, x4.dtype),
             ),
             training,
         )
         return y if self.rank == 2 else y.reshape((y.shape[0],) + y.shape[2:])
 
     def backward(self, dy, from_logits=False):
-        dy4 = dy if self.rank == 2 else dy.reshape((dy.shape[0], 1) + dy.shape[1:])
+        x4 = self._x
+        dy4 = dy if self.rank == 2 else dy.reshape(self._as4d(dy.shape))
         dz4 = self._pre_activation_grad(dy4, from_logits)
-        dx, dkernel, dbias = _conv.conv2d_backward(
-            self._x, self._kernel4d(self.kernel.value), dz4, strides=self._as2d(self.strides),
+        dx = self._buffer("dx", x4.shape, x4.dtype) if self._need_dx else None
+        # weight gradients go straight into the variables' grad arrays (views of the model's flat buffer)
+        dbias = self.bias.grad if self.bias is not None else self._buffer("dbias", (self.filters,), x4.dtype)
+        dx, _, _ = _conv.conv2d_backward(
+            x4, self._kernel4d(self.kernel.value), dz4, strides=self._as2d(self.strides),
             padding=self.padding, dilation=self._as2d(self.dilation_rate), need_dx=self._need_dx,
+            out=(dx, self._kernel4d(self.kernel.grad), dbias),
         )
-        np.copyto(self.kernel.grad, dkernel.reshape(self.kernel.shape))
-        if self.bias is not None:
-            np.copyto(self.bias.grad, dbias)
         if dx is None or self.rank == 2:
             return dx
         return dx.reshape((dx.shape[0],) + dx.shape[2:])

@@ -92,16 +92,24 @@ class Dense(ActivationOutput, Layer):
         if training:
             self._x = rows
         bias = None if self.bias is None else self.bias.value
-        y = self._activate(lambda act: _dense.dense_forward(rows, self.kernel.value, bias, activation=act), training)
+        shape = (rows.shape[0], self.units)
+        y = self._activate(
+            lambda act, slot: _dense.dense_forward(
+                rows, self.kernel.value, bias, activation=act, out=self._buffer(slot, shape, rows.dtype)
+            ),
+            training,
+        )
         return y.reshape(x.shape[:-1] + (self.units,))
 
     def backward(self, dy, from_logits=False):
+        x = self._x
         dz = self._pre_activation_grad(dy.reshape(-1, self.units), from_logits)
-        dx, dkernel, dbias = _dense.dense_backward(self._x, self.kernel.value, dz, need_dx=self._need_dx)
-        np.copyto(self.kernel.grad, dkernel)
-        if self.bias is not None:
-            np.copyto(self.bias.grad, dbias)
-        return None if dx is None else dx.reshape(dy.shape[:-1] + (self._x.shape[1],))
+        dx = self._buffer("dx", x.shape, x.dtype) if self._need_dx else None
+        # weight gradients go straight into the variables' grad arrays (views of the model's flat buffer)
+        dbias = self.bias.grad if self.bias is not None else self._buffer("dbias", (self.units,), x.dtype)
+        dx, _, _ = _dense.dense_backward(x, self.kernel.value, dz, need_dx=self._need_dx,
+                                         out=(dx, self.kernel.grad, dbias))
+        return None if dx is None else dx.reshape(dy.shape[:-1] + (x.shape[1],))
 
     def get_config(self):
         return {
@@ -122,7 +130,12 @@ class Activation(ActivationOutput, Layer):
         self.activation = activations.get(activation)
 
     def forward(self, x, training=False):
-        return self._activate(lambda act: x if act == "linear" else activations.forward(x, act), training)
+        return self._activate(
+            lambda act, slot: x if act == "linear" else activations.forward(
+                x, act, out=self._buffer(slot, x.shape, x.dtype)
+            ),
+            training,
+        )
 
     def backward(self, dy, from_logits=False):
         return self._pre_activation_grad(dy, from_logits)
@@ -194,13 +207,17 @@ class Dropout(Layer):
             d if n is None else n for n, d in zip(self.noise_shape, x.shape)
         )
         gen = self._generator or _random.generator()
-        # no dropout kernel in the contract: the mask is the only NumPy arithmetic here
-        keep = gen.random(shape, dtype=np.float32) >= self.rate
-        self._mask = keep.astype(np.float32) * np.float32(1.0 / (1.0 - self.rate))
-        return x * self._mask
+        # no dropout kernel in the contract: the mask is the only NumPy arithmetic here, done in place in
+        # reused buffers (the uniform draws become the scaled mask)
+        mask = gen.random(out=self._buffer("mask", shape), dtype=np.float32)
+        keep = np.greater_equal(mask, self.rate, out=self._buffer("keep", shape, np.bool_))
+        self._mask = np.multiply(keep, np.float32(1.0 / (1.0 - self.rate)), out=mask)
+        return np.multiply(x, self._mask, out=self._buffer("y", x.shape, x.dtype))
 
     def backward(self, dy):
-        return dy if self._mask is None else dy * self._mask
+        if self._mask is None:
+            return dy
+        return np.multiply(dy, self._mask, out=self._buffer("dx", dy.shape, dy.dtype))
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "noise_shape": self.noise_shape, "seed": self.seed}

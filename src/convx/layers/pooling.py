@@ -1,5 +1,7 @@
 """Pooling layers: Max/Average 2-D and 1-D, global average/max 2-D and 1-D."""
 
+import numpy as np
+
 from convx._kernels import _checks
 from convx._kernels import pool as _pool
 from convx.layers.base import Layer, check_data_format, normalize_padding, normalize_tuple
@@ -38,25 +40,32 @@ class _Pooling(Layer):
             spatial.append(out)
         return (input_shape[0],) + tuple(spatial) + (input_shape[-1],)
 
+    def _as4d(self, shape):
+        return shape if self.rank == 2 else (shape[0], 1) + tuple(shape[1:])
+
     def forward(self, x, training=False):
-        x4 = x if self.rank == 2 else x.reshape((x.shape[0], 1) + x.shape[1:])
+        x4 = x if self.rank == 2 else x.reshape(self._as4d(x.shape))
         args = (self._as2d(self.pool_size), self._as2d(self.strides), self.padding)
+        y_shape = self._as4d(self._output_shape_for(x.shape))
+        y = self._buffer("y", y_shape, x4.dtype)
         if self.mode == "max":
-            y, argmax = _pool.max_pool2d_forward(x4, *args)
+            y, argmax = _pool.max_pool2d_forward(x4, *args, out=(y, self._buffer("argmax", y_shape, np.int64)))
             if training:
                 self._argmax = argmax
         else:
-            y = _pool.avg_pool2d_forward(x4, *args)
+            y = _pool.avg_pool2d_forward(x4, *args, out=y)
         if training:
             self._x_shape = x4.shape
         return y if self.rank == 2 else y.reshape((y.shape[0],) + y.shape[2:])
 
     def backward(self, dy):
-        dy4 = dy if self.rank == 2 else dy.reshape((dy.shape[0], 1) + dy.shape[1:])
+        dy4 = dy if self.rank == 2 else dy.reshape(self._as4d(dy.shape))
+        dx = self._buffer("dx", self._x_shape, dy4.dtype)
         if self.mode == "max":
-            dx = _pool.max_pool2d_backward(dy4, self._argmax, self._x_shape)
+            dx = _pool.max_pool2d_backward(dy4, self._argmax, self._x_shape, out=dx)
         else:
-            dx = _pool.avg_pool2d_backward(dy4, self._x_shape, self._as2d(self.pool_size), self._as2d(self.strides), self.padding)
+            dx = _pool.avg_pool2d_backward(dy4, self._x_shape, self._as2d(self.pool_size), self._as2d(self.strides),
+                                           self.padding, out=dx)
         return dx if self.rank == 2 else dx.reshape((dx.shape[0],) + dx.shape[2:])
 
     def get_config(self):

@@ -1,0 +1,116 @@
+"""Models reuse layer buffers between steps without changing a number or handing a buffer to the user."""
+
+import numpy as np
+import pytest
+
+import convx
+from convx import layers as L
+from convx.layers.base import Layer
+
+
+def model(seed=7):
+    convx.utils.set_random_seed(seed)
+    net = convx.Sequential([
+        L.Conv2D(4, 3, activation="relu", input_shape=(8, 8, 1)), L.MaxPooling2D(), L.Flatten(),
+        L.Dense(6, activation="tanh"), L.Dropout(0.25), L.Dense(3, activation="softmax"),
+    ])
+    net.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return net
+
+
+def conv1d_model(seed=7):
+    convx.utils.set_random_seed(seed)
+    net = convx.Sequential([
+        L.Conv1D(3, 3, padding="same", activation="sigmoid", input_shape=(10, 2)), L.MaxPooling1D(),
+        L.Conv1D(2, 2), L.Flatten(), L.Dense(2),
+    ])
+    net.compile(optimizer=convx.optimizers.SGD(0.1, momentum=0.9), loss="mse")
+    return net
+
+
+@pytest.fixture(autouse=True)
+def fresh_names():
+    convx.utils.clear_session()
+
+
+def data(rng, n=45):
+    return rng.random((n, 8, 8, 1), dtype=np.float32), rng.integers(0, 3, n)
+
+
+def poisoned_fresh_buffers(self, slot, shape, dtype=np.float32):
+    """A new array per call, filled with values that would show if a kernel read an output before writing it."""
+    dtype = np.dtype(dtype)
+    fill = np.nan if dtype.kind == "f" else (True if dtype.kind == "b" else -(2 ** 40))
+    return np.full(shape, fill, dtype=dtype)
+
+
+@pytest.mark.parametrize("make, targets", [(model, "labels"), (conv1d_model, "values")])
+def test_training_with_reused_buffers_matches_fresh_buffers_bit_for_bit(make, targets, rng, monkeypatch):
+    shape = (8, 8, 1) if make is model else (10, 2)
+    x = rng.random((45,) + shape, dtype=np.float32)
+    y = rng.integers(0, 3, 45) if targets == "labels" else rng.standard_normal((45, 2)).astype(np.float32)
+    val = (x[:13], y[:13])
+
+    def run():
+        net = make()
+        # batch 16 leaves a partial batch of 13, and validation batches of 8 and 5: four shapes per buffer
+        history = net.fit(x, y, batch_size=16, epochs=3, validation_data=val, validation_batch_size=8, verbose=0)
+        return net.get_weights(), history.history, net.predict(x, batch_size=10, verbose=0)
+
+    reused = run()
+    with monkeypatch.context() as patch:
+        patch.setattr(Layer, "_buffer", poisoned_fresh_buffers)
+        fresh = run()
+    for a, b in zip(reused[0], fresh[0]):
+        np.testing.assert_array_equal(a, b)
+    assert reused[1] == fresh[1]
+    np.testing.assert_array_equal(reused[2], fresh[2])
+    assert np.isfinite(reused[2]).all()
+
+
+def test_train_steps_reuse_layer_buffers_and_write_gradients_into_the_flat_buffer(rng):
+    net = model()
+    x, y = data(rng)
+    net.train_on_batch(x[:16], y[:16])
+    conv, dense = net.layers[0], net.layers[3]
+    outputs = [conv._buffers["y"][0], dense._buffers["dx"][0]]
+    net.train_on_batch(x[16:32], y[16:32])
+    assert [conv._buffers["y"][0], dense._buffers["dx"][0]] == outputs  # same objects, not reallocated
+    assert len(conv._buffers["y"]) == 1
+    for w in net.trainable_weights:
+        assert np.shares_memory(w.grad, net._grads)
+    assert np.any(net._grads != 0)
+
+
+def test_predict_results_survive_later_calls(rng):
+    net = model()
+    x1, _ = data(rng, 20)
+    x2, _ = data(rng, 20)
+    kept = []
+
+    class Keep(convx.callbacks.Callback):
+        def on_predict_batch_end(self, batch, logs=None):
+            kept.append(logs["outputs"])
+
+    results = [net.predict(x1, batch_size=8, verbose=0, callbacks=[Keep()]), net.predict_on_batch(x1), net(x1)]
+    expected = [r.copy() for r in results]
+    expected_batches = [k.copy() for k in kept]
+    net.predict(x2, batch_size=8, verbose=0, callbacks=[Keep()])
+    net.predict_on_batch(x2)
+    net(x2)
+    net.fit(x2, np.zeros(20, dtype=int), batch_size=8, verbose=0)
+    for result, values in zip(results, expected):
+        np.testing.assert_array_equal(result, values)
+    for batch, values in zip(kept, expected_batches):
+        np.testing.assert_array_equal(batch, values)
+    assert not np.array_equal(results[0], net.predict(x1, verbose=0))  # fit changed the weights
+
+
+def test_outputs_are_not_views_of_layer_buffers_or_inputs(rng):
+    net = convx.Sequential([L.Flatten(input_shape=(2, 3)), L.Dense(4)])
+    x = rng.random((5, 2, 3), dtype=np.float32)
+    for result in (net.predict_on_batch(x), net(x), net.predict(x, verbose=0)):
+        buffers = [a for layer in net.layers for cache in layer._buffers.values() for a in cache]
+        assert buffers and not any(np.shares_memory(result, b) for b in buffers)
+    only_flatten = convx.Sequential([L.Flatten(input_shape=(2, 3))])
+    assert not np.shares_memory(only_flatten.predict_on_batch(x), x)
