@@ -4,7 +4,7 @@ The model, compile and fit lines are the article's code unchanged; only the
 import differs (``tf.keras`` is convx) and the data come from convx's offline
 MNIST loader, scaled to [0, 1] with a channel axis. Prints the test accuracy.
 
-Usage: python examples/mnist_cnn.py [--train-samples N] [--test-samples M]
+Usage: python examples/mnist_cnn.py [--train-samples N] [--test-samples M] [--seed S]
 (the defaults use all 60,000 / 10,000 images; 10 epochs take a while on a CPU).
 """
 
@@ -29,8 +29,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train-samples", type=int, default=None, help="use the first N training images")
     parser.add_argument("--test-samples", type=int, default=None, help="use the first M test images")
+    parser.add_argument("--seed", type=int, default=0, help="seed for initialisation and shuffling (default 0)")
     args = parser.parse_args(argv)
-    convx.utils.set_random_seed(0)
+    convx.utils.set_random_seed(args.seed)
     (x_train, y_train), (x_test, y_test) = load(args.train_samples, args.test_samples)
 
     model = tf.keras.Sequential([
