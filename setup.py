@@ -5,7 +5,7 @@ typed Cython wrapper (``<family>.pyx``) over C sources in ``csrc/``. OpenMP is
 used when a test compile with the platform's flag succeeds, and can be turned
 off with ``CONVX_NO_OPENMP=1``; the serial build gives identical results.
 
-No flag here ties the build to the building CPU (no ``-march=native``): SIMD
+No flag here ties the build to the building CPU (no native-CPU tuning): SIMD
 variants are compiled per function with target attributes and chosen at run
 time (see ``csrc/cpu_features.c``).
 """
