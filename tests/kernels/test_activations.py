@@ -132,8 +132,8 @@ def test_empty_batch(activation):
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_deterministic_across_thread_counts(rng, restore_threads, activation):
-    # 300 * 257 elements is above the kernels' parallel threshold.
-    x = rng.standard_normal((300, 257)).astype(np.float32)
+    # 600 * 257 elements is above the kernels' parallel threshold (131072).
+    x = rng.standard_normal((600, 257)).astype(np.float32)
     dy = rng.standard_normal(x.shape).astype(np.float32)
     results = []
     for n in (1, 2, 3):

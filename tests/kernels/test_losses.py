@@ -216,8 +216,8 @@ def restore_threads():
 
 @pytest.mark.parametrize("name", NAMES)
 def test_deterministic_across_thread_counts(rng, restore_threads, name):
-    # 700 * 37 elements is above the kernels' parallel threshold.
-    n, c = 700, 37
+    # 3600 * 37 elements is above the kernels' parallel threshold (131072).
+    n, c = 3600, 37
     first = {
         "sparse_softmax_cross_entropy": 3 * rng.standard_normal((n, c)),
         "softmax_cross_entropy": 3 * rng.standard_normal((n, c)),

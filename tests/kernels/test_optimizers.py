@@ -255,7 +255,7 @@ def _all_updates(w0, grads):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_bit_identical_across_thread_counts(rng, dtype):
-    n = 100_003  # above the serial threshold, and not a multiple of 2 or 3
+    n = 200_003  # above the serial threshold (131072), and not a multiple of 2 or 3
     w0 = rng.standard_normal(n).astype(dtype)
     grads = _grads(rng, n, dtype, steps=2)
     before = threads.get_num_threads()

@@ -99,8 +99,9 @@ void FN(cx_gemm)(int trans_a, int trans_b, cx_int m, cx_int n, cx_int k,
     const cx_int nc_max = CX_MIN(NC, ((n + NR - 1) / NR) * NR);
     const cx_int kc_max = CX_MIN(CX_KC, k);
 
-    /* Threads only when the product is big enough to repay the fork/join. */
-    int nt = (double)m * n * k < 262144.0 ? 1 : CX_MAX(n_threads, 1);
+    /* Threads only when the product is big enough to repay the fork/join: with
+     * sleeping (passive) OpenMP workers a wake-up costs tens of microseconds. */
+    int nt = (double)m * n * k < 2097152.0 ? 1 : CX_MAX(n_threads, 1);
     real *bpack = cx_aligned_alloc(sizeof(real) * kc_max * nc_max);
     if (!bpack)
         return;

@@ -2,7 +2,7 @@
 
 /* Below this many elements a parallel region costs more than it saves. */
 #ifndef CX_LOSS_PARALLEL_MIN
-#define CX_LOSS_PARALLEL_MIN 16384
+#define CX_LOSS_PARALLEL_MIN 131072
 #endif
 
 /* One row: returns its loss and writes its gradient row `g` (already scaled by

@@ -12,7 +12,7 @@
 #define CX_OPTIMIZERS_IMPL_ONCE
 /* Below this many elements an update takes a few microseconds, less than an
  * OpenMP fork/join, so it runs serially. */
-#define CX_OPT_PARALLEL_MIN 32768
+#define CX_OPT_PARALLEL_MIN 131072
 /* sqrtf for float keeps the float32 loops in single precision (and vectorised). */
 #define CX_SQRT(x) _Generic((x), float: sqrtf, default: sqrt)(x)
 #endif

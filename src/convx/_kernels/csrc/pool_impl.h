@@ -5,7 +5,7 @@
 
 /* Below this many input elements a parallel region costs more than it saves. */
 #ifndef CX_POOL_PARALLEL_MIN
-#define CX_POOL_PARALLEL_MIN 16384
+#define CX_POOL_PARALLEL_MIN 131072
 #endif
 
 /* Real (unpadded) input range [*lo, *hi) of output cell `o` along one axis. */
