@@ -20,13 +20,13 @@ ctypedef long long cx_int
 cdef extern from "conv.h" nogil:
     ctypedef struct cx_conv_shape:
         cx_int n, h, w, cin, kh, kw, cout, oh, ow, sh, sw, dh, dw, pad_top, pad_left
-    void cx_conv2d_forward_f32(const cx_conv_shape *s, const float *x, const float *kernel,
+    int cx_conv2d_forward_f32(const cx_conv_shape *s, const float *x, const float *kernel,
                                const float *bias, int act, float *y, int n_threads)
-    void cx_conv2d_forward_f64(const cx_conv_shape *s, const double *x, const double *kernel,
+    int cx_conv2d_forward_f64(const cx_conv_shape *s, const double *x, const double *kernel,
                                const double *bias, int act, double *y, int n_threads)
-    void cx_conv2d_backward_input_f32(const cx_conv_shape *s, const float *dz, const float *kernel,
+    int cx_conv2d_backward_input_f32(const cx_conv_shape *s, const float *dz, const float *kernel,
                                       float *dx, int n_threads)
-    void cx_conv2d_backward_input_f64(const cx_conv_shape *s, const double *dz, const double *kernel,
+    int cx_conv2d_backward_input_f64(const cx_conv_shape *s, const double *dz, const double *kernel,
                                       double *dx, int n_threads)
     int cx_conv2d_backward_weight_f32(const cx_conv_shape *s, const float *x, const float *dz,
                                       float *dkernel, float *dbias, int n_threads)
@@ -97,13 +97,15 @@ def conv2d_forward(x, kernel, bias=None, strides=(1, 1), padding="valid", dilati
     cdef void *pk = _data(kernel)
     cdef void *pb = _data(bias)
     cdef void *py = _data(y)
-    cdef int nt = effective_num_threads()
+    cdef int nt = effective_num_threads(), status
     if x.dtype == np.float32:
         with nogil:
-            cx_conv2d_forward_f32(&s, <float *>px, <float *>pk, <float *>pb, act, <float *>py, nt)
+            status = cx_conv2d_forward_f32(&s, <float *>px, <float *>pk, <float *>pb, act, <float *>py, nt)
     else:
         with nogil:
-            cx_conv2d_forward_f64(&s, <double *>px, <double *>pk, <double *>pb, act, <double *>py, nt)
+            status = cx_conv2d_forward_f64(&s, <double *>px, <double *>pk, <double *>pb, act, <double *>py, nt)
+    if status != 0:
+        raise MemoryError("conv2d_forward: could not allocate scratch buffers")
     return y
 
 
@@ -150,13 +152,13 @@ def conv2d_backward(x, kernel, dz, strides=(1, 1), padding="valid", dilation=(1,
     if x.dtype == np.float32:
         with nogil:
             status = cx_conv2d_backward_weight_f32(&s, <float *>px, <float *>pdz, <float *>pdk, <float *>pdb, nt)
-            if pdx != NULL:
-                cx_conv2d_backward_input_f32(&s, <float *>pdz, <float *>pk, <float *>pdx, nt)
+            if pdx != NULL and status == 0:
+                status = cx_conv2d_backward_input_f32(&s, <float *>pdz, <float *>pk, <float *>pdx, nt)
     else:
         with nogil:
             status = cx_conv2d_backward_weight_f64(&s, <double *>px, <double *>pdz, <double *>pdk, <double *>pdb, nt)
-            if pdx != NULL:
-                cx_conv2d_backward_input_f64(&s, <double *>pdz, <double *>pk, <double *>pdx, nt)
+            if pdx != NULL and status == 0:
+                status = cx_conv2d_backward_input_f64(&s, <double *>pdz, <double *>pk, <double *>pdx, nt)
     if status != 0:
-        raise MemoryError("conv2d_backward: could not allocate the weight-gradient partial sums")
+        raise MemoryError("conv2d_backward: could not allocate scratch buffers")
     return dx, dkernel, dbias

@@ -10,6 +10,10 @@
  * threads, few enough that the partial sums stay small. Fixed, so the sum
  * order never depends on the thread count. */
 #define CX_WGRAD_GROUPS 16
+#define CX_WGRAD_MIN_ROWS 64
+
+/* Multiply-adds below which a call stays on the calling thread. */
+#define CX_CONV_PARALLEL_MIN 1048576
 
 #define real float
 #define FN(name) name##_f32

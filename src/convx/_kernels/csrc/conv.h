@@ -3,9 +3,10 @@
  * The output rows (n, oy, ox) are processed in tiles: each tile's patches are
  * gathered into a small buffer (im2col of the tile only, never of the whole
  * batch) and multiplied by the kernel viewed as a (KH*KW*C_in, C_out) matrix.
- * Work is split by tiles, images or fixed row groups chosen from the problem
- * size alone; the weight gradient sums its fixed groups in order, so every
- * result is bit-identical whatever `n_threads` is.
+ * The kernel matrix is packed once per call and shared by all tiles; each call
+ * is one parallel region over tiles (forward), whole images (input gradient)
+ * or fixed row groups (weight gradient, summed in order), so every result is
+ * bit-identical whatever `n_threads` is.
  */
 #ifndef CONVX_CONV_H
 #define CONVX_CONV_H
@@ -20,19 +21,20 @@ typedef struct {
     cx_int pad_top, pad_left;
 } cx_conv_shape;
 
-/* y = act(conv(x, kernel) + bias); bias may be NULL. */
-void cx_conv2d_forward_f32(const cx_conv_shape *s, const float *x, const float *kernel,
+/* y = act(conv(x, kernel) + bias); bias may be NULL. The three kernels return 0,
+ * or -1 when scratch memory cannot be allocated. */
+int cx_conv2d_forward_f32(const cx_conv_shape *s, const float *x, const float *kernel,
                            const float *bias, int act, float *y, int n_threads);
-void cx_conv2d_forward_f64(const cx_conv_shape *s, const double *x, const double *kernel,
+int cx_conv2d_forward_f64(const cx_conv_shape *s, const double *x, const double *kernel,
                            const double *bias, int act, double *y, int n_threads);
 
 /* dx = gradient w.r.t. x given dz, the gradient w.r.t. the pre-activation output. */
-void cx_conv2d_backward_input_f32(const cx_conv_shape *s, const float *dz, const float *kernel,
+int cx_conv2d_backward_input_f32(const cx_conv_shape *s, const float *dz, const float *kernel,
                                   float *dx, int n_threads);
-void cx_conv2d_backward_input_f64(const cx_conv_shape *s, const double *dz, const double *kernel,
+int cx_conv2d_backward_input_f64(const cx_conv_shape *s, const double *dz, const double *kernel,
                                   double *dx, int n_threads);
 
-/* dkernel and dbias (dbias may be NULL) from x and dz. Returns 0, or -1 when out of memory. */
+/* dkernel and dbias (dbias may be NULL) from x and dz. */
 int cx_conv2d_backward_weight_f32(const cx_conv_shape *s, const float *x, const float *dz,
                                   float *dkernel, float *dbias, int n_threads);
 int cx_conv2d_backward_weight_f64(const cx_conv_shape *s, const double *x, const double *dz,

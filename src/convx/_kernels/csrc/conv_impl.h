@@ -87,104 +87,129 @@ static int FN(is_pointwise)(const cx_conv_shape *s)
     return s->kh == 1 && s->kw == 1 && s->sh == 1 && s->sw == 1 && s->oh == s->h && s->ow == s->w;
 }
 
-/* Rows per tile: the tile's patch buffer stays within 256 KiB (L2-resident),
- * and tiles stay small enough (<= 512 rows) that a layer with few input
- * channels still splits into enough tiles to feed every thread. */
-static cx_int FN(tile_rows)(const cx_conv_shape *s)
+/* Rows whose patches fit a 256 KiB buffer (L2-resident), capped at 512. */
+static cx_int FN(tile_cap)(cx_int patch)
 {
-    const cx_int patch = s->kh * s->kw * s->cin;
     cx_int t = (256 * 1024 / (cx_int)sizeof(real)) / CX_MAX(patch, 1);
-    return CX_MIN(512, CX_MAX(8, (t / 8) * 8));
+    return CX_MIN(512, CX_MAX(8, t));
 }
 
-static void FN(forward_tile)(const cx_conv_shape *s, const real *x, const real *kernel, const real *bias,
-                             int act, real *y, cx_int r0, cx_int rows, real *buf, int n_threads)
+/* Rows per tile for `total` rows: at most about `cap`, a tile count that is a
+ * multiple of the team (every thread gets the same share), a multiple of the
+ * micro-kernel's rows. Tiling never changes a result, only who computes it. */
+static cx_int FN(split_rows)(cx_int total, cx_int cap, int nt)
 {
-    const cx_int patch = s->kh * s->kw * s->cin;
-    real *yt = y + r0 * s->cout;
-    FN(im2col_rows)(s, x, r0, rows, buf);
-    FN(cx_gemm)(0, 0, rows, s->cout, patch, buf, patch, kernel, s->cout, 0, yt, s->cout, n_threads);
-    FN(cx_bias_act)(yt, rows, s->cout, bias, act, n_threads);
+    const cx_int mr = FN(cx_gemm_mr)();
+    cx_int ntiles = (total + cap - 1) / cap;
+    ntiles = ((ntiles + nt - 1) / nt) * nt;
+    cx_int tile = (total + ntiles - 1) / ntiles;
+    tile = ((tile + mr - 1) / mr) * mr;
+    return CX_MAX(CX_MIN(tile, total), 1);
 }
 
-void FN(cx_conv2d_forward)(const cx_conv_shape *s, const real *x, const real *kernel,
-                           const real *bias, int act, real *y, int n_threads)
+/* One parallel region per call, and only when the work repays waking the team. */
+static int FN(team_for)(cx_int multiply_adds, cx_int units, int n_threads)
 {
-    const cx_int total = s->n * s->oh * s->ow, patch = s->kh * s->kw * s->cin;
+    if (n_threads <= 1 || multiply_adds < CX_CONV_PARALLEL_MIN)
+        return 1;
+    return (int)CX_MAX(1, CX_MIN((cx_int)n_threads, units));
+}
+
+int FN(cx_conv2d_forward)(const cx_conv_shape *s, const real *x, const real *kernel,
+                          const real *bias, int act, real *y, int n_threads)
+{
+    const cx_int total = s->n * s->oh * s->ow, patch = s->kh * s->kw * s->cin, cout = s->cout;
     if (total == 0)
-        return;
+        return 0;
     if (FN(is_pointwise)(s)) {
-        FN(cx_gemm)(0, 0, total, s->cout, s->cin, x, s->cin, kernel, s->cout, 0, y, s->cout, n_threads);
-        FN(cx_bias_act)(y, total, s->cout, bias, act, n_threads);
-        return;
+        FN(cx_gemm)(0, 0, total, cout, s->cin, x, s->cin, kernel, cout, 0, y, cout, n_threads);
+        FN(cx_bias_act)(y, total, cout, bias, act, n_threads);
+        return 0;
     }
-    const cx_int tile = CX_MIN(FN(tile_rows)(s), total), ntiles = (total + tile - 1) / tile;
-    /* Many tiles: one thread per tile. Few: tiles in turn, threads inside the GEMM.
-     * (Never a parallel GEMM inside a parallel region, even an inactive one:
-     * libgomp would start a fresh nested team for every call.) */
-    if (ntiles >= 2 * n_threads && n_threads > 1) {
-#pragma omp parallel num_threads(n_threads)
-        {
-            real *buf = cx_aligned_alloc(sizeof(real) * tile * patch);
-#pragma omp for schedule(static)
-            for (cx_int t = 0; t < ntiles; t++)
-                FN(forward_tile)(s, x, kernel, bias, act, y, t * tile, CX_MIN(tile, total - t * tile), buf, 1);
-            cx_aligned_free(buf);
-        }
-    } else {
+    int nt = FN(team_for)(total * patch * cout, total, n_threads), failed = 0;
+    const cx_int tile = FN(split_rows)(total, FN(tile_cap)(patch), nt), ntiles = (total + tile - 1) / tile;
+    real *bpack = cx_aligned_alloc(sizeof(real) * FN(cx_gemm_packed_b_size)(patch, cout));
+    if (!bpack)
+        return -1;
+    FN(cx_gemm_pack_b)(0, patch, cout, kernel, cout, bpack);
+#pragma omp parallel num_threads(nt) if (nt > 1) reduction(| : failed)
+    {
         real *buf = cx_aligned_alloc(sizeof(real) * tile * patch);
-        for (cx_int t = 0; t < ntiles; t++)
-            FN(forward_tile)(s, x, kernel, bias, act, y, t * tile, CX_MIN(tile, total - t * tile), buf, n_threads);
+        real *apack = cx_aligned_alloc(sizeof(real) * FN(cx_gemm_apack_size)());
+        failed = !buf || !apack;
+#pragma omp for schedule(static)
+        for (cx_int t = 0; t < ntiles; t++) {
+            const cx_int r0 = t * tile, rows = CX_MIN(tile, total - r0);
+            if (failed)
+                continue;
+            FN(im2col_rows)(s, x, r0, rows, buf);
+            FN(cx_gemm_prepacked)(0, rows, cout, patch, buf, patch, bpack, 0, y + r0 * cout, cout, apack);
+            FN(cx_bias_act)(y + r0 * cout, rows, cout, bias, act, 1);
+        }
         cx_aligned_free(buf);
+        cx_aligned_free(apack);
     }
+    cx_aligned_free(bpack);
+    return failed ? -1 : 0;
 }
 
-static void FN(backward_input_image)(const cx_conv_shape *s, const real *dz, const real *kernel, real *dx,
-                                     cx_int img, cx_int tile, real *buf, int n_threads)
+/* dx of images [i0, i1): zero them, then scatter their patch gradients
+ * (dz @ kernel^T, `chunk` rows at a time) in row order. */
+static void FN(backward_input_images)(const cx_conv_shape *s, const real *dz, const real *bpack, real *dx,
+                                      cx_int i0, cx_int i1, cx_int chunk, real *buf, real *apack)
 {
-    const cx_int per_image = s->oh * s->ow, patch = s->kh * s->kw * s->cin;
-    for (cx_int r = 0; r < per_image; r += tile) {
-        const cx_int r0 = img * per_image + r, rows = CX_MIN(tile, per_image - r);
-        FN(cx_gemm)(0, 1, rows, patch, s->cout, dz + r0 * s->cout, s->cout, kernel, s->cout, 0, buf, patch,
-                    n_threads);
+    const cx_int per_image = s->oh * s->ow, patch = s->kh * s->kw * s->cin, image = s->h * s->w * s->cin;
+    memset(dx + i0 * image, 0, sizeof(real) * (i1 - i0) * image);
+    const cx_int end = i1 * per_image;
+    for (cx_int r0 = i0 * per_image; r0 < end; r0 += chunk) {
+        const cx_int rows = CX_MIN(chunk, end - r0);
+        FN(cx_gemm_prepacked)(0, rows, patch, s->cout, dz + r0 * s->cout, s->cout, bpack, 0, buf, patch, apack);
         FN(col2im_rows)(s, buf, r0, rows, dx);
     }
 }
 
-void FN(cx_conv2d_backward_input)(const cx_conv_shape *s, const real *dz, const real *kernel,
-                                  real *dx, int n_threads)
+int FN(cx_conv2d_backward_input)(const cx_conv_shape *s, const real *dz, const real *kernel,
+                                 real *dx, int n_threads)
 {
-    const cx_int per_image = s->oh * s->ow, patch = s->kh * s->kw * s->cin;
+    const cx_int per_image = s->oh * s->ow, patch = s->kh * s->kw * s->cin, cout = s->cout;
     if (FN(is_pointwise)(s)) {
-        FN(cx_gemm)(0, 1, s->n * per_image, s->cin, s->cout, dz, s->cout, kernel, s->cout, 0, dx, s->cin,
-                    n_threads);
-        return;
+        FN(cx_gemm)(0, 1, s->n * per_image, s->cin, cout, dz, cout, kernel, cout, 0, dx, s->cin, n_threads);
+        return 0;
     }
-    memset(dx, 0, sizeof(real) * s->n * s->h * s->w * s->cin);
-    if (s->n == 0 || per_image == 0)
-        return;
-    const cx_int tile = CX_MIN(FN(tile_rows)(s), per_image);
-    /* Each image is scattered by one thread, its tiles in order: no races, fixed order. */
-    if (s->n >= n_threads && n_threads > 1) {
-#pragma omp parallel num_threads(n_threads)
-        {
-            real *buf = cx_aligned_alloc(sizeof(real) * tile * patch);
+    if (s->n == 0 || per_image == 0) {
+        memset(dx, 0, sizeof(real) * s->n * s->h * s->w * s->cin);
+        return 0;
+    }
+    /* Whole images per task, so no two threads scatter into the same pixels. */
+    const cx_int cap = FN(tile_cap)(patch);
+    int nt = FN(team_for)(s->n * per_image * patch * cout, s->n, n_threads), failed = 0;
+    cx_int ntasks = (s->n + CX_MAX(cap / per_image, 1) - 1) / CX_MAX(cap / per_image, 1);
+    ntasks = CX_MIN(((ntasks + nt - 1) / nt) * nt, s->n);
+    const cx_int images = (s->n + ntasks - 1) / ntasks, chunk = CX_MIN(cap, images * per_image);
+    real *bpack = cx_aligned_alloc(sizeof(real) * FN(cx_gemm_packed_b_size)(cout, patch));
+    if (!bpack)
+        return -1;
+    FN(cx_gemm_pack_b)(1, cout, patch, kernel, cout, bpack);
+#pragma omp parallel num_threads(nt) if (nt > 1) reduction(| : failed)
+    {
+        real *buf = cx_aligned_alloc(sizeof(real) * chunk * patch);
+        real *apack = cx_aligned_alloc(sizeof(real) * FN(cx_gemm_apack_size)());
+        failed = !buf || !apack;
 #pragma omp for schedule(static)
-            for (cx_int img = 0; img < s->n; img++)
-                FN(backward_input_image)(s, dz, kernel, dx, img, tile, buf, 1);
-            cx_aligned_free(buf);
-        }
-    } else {
-        real *buf = cx_aligned_alloc(sizeof(real) * tile * patch);
-        for (cx_int img = 0; img < s->n; img++)
-            FN(backward_input_image)(s, dz, kernel, dx, img, tile, buf, n_threads);
+        for (cx_int i0 = 0; i0 < s->n; i0 += images)
+            if (!failed)
+                FN(backward_input_images)(s, dz, bpack, dx, i0, CX_MIN(i0 + images, s->n), chunk, buf, apack);
         cx_aligned_free(buf);
+        cx_aligned_free(apack);
     }
+    cx_aligned_free(bpack);
+    return failed ? -1 : 0;
 }
 
-/* Weight and bias gradient of one fixed row group, accumulated tile by tile. */
+/* Kernel and bias gradient of rows [r0, r0 + rows), `tile` rows at a time. */
 static void FN(weight_grad_group)(const cx_conv_shape *s, const real *x, const real *dz, cx_int r0,
-                                  cx_int rows, cx_int tile, real *buf, real *dk, real *db, int n_threads)
+                                  cx_int rows, cx_int tile, real *buf, real *bpack, real *apack, real *dk,
+                                  real *db)
 {
     const cx_int patch = s->kh * s->kw * s->cin, cout = s->cout;
     for (cx_int t = 0; t < rows; t += tile) {
@@ -195,12 +220,31 @@ static void FN(weight_grad_group)(const cx_conv_shape *s, const real *x, const r
             FN(im2col_rows)(s, x, r0 + t, tr, buf);
             a = buf;
         }
-        FN(cx_gemm)(1, 0, patch, cout, tr, a, patch, dzt, cout, t == 0 ? 0 : 1, dk, cout, n_threads);
-        if (db)
-            for (cx_int r = 0; r < tr; r++)
+        FN(cx_gemm_pack_b)(0, tr, cout, dzt, cout, bpack);
+        FN(cx_gemm_prepacked)(1, patch, cout, tr, a, patch, bpack, t == 0 ? 0 : 1, dk, cout, apack);
+        if (db) {
+            cx_int r = 0;
+            if (t == 0) {
+                memcpy(db, dzt, sizeof(real) * cout);
+                r = 1;
+            }
+            for (; r < tr; r++)
                 for (cx_int c = 0; c < cout; c++)
-                    db[c] = (t == 0 && r == 0) ? dzt[c] : db[c] + dzt[r * cout + c];
+                    db[c] += dzt[r * cout + c];
+        }
     }
+}
+
+/* Row groups of the weight gradient: a power of two (so that 2 or 4 threads
+ * share them evenly), at most CX_WGRAD_GROUPS, at least CX_WGRAD_MIN_ROWS rows
+ * each. Fixed by the problem size alone, so the sum order never depends on
+ * the thread count. */
+static cx_int FN(weight_grad_groups)(cx_int total)
+{
+    cx_int groups = 1;
+    while (groups < CX_WGRAD_GROUPS && total / (2 * groups) >= CX_WGRAD_MIN_ROWS)
+        groups *= 2;
+    return groups;
 }
 
 int FN(cx_conv2d_backward_weight)(const cx_conv_shape *s, const real *x, const real *dz,
@@ -214,11 +258,10 @@ int FN(cx_conv2d_backward_weight)(const cx_conv_shape *s, const real *x, const r
             memset(dbias, 0, sizeof(real) * cout);
         return 0;
     }
-    const cx_int tile = CX_MIN(FN(tile_rows)(s), total);
-    /* Fixed groups (at most CX_WGRAD_GROUPS, whole tiles) summed in order afterwards. */
-    const cx_int tiles = (total + tile - 1) / tile;
-    const cx_int group_tiles = (tiles + CX_WGRAD_GROUPS - 1) / CX_WGRAD_GROUPS;
-    const cx_int group_rows = group_tiles * tile, ngroups = (total + group_rows - 1) / group_rows;
+    const cx_int group_rows = (total + FN(weight_grad_groups)(total) - 1) / FN(weight_grad_groups)(total);
+    const cx_int ngroups = (total + group_rows - 1) / group_rows;
+    const cx_int tile = CX_MIN(FN(tile_cap)(patch), group_rows);
+    int nt = FN(team_for)(total * wsize, ngroups, n_threads), failed = 0;
     real *partial = dkernel, *partial_b = dbias;
     if (ngroups > 1) {
         partial = cx_aligned_alloc(sizeof(real) * ngroups * (wsize + cout));
@@ -226,31 +269,33 @@ int FN(cx_conv2d_backward_weight)(const cx_conv_shape *s, const real *x, const r
             return -1;
         partial_b = partial + ngroups * wsize;
     }
-    if (ngroups >= n_threads && n_threads > 1) {
-#pragma omp parallel num_threads(n_threads)
-        {
-            real *buf = cx_aligned_alloc(sizeof(real) * tile * patch);
-#pragma omp for schedule(static)
-            for (cx_int g = 0; g < ngroups; g++)
-                FN(weight_grad_group)(s, x, dz, g * group_rows, CX_MIN(group_rows, total - g * group_rows), tile,
-                                      buf, partial + g * wsize, partial_b ? partial_b + g * cout : NULL, 1);
-            cx_aligned_free(buf);
-        }
-    } else {
+#pragma omp parallel num_threads(nt) if (nt > 1) reduction(| : failed)
+    {
         real *buf = cx_aligned_alloc(sizeof(real) * tile * patch);
+        real *bpack = cx_aligned_alloc(sizeof(real) * FN(cx_gemm_packed_b_size)(tile, cout));
+        real *apack = cx_aligned_alloc(sizeof(real) * FN(cx_gemm_apack_size)());
+        failed = !buf || !bpack || !apack;
+#pragma omp for schedule(static)
         for (cx_int g = 0; g < ngroups; g++)
-            FN(weight_grad_group)(s, x, dz, g * group_rows, CX_MIN(group_rows, total - g * group_rows), tile,
-                                  buf, partial + g * wsize, partial_b ? partial_b + g * cout : NULL, n_threads);
+            if (!failed)
+                FN(weight_grad_group)(s, x, dz, g * group_rows, CX_MIN(group_rows, total - g * group_rows), tile,
+                                      buf, bpack, apack, partial + g * wsize,
+                                      partial_b ? partial_b + g * cout : NULL);
         cx_aligned_free(buf);
+        cx_aligned_free(bpack);
+        cx_aligned_free(apack);
+        if (ngroups > 1) {
+            /* the loop's barrier has passed: every group is complete; sum them in order */
+#pragma omp for schedule(static)
+            for (cx_int i = 0; i < wsize; i++) {
+                real acc = partial[i];
+                for (cx_int g = 1; g < ngroups; g++)
+                    acc += partial[g * wsize + i];
+                dkernel[i] = acc;
+            }
+        }
     }
     if (ngroups > 1) {
-#pragma omp parallel for num_threads(n_threads) schedule(static) if (n_threads > 1 && wsize > 65536)
-        for (cx_int i = 0; i < wsize; i++) {
-            real acc = partial[i];
-            for (cx_int g = 1; g < ngroups; g++)
-                acc += partial[g * wsize + i];
-            dkernel[i] = acc;
-        }
         if (dbias)
             for (cx_int c = 0; c < cout; c++) {
                 real acc = partial_b[c];
@@ -260,5 +305,5 @@ int FN(cx_conv2d_backward_weight)(const cx_conv_shape *s, const real *x, const r
             }
         cx_aligned_free(partial);
     }
-    return 0;
+    return failed ? -1 : 0;
 }

@@ -19,4 +19,22 @@ void cx_gemm_f64(int trans_a, int trans_b, cx_int m, cx_int n, cx_int k,
                  const double *a, cx_int lda, const double *b, cx_int ldb,
                  double beta, double *c, cx_int ldc, int n_threads);
 
+/* Serial building blocks for callers that run their own parallel loop (conv):
+ * B is packed once with cx_gemm_pack_b into cx_gemm_packed_b_size(k, n)
+ * elements (64-byte aligned), then any number of row blocks of C = op(A) @ B
+ * + beta * C are computed by cx_gemm_prepacked, each with its own `apack`
+ * scratch of cx_gemm_apack_size() elements. Every element is accumulated
+ * exactly as cx_gemm does it, so the two give identical bits. cx_gemm_mr is the
+ * micro-kernel's row count (tiles that are multiples of it waste no work). */
+#define CX_GEMM_PREPACKED_DECL(real, sfx)                                                              \
+    int cx_gemm_mr_##sfx(void);                                                                        \
+    cx_int cx_gemm_packed_b_size_##sfx(cx_int k, cx_int n);                                            \
+    cx_int cx_gemm_apack_size_##sfx(void);                                                             \
+    void cx_gemm_pack_b_##sfx(int trans_b, cx_int k, cx_int n, const real *b, cx_int ldb, real *packed); \
+    void cx_gemm_prepacked_##sfx(int trans_a, cx_int m, cx_int n, cx_int k, const real *a, cx_int lda,  \
+                                 const real *packed_b, real beta, real *c, cx_int ldc, real *apack);
+CX_GEMM_PREPACKED_DECL(float, f32)
+CX_GEMM_PREPACKED_DECL(double, f64)
+#undef CX_GEMM_PREPACKED_DECL
+
 #endif

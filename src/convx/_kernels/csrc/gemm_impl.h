@@ -82,6 +82,59 @@ static void FN(scale_c)(cx_int m, cx_int n, real beta, real *c, cx_int ldc)
             c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j];
 }
 
+/* ----- serial GEMM on a B packed once (see gemm.h) ----- */
+
+int FN(cx_gemm_mr)(void) { return FN(select_ukernel)()->mr; }
+
+cx_int FN(cx_gemm_packed_b_size)(cx_int k, cx_int n)
+{
+    const int NR = FN(select_ukernel)()->nr;
+    return CX_MAX(k, 1) * ((n + NR - 1) / NR) * NR;
+}
+
+cx_int FN(cx_gemm_apack_size)(void)
+{
+    return (CX_MC_TARGET + FN(select_ukernel)()->mr) * CX_KC;
+}
+
+void FN(cx_gemm_pack_b)(int trans_b, cx_int k, cx_int n, const real *b, cx_int ldb, real *packed)
+{
+    const FN(ukernel_t) *uk = FN(select_ukernel)();
+    const int NR = uk->nr;
+    const cx_int npanels = (n + NR - 1) / NR;
+    for (cx_int pc = 0; pc < k; pc += CX_KC) {
+        const cx_int kc = CX_MIN(CX_KC, k - pc);
+        real *block = packed + pc * npanels * NR;
+        for (cx_int jp = 0; jp < npanels; jp++)
+            FN(pack_b_panel)(uk, trans_b, b, ldb, pc, kc, jp * NR, (int)CX_MIN(NR, n - jp * NR),
+                             block + jp * NR * kc);
+    }
+}
+
+void FN(cx_gemm_prepacked)(int trans_a, cx_int m, cx_int n, cx_int k, const real *a, cx_int lda,
+                           const real *packed_b, real beta, real *c, cx_int ldc, real *apack)
+{
+    if (m <= 0 || n <= 0)
+        return;
+    if (k <= 0) {
+        FN(scale_c)(m, n, beta, c, ldc);
+        return;
+    }
+    const FN(ukernel_t) *uk = FN(select_ukernel)();
+    const int MR = uk->mr, NR = uk->nr;
+    const cx_int MC = MR * (cx_int)(CX_MC_TARGET / MR), npanels = (n + NR - 1) / NR;
+    for (cx_int pc = 0; pc < k; pc += CX_KC) {
+        const cx_int kc = CX_MIN(CX_KC, k - pc);
+        const real beta_block = pc == 0 ? beta : (real)1;
+        for (cx_int ic = 0; ic < m; ic += MC) {
+            const cx_int mc = CX_MIN(MC, m - ic);
+            FN(pack_a)(uk, trans_a, a, lda, ic, mc, pc, kc, apack);
+            FN(macro_kernel)(uk, mc, n, kc, apack, packed_b + pc * npanels * NR, 0, npanels, c + ic * ldc, ldc,
+                             beta_block);
+        }
+    }
+}
+
 void FN(cx_gemm)(int trans_a, int trans_b, cx_int m, cx_int n, cx_int k,
                  const real *a, cx_int lda, const real *b, cx_int ldb,
                  real beta, real *c, cx_int ldc, int n_threads)
