@@ -21,6 +21,12 @@ CASES = [
     (1, 5, 4, 1, 3, 3, 1, (2, 1), "valid", (1, 1)),  # batch 1, one channel, mixed strides
     (2, 3, 3, 2, 5, 5, 2, (1, 1), "same", (1, 1)),  # kernel larger than the input
     (1, 1, 9, 2, 1, 3, 3, (1, 2), "same", (1, 1)),  # Conv1D as H = 1
+    # patches of more than CX_SMALL_PATCH = 32 elements take the packed-GEMM path
+    (2, 6, 5, 5, 3, 3, 4, (1, 1), "valid", (1, 1)),
+    (1, 7, 7, 4, 3, 3, 5, (2, 2), "same", (1, 1)),
+    # small patches with C_out multiples of 8 / 16 / 32 take the register-blocked AVX2 loops
+    (2, 9, 9, 2, 3, 3, 24, (1, 1), "valid", (1, 1)),
+    (2, 6, 6, 3, 3, 3, 48, (1, 1), "same", (1, 1)),
 ]
 
 

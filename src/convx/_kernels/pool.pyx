@@ -101,12 +101,8 @@ cdef _max_forward(x, cx_pool_geom g, out=None):
 
 
 cdef _max_backward(dy, argmax, x_shape, out=None):
-    """Scatter dy through argmax into a zero dx of x_shape; raise if an index is not in its image and channel."""
-    if out is None:
-        dx = np.zeros(x_shape, dtype=dy.dtype)
-    else:
-        dx = _checks.output_array(out, "out", x_shape, dy.dtype)
-        dx.fill(0)
+    """Scatter dy through argmax into dx of x_shape (zeroed by the kernel); raise if an index is not in its image and channel."""
+    dx = _checks.output_array(out, "out", x_shape, dy.dtype)
     cdef cnp.ndarray dya = dy, aa = argmax, dxa = dx
     cdef int64_t n_images = x_shape[0], c = x_shape[3]
     cdef int64_t image_size = x_shape[1] * x_shape[2] * x_shape[3]

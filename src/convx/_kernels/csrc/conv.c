@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "conv_small.h"
 #include "convx_omp.h"
 #include "epilogue.h"
 #include "gemm.h"

@@ -81,6 +81,24 @@ static void FN(col2im_rows)(const cx_conv_shape *s, const real *buf, cx_int r0, 
     }
 }
 
+static void FN(small_forward)(cx_int rows, cx_int patch, cx_int cout, const real *a, const real *kernel,
+                              const real *bias, real *y)
+{
+    if (cx_isa_selected() == CX_ISA_AVX2)
+        FN(small_forward_avx2)(rows, patch, cout, a, kernel, bias, y);
+    else
+        FN(small_forward_generic)(rows, patch, cout, a, kernel, bias, y);
+}
+
+static void FN(small_wgrad)(cx_int rows, cx_int patch, cx_int cout, const real *a, const real *dz, int first,
+                            real *dk)
+{
+    if (cx_isa_selected() == CX_ISA_AVX2)
+        FN(small_wgrad_avx2)(rows, patch, cout, a, dz, first, dk);
+    else
+        FN(small_wgrad_generic)(rows, patch, cout, a, dz, first, dk);
+}
+
 /* A 1x1, stride-1, unpadded convolution is a plain matrix product on x itself. */
 static int FN(is_pointwise)(const cx_conv_shape *s)
 {
@@ -128,10 +146,12 @@ int FN(cx_conv2d_forward)(const cx_conv_shape *s, const real *x, const real *ker
     }
     int nt = FN(team_for)(total * patch * cout, total, n_threads), failed = 0;
     const cx_int tile = FN(split_rows)(total, FN(tile_cap)(patch), nt), ntiles = (total + tile - 1) / tile;
-    real *bpack = cx_aligned_alloc(sizeof(real) * FN(cx_gemm_packed_b_size)(patch, cout));
+    const int small = patch <= CX_SMALL_PATCH;
+    real *bpack = cx_aligned_alloc(sizeof(real) * (small ? 1 : FN(cx_gemm_packed_b_size)(patch, cout)));
     if (!bpack)
         return -1;
-    FN(cx_gemm_pack_b)(0, patch, cout, kernel, cout, bpack);
+    if (!small)
+        FN(cx_gemm_pack_b)(0, patch, cout, kernel, cout, bpack);
 #pragma omp parallel num_threads(nt) if (nt > 1) reduction(| : failed)
     {
         real *buf = cx_aligned_alloc(sizeof(real) * tile * patch);
@@ -143,8 +163,13 @@ int FN(cx_conv2d_forward)(const cx_conv_shape *s, const real *x, const real *ker
             if (failed)
                 continue;
             FN(im2col_rows)(s, x, r0, rows, buf);
-            FN(cx_gemm_prepacked)(0, rows, cout, patch, buf, patch, bpack, 0, y + r0 * cout, cout, apack);
-            FN(cx_bias_act)(y + r0 * cout, rows, cout, bias, act, 1);
+            if (small) {
+                FN(small_forward)(rows, patch, cout, buf, kernel, bias, y + r0 * cout);
+                FN(cx_bias_act)(y + r0 * cout, rows, cout, NULL, act, 1);
+            } else {
+                FN(cx_gemm_prepacked)(0, rows, cout, patch, buf, patch, bpack, 0, y + r0 * cout, cout, apack);
+                FN(cx_bias_act)(y + r0 * cout, rows, cout, bias, act, 1);
+            }
         }
         cx_aligned_free(buf);
         cx_aligned_free(apack);
@@ -220,8 +245,12 @@ static void FN(weight_grad_group)(const cx_conv_shape *s, const real *x, const r
             FN(im2col_rows)(s, x, r0 + t, tr, buf);
             a = buf;
         }
-        FN(cx_gemm_pack_b)(0, tr, cout, dzt, cout, bpack);
-        FN(cx_gemm_prepacked)(1, patch, cout, tr, a, patch, bpack, t == 0 ? 0 : 1, dk, cout, apack);
+        if (patch <= CX_SMALL_PATCH) {
+            FN(small_wgrad)(tr, patch, cout, a, dzt, t == 0, dk);
+        } else {
+            FN(cx_gemm_pack_b)(0, tr, cout, dzt, cout, bpack);
+            FN(cx_gemm_prepacked)(1, patch, cout, tr, a, patch, bpack, t == 0 ? 0 : 1, dk, cout, apack);
+        }
         if (db) {
             cx_int r = 0;
             if (t == 0) {

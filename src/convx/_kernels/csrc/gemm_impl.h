@@ -24,6 +24,21 @@ static void FN(pack_a)(const FN(ukernel_t) *uk, int trans_a, const real *a, cx_i
             }
             continue;
         }
+        if (rows == 6 && MR == 6) {
+            /* The AVX2 panel: six row streams interleaved, contiguous writes. */
+            const real *s0 = a + (i0 + ir) * lda + p0, *s1 = s0 + lda, *s2 = s1 + lda;
+            const real *s3 = s2 + lda, *s4 = s3 + lda, *s5 = s4 + lda;
+            for (cx_int p = 0; p < kc; p++) {
+                real *dst = buf + p * 6;
+                dst[0] = s0[p];
+                dst[1] = s1[p];
+                dst[2] = s2[p];
+                dst[3] = s3[p];
+                dst[4] = s4[p];
+                dst[5] = s5[p];
+            }
+            continue;
+        }
         for (int r = 0; r < MR; r++) {
             real *dst = buf + r;
             if (r >= rows) {

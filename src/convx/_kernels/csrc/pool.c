@@ -1,5 +1,7 @@
 #include "pool.h"
 
+#include <string.h>
+
 #include "convx_omp.h"
 
 #define real float

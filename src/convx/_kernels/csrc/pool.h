@@ -24,7 +24,7 @@ typedef struct {
 void cx_max_pool2d_forward_f32(const float *x, float *y, int64_t *argmax, const cx_pool_geom *g, int n_threads);
 void cx_max_pool2d_forward_f64(const double *x, double *y, int64_t *argmax, const cx_pool_geom *g, int n_threads);
 
-/* dx (n_images, image_size) must be zeroed; for every image i and each of its
+/* dx (n_images, image_size) is zeroed, then for every image i and each of its
  * `per_image` rows of `c` gradients, dx[argmax] += dy. An index outside image i
  * or pointing at another channel is skipped and counted: the return value is the
  * number of such indices (0 on valid input). */

@@ -96,13 +96,15 @@ void FN(cx_max_pool2d_forward)(const real *x, real *y, int64_t *argmax, const cx
 }
 
 /* Overlapping windows may route several gradients to one cell, so each image is
- * scattered by one thread in a fixed order: race-free and deterministic. */
+ * zeroed and then scattered by one thread in a fixed order: race-free and
+ * deterministic. The channel check is a mask when C is a power of two. */
 cx_int FN(cx_max_pool2d_backward)(const real *dy, const int64_t *argmax, real *dx, cx_int n_images,
                                   cx_int per_image, cx_int c, cx_int image_size, int n_threads)
 {
     cx_int i, bad = 0;
     int parallel = n_threads > 1 && n_images * image_size >= CX_POOL_PARALLEL_MIN;
-    if (n_images <= 0 || per_image <= 0 || c <= 0)
+    const int pow2 = c > 0 && (c & (c - 1)) == 0;
+    if (n_images <= 0 || c <= 0)
         return 0;
 #pragma omp parallel for num_threads(n_threads) schedule(static) reduction(+ : bad) if (parallel)
     for (i = 0; i < n_images; ++i) {
@@ -110,10 +112,11 @@ cx_int FN(cx_max_pool2d_backward)(const real *dy, const int64_t *argmax, real *d
         const int64_t *ai = argmax + i * per_image * c;
         real *dxi = dx + i * image_size;
         cx_int lo = i * image_size, p, ch;
+        memset(dxi, 0, sizeof(real) * image_size);
         for (p = 0; p < per_image; ++p) {
             for (ch = 0; ch < c; ++ch) {
                 int64_t k = ai[p * c + ch] - lo;
-                if (k < 0 || k >= image_size || k % c != ch) {
+                if (k < 0 || k >= image_size || (pow2 ? ((k - ch) & (c - 1)) != 0 : k % c != ch)) {
                     ++bad;
                     continue;
                 }
