@@ -12,6 +12,8 @@
  * order never depends on the thread count. */
 #define CX_WGRAD_GROUPS 16
 #define CX_WGRAD_MIN_ROWS 64
+/* Elements per task when the groups' partial sums are added up. */
+#define CX_WGRAD_SUM_BLOCK 4096
 
 /* Multiply-adds below which a call stays on the calling thread. */
 #define CX_CONV_PARALLEL_MIN 1048576

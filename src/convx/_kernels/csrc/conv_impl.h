@@ -264,6 +264,16 @@ static void FN(weight_grad_group)(const cx_conv_shape *s, const real *x, const r
     }
 }
 
+/* out[i] = ((g_0[i] + g_1[i]) + g_2[i]) + ... for i < count, where group g
+ * starts at partial + g * stride: a fixed order, vectorised along i. */
+static void FN(sum_groups)(const real *partial, cx_int stride, cx_int ngroups, cx_int count, real *out)
+{
+    memcpy(out, partial, sizeof(real) * count);
+    for (cx_int g = 1; g < ngroups; g++)
+        for (cx_int i = 0; i < count; i++)
+            out[i] += partial[g * stride + i];
+}
+
 /* Row groups of the weight gradient: a power of two (so that 2 or 4 threads
  * share them evenly), at most CX_WGRAD_GROUPS, at least CX_WGRAD_MIN_ROWS rows
  * each. Fixed by the problem size alone, so the sum order never depends on
@@ -289,7 +299,9 @@ int FN(cx_conv2d_backward_weight)(const cx_conv_shape *s, const real *x, const r
     }
     const cx_int group_rows = (total + FN(weight_grad_groups)(total) - 1) / FN(weight_grad_groups)(total);
     const cx_int ngroups = (total + group_rows - 1) / group_rows;
-    const cx_int tile = CX_MIN(FN(tile_cap)(patch), group_rows);
+    /* equal tiles within a group: a short last tile would be a thin, slow GEMM */
+    const cx_int tiles_per_group = (group_rows + FN(tile_cap)(patch) - 1) / FN(tile_cap)(patch);
+    const cx_int tile = (group_rows + tiles_per_group - 1) / tiles_per_group;
     int nt = FN(team_for)(total * wsize, ngroups, n_threads), failed = 0;
     real *partial = dkernel, *partial_b = dbias;
     if (ngroups > 1) {
@@ -316,22 +328,13 @@ int FN(cx_conv2d_backward_weight)(const cx_conv_shape *s, const real *x, const r
         if (ngroups > 1) {
             /* the loop's barrier has passed: every group is complete; sum them in order */
 #pragma omp for schedule(static)
-            for (cx_int i = 0; i < wsize; i++) {
-                real acc = partial[i];
-                for (cx_int g = 1; g < ngroups; g++)
-                    acc += partial[g * wsize + i];
-                dkernel[i] = acc;
-            }
+            for (cx_int i0 = 0; i0 < wsize; i0 += CX_WGRAD_SUM_BLOCK)
+                FN(sum_groups)(partial + i0, wsize, ngroups, CX_MIN(CX_WGRAD_SUM_BLOCK, wsize - i0), dkernel + i0);
         }
     }
     if (ngroups > 1) {
         if (dbias)
-            for (cx_int c = 0; c < cout; c++) {
-                real acc = partial_b[c];
-                for (cx_int g = 1; g < ngroups; g++)
-                    acc += partial_b[g * cout + c];
-                dbias[c] = acc;
-            }
+            FN(sum_groups)(partial_b, cout, ngroups, cout, dbias);
         cx_aligned_free(partial);
     }
     return failed ? -1 : 0;

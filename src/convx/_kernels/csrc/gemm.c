@@ -1,5 +1,7 @@
 #include "gemm.h"
 
+#include <string.h>
+
 #include "convx_omp.h"
 #include "cpu_features.h"
 #include "gemm_ukernels.h"

@@ -15,6 +15,11 @@ static void FN(pack_a)(const FN(ukernel_t) *uk, int trans_a, const real *a, cx_i
         if (trans_a) {
             /* op(A) rows are columns of `a`: each k step reads `rows` contiguous values. */
             const real *src = a + p0 * lda + i0 + ir;
+            if (rows == 6 && MR == 6) {
+                for (cx_int p = 0; p < kc; p++)
+                    memcpy(buf + p * 6, src + p * lda, 6 * sizeof(real));
+                continue;
+            }
             for (cx_int p = 0; p < kc; p++) {
                 int r = 0;
                 for (; r < rows; r++)
