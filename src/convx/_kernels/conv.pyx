@@ -24,14 +24,10 @@ cdef extern from "conv.h" nogil:
                                const float *bias, int act, float *y, int n_threads)
     int cx_conv2d_forward_f64(const cx_conv_shape *s, const double *x, const double *kernel,
                                const double *bias, int act, double *y, int n_threads)
-    int cx_conv2d_backward_input_f32(const cx_conv_shape *s, const float *dz, const float *kernel,
-                                      float *dx, int n_threads)
-    int cx_conv2d_backward_input_f64(const cx_conv_shape *s, const double *dz, const double *kernel,
-                                      double *dx, int n_threads)
-    int cx_conv2d_backward_weight_f32(const cx_conv_shape *s, const float *x, const float *dz,
-                                      float *dkernel, float *dbias, int n_threads)
-    int cx_conv2d_backward_weight_f64(const cx_conv_shape *s, const double *x, const double *dz,
-                                      double *dkernel, double *dbias, int n_threads)
+    int cx_conv2d_backward_f32(const cx_conv_shape *s, const float *x, const float *kernel, const float *dz,
+                               float *dx, float *dkernel, float *dbias, int n_threads)
+    int cx_conv2d_backward_f64(const cx_conv_shape *s, const double *x, const double *kernel, const double *dz,
+                               double *dx, double *dkernel, double *dbias, int n_threads)
 
 
 cdef cx_conv_shape _geometry(x, kernel, strides, padding, dilation) except *:
@@ -151,14 +147,12 @@ def conv2d_backward(x, kernel, dz, strides=(1, 1), padding="valid", dilation=(1,
     cdef int nt = effective_num_threads(), status
     if x.dtype == np.float32:
         with nogil:
-            status = cx_conv2d_backward_weight_f32(&s, <float *>px, <float *>pdz, <float *>pdk, <float *>pdb, nt)
-            if pdx != NULL and status == 0:
-                status = cx_conv2d_backward_input_f32(&s, <float *>pdz, <float *>pk, <float *>pdx, nt)
+            status = cx_conv2d_backward_f32(&s, <float *>px, <float *>pk, <float *>pdz, <float *>pdx, <float *>pdk,
+                                            <float *>pdb, nt)
     else:
         with nogil:
-            status = cx_conv2d_backward_weight_f64(&s, <double *>px, <double *>pdz, <double *>pdk, <double *>pdb, nt)
-            if pdx != NULL and status == 0:
-                status = cx_conv2d_backward_input_f64(&s, <double *>pdz, <double *>pk, <double *>pdx, nt)
+            status = cx_conv2d_backward_f64(&s, <double *>px, <double *>pk, <double *>pdz, <double *>pdx,
+                                            <double *>pdk, <double *>pdb, nt)
     if status != 0:
         raise MemoryError("conv2d_backward: could not allocate scratch buffers")
     return dx, dkernel, dbias

@@ -15,6 +15,9 @@
 /* Elements per task when the groups' partial sums are added up. */
 #define CX_WGRAD_SUM_BLOCK 4096
 
+/* cx_scratch slots: per-thread tile buffers, and the master's shared ones. */
+enum { CX_SLOT_TILE, CX_SLOT_APACK, CX_SLOT_BPACK, CX_SLOT_KERNEL, CX_SLOT_PARTIAL };
+
 /* Multiply-adds below which a call stays on the calling thread. */
 #define CX_CONV_PARALLEL_MIN 1048576
 

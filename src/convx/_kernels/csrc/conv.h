@@ -21,23 +21,18 @@ typedef struct {
     cx_int pad_top, pad_left;
 } cx_conv_shape;
 
-/* y = act(conv(x, kernel) + bias); bias may be NULL. The three kernels return 0,
+/* y = act(conv(x, kernel) + bias); bias may be NULL. Both kernels return 0,
  * or -1 when scratch memory cannot be allocated. */
 int cx_conv2d_forward_f32(const cx_conv_shape *s, const float *x, const float *kernel,
                            const float *bias, int act, float *y, int n_threads);
 int cx_conv2d_forward_f64(const cx_conv_shape *s, const double *x, const double *kernel,
                            const double *bias, int act, double *y, int n_threads);
 
-/* dx = gradient w.r.t. x given dz, the gradient w.r.t. the pre-activation output. */
-int cx_conv2d_backward_input_f32(const cx_conv_shape *s, const float *dz, const float *kernel,
-                                  float *dx, int n_threads);
-int cx_conv2d_backward_input_f64(const cx_conv_shape *s, const double *dz, const double *kernel,
-                                  double *dx, int n_threads);
-
-/* dkernel and dbias (dbias may be NULL) from x and dz. */
-int cx_conv2d_backward_weight_f32(const cx_conv_shape *s, const float *x, const float *dz,
-                                  float *dkernel, float *dbias, int n_threads);
-int cx_conv2d_backward_weight_f64(const cx_conv_shape *s, const double *x, const double *dz,
-                                  double *dkernel, double *dbias, int n_threads);
+/* Gradients from dz, the gradient w.r.t. the pre-activation output: dkernel,
+ * dbias (may be NULL) and, unless dx is NULL, the input gradient dx. */
+int cx_conv2d_backward_f32(const cx_conv_shape *s, const float *x, const float *kernel, const float *dz,
+                           float *dx, float *dkernel, float *dbias, int n_threads);
+int cx_conv2d_backward_f64(const cx_conv_shape *s, const double *x, const double *kernel, const double *dz,
+                           double *dx, double *dkernel, double *dbias, int n_threads);
 
 #endif

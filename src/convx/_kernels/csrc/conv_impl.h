@@ -147,15 +147,15 @@ int FN(cx_conv2d_forward)(const cx_conv_shape *s, const real *x, const real *ker
     int nt = FN(team_for)(total * patch * cout, total, n_threads), failed = 0;
     const cx_int tile = FN(split_rows)(total, FN(tile_cap)(patch), nt), ntiles = (total + tile - 1) / tile;
     const int small = patch <= CX_SMALL_PATCH;
-    real *bpack = cx_aligned_alloc(sizeof(real) * (small ? 1 : FN(cx_gemm_packed_b_size)(patch, cout)));
+    real *bpack = cx_scratch(CX_SLOT_KERNEL, sizeof(real) * (small ? 1 : FN(cx_gemm_packed_b_size)(patch, cout)));
     if (!bpack)
         return -1;
     if (!small)
         FN(cx_gemm_pack_b)(0, patch, cout, kernel, cout, bpack);
 #pragma omp parallel num_threads(nt) if (nt > 1) reduction(| : failed)
     {
-        real *buf = cx_aligned_alloc(sizeof(real) * tile * patch);
-        real *apack = cx_aligned_alloc(sizeof(real) * FN(cx_gemm_apack_size)());
+        real *buf = cx_scratch(CX_SLOT_TILE, sizeof(real) * tile * patch);
+        real *apack = cx_scratch(CX_SLOT_APACK, sizeof(real) * FN(cx_gemm_apack_size)());
         failed = !buf || !apack;
 #pragma omp for schedule(static)
         for (cx_int t = 0; t < ntiles; t++) {
@@ -171,10 +171,7 @@ int FN(cx_conv2d_forward)(const cx_conv_shape *s, const real *x, const real *ker
                 FN(cx_bias_act)(y + r0 * cout, rows, cout, bias, act, 1);
             }
         }
-        cx_aligned_free(buf);
-        cx_aligned_free(apack);
     }
-    cx_aligned_free(bpack);
     return failed ? -1 : 0;
 }
 
@@ -191,44 +188,6 @@ static void FN(backward_input_images)(const cx_conv_shape *s, const real *dz, co
         FN(cx_gemm_prepacked)(0, rows, patch, s->cout, dz + r0 * s->cout, s->cout, bpack, 0, buf, patch, apack);
         FN(col2im_rows)(s, buf, r0, rows, dx);
     }
-}
-
-int FN(cx_conv2d_backward_input)(const cx_conv_shape *s, const real *dz, const real *kernel,
-                                 real *dx, int n_threads)
-{
-    const cx_int per_image = s->oh * s->ow, patch = s->kh * s->kw * s->cin, cout = s->cout;
-    if (FN(is_pointwise)(s)) {
-        FN(cx_gemm)(0, 1, s->n * per_image, s->cin, cout, dz, cout, kernel, cout, 0, dx, s->cin, n_threads);
-        return 0;
-    }
-    if (s->n == 0 || per_image == 0) {
-        memset(dx, 0, sizeof(real) * s->n * s->h * s->w * s->cin);
-        return 0;
-    }
-    /* Whole images per task, so no two threads scatter into the same pixels. */
-    const cx_int cap = FN(tile_cap)(patch);
-    int nt = FN(team_for)(s->n * per_image * patch * cout, s->n, n_threads), failed = 0;
-    cx_int ntasks = (s->n + CX_MAX(cap / per_image, 1) - 1) / CX_MAX(cap / per_image, 1);
-    ntasks = CX_MIN(((ntasks + nt - 1) / nt) * nt, s->n);
-    const cx_int images = (s->n + ntasks - 1) / ntasks, chunk = CX_MIN(cap, images * per_image);
-    real *bpack = cx_aligned_alloc(sizeof(real) * FN(cx_gemm_packed_b_size)(cout, patch));
-    if (!bpack)
-        return -1;
-    FN(cx_gemm_pack_b)(1, cout, patch, kernel, cout, bpack);
-#pragma omp parallel num_threads(nt) if (nt > 1) reduction(| : failed)
-    {
-        real *buf = cx_aligned_alloc(sizeof(real) * chunk * patch);
-        real *apack = cx_aligned_alloc(sizeof(real) * FN(cx_gemm_apack_size)());
-        failed = !buf || !apack;
-#pragma omp for schedule(static)
-        for (cx_int i0 = 0; i0 < s->n; i0 += images)
-            if (!failed)
-                FN(backward_input_images)(s, dz, bpack, dx, i0, CX_MIN(i0 + images, s->n), chunk, buf, apack);
-        cx_aligned_free(buf);
-        cx_aligned_free(apack);
-    }
-    cx_aligned_free(bpack);
-    return failed ? -1 : 0;
 }
 
 /* Kernel and bias gradient of rows [r0, r0 + rows), `tile` rows at a time. */
@@ -286,56 +245,100 @@ static cx_int FN(weight_grad_groups)(cx_int total)
     return groups;
 }
 
-int FN(cx_conv2d_backward_weight)(const cx_conv_shape *s, const real *x, const real *dz,
-                                  real *dkernel, real *dbias, int n_threads)
+/* Weight-gradient groups [0, ngroups) split statically over the team (every
+ * thread must reach the loop, so a thread without scratch memory skips its share). */
+static void FN(weight_grad_groups_run)(const cx_conv_shape *s, const real *x, const real *dz, cx_int total,
+                                       cx_int group_rows, cx_int ngroups, cx_int tile, real *buf, real *bpack,
+                                       real *apack, real *partial, real *partial_b, int skip, int nowait)
+{
+    const cx_int wsize = s->kh * s->kw * s->cin * s->cout;
+#define CX_GROUP_BODY                                                                                   \
+    FN(weight_grad_group)(s, x, dz, g * group_rows, CX_MIN(group_rows, total - g * group_rows), tile, buf, \
+                          bpack, apack, partial + g * wsize, partial_b ? partial_b + g * s->cout : NULL)
+    if (nowait) {
+#pragma omp for schedule(static) nowait
+        for (cx_int g = 0; g < ngroups; g++)
+            if (!skip)
+                CX_GROUP_BODY;
+    } else {
+#pragma omp for schedule(static)
+        for (cx_int g = 0; g < ngroups; g++)
+            if (!skip)
+                CX_GROUP_BODY;
+    }
+#undef CX_GROUP_BODY
+}
+
+/* Both gradients in one parallel region (one team wake-up per layer): the
+ * weight-gradient groups, then (when dx is wanted) whole-image input-gradient
+ * tasks, then the in-order sum of the group partials. */
+int FN(cx_conv2d_backward)(const cx_conv_shape *s, const real *x, const real *kernel, const real *dz, real *dx,
+                           real *dkernel, real *dbias, int n_threads)
 {
     const cx_int total = s->n * s->oh * s->ow, patch = s->kh * s->kw * s->cin, cout = s->cout;
-    const cx_int wsize = patch * cout;
+    const cx_int wsize = patch * cout, per_image = s->oh * s->ow;
+    if (dx && FN(is_pointwise)(s)) {
+        FN(cx_gemm)(0, 1, total, s->cin, cout, dz, cout, kernel, cout, 0, dx, s->cin, n_threads);
+        dx = NULL;
+    }
     if (total == 0) {
         memset(dkernel, 0, sizeof(real) * wsize);
         if (dbias)
             memset(dbias, 0, sizeof(real) * cout);
+        if (dx)
+            memset(dx, 0, sizeof(real) * s->n * s->h * s->w * s->cin);
         return 0;
     }
+    const cx_int cap = FN(tile_cap)(patch);
     const cx_int group_rows = (total + FN(weight_grad_groups)(total) - 1) / FN(weight_grad_groups)(total);
     const cx_int ngroups = (total + group_rows - 1) / group_rows;
     /* equal tiles within a group: a short last tile would be a thin, slow GEMM */
-    const cx_int tiles_per_group = (group_rows + FN(tile_cap)(patch) - 1) / FN(tile_cap)(patch);
+    const cx_int tiles_per_group = (group_rows + cap - 1) / cap;
     const cx_int tile = (group_rows + tiles_per_group - 1) / tiles_per_group;
-    int nt = FN(team_for)(total * wsize, ngroups, n_threads), failed = 0;
-    real *partial = dkernel, *partial_b = dbias;
+    int nt = FN(team_for)(total * wsize * (dx ? 2 : 1), ngroups + (dx ? s->n : 0), n_threads), failed = 0;
+    /* input gradient: whole images per task, so no two threads scatter into the same pixels */
+    cx_int images = 1, chunk = 1;
+    if (dx) {
+        const cx_int fit = CX_MAX(cap / per_image, 1);
+        const cx_int ntasks = CX_MIN(((((s->n + fit - 1) / fit) + nt - 1) / nt) * nt, s->n);
+        images = (s->n + ntasks - 1) / ntasks;
+        chunk = CX_MIN(cap, images * per_image);
+    }
+    real *partial = dkernel, *partial_b = dbias, *kpack = NULL;
     if (ngroups > 1) {
-        partial = cx_aligned_alloc(sizeof(real) * ngroups * (wsize + cout));
+        partial = cx_scratch(CX_SLOT_PARTIAL, sizeof(real) * ngroups * (wsize + cout));
         if (!partial)
             return -1;
         partial_b = partial + ngroups * wsize;
     }
+    if (dx) {
+        kpack = cx_scratch(CX_SLOT_KERNEL, sizeof(real) * FN(cx_gemm_packed_b_size)(cout, patch));
+        if (!kpack)
+            return -1;
+        FN(cx_gemm_pack_b)(1, cout, patch, kernel, cout, kpack);
+    }
 #pragma omp parallel num_threads(nt) if (nt > 1) reduction(| : failed)
     {
-        real *buf = cx_aligned_alloc(sizeof(real) * tile * patch);
-        real *bpack = cx_aligned_alloc(sizeof(real) * FN(cx_gemm_packed_b_size)(tile, cout));
-        real *apack = cx_aligned_alloc(sizeof(real) * FN(cx_gemm_apack_size)());
+        real *buf = cx_scratch(CX_SLOT_TILE, sizeof(real) * CX_MAX(tile, chunk) * patch);
+        real *bpack = cx_scratch(CX_SLOT_BPACK, sizeof(real) * FN(cx_gemm_packed_b_size)(tile, cout));
+        real *apack = cx_scratch(CX_SLOT_APACK, sizeof(real) * FN(cx_gemm_apack_size)());
         failed = !buf || !bpack || !apack;
+        FN(weight_grad_groups_run)(s, x, dz, total, group_rows, ngroups, tile, buf, bpack, apack, partial,
+                                   partial_b, failed, dx != NULL);
+        if (dx) {
 #pragma omp for schedule(static)
-        for (cx_int g = 0; g < ngroups; g++)
-            if (!failed)
-                FN(weight_grad_group)(s, x, dz, g * group_rows, CX_MIN(group_rows, total - g * group_rows), tile,
-                                      buf, bpack, apack, partial + g * wsize,
-                                      partial_b ? partial_b + g * cout : NULL);
-        cx_aligned_free(buf);
-        cx_aligned_free(bpack);
-        cx_aligned_free(apack);
+            for (cx_int i0 = 0; i0 < s->n; i0 += images)
+                if (!failed)
+                    FN(backward_input_images)(s, dz, kpack, dx, i0, CX_MIN(i0 + images, s->n), chunk, buf, apack);
+        }
         if (ngroups > 1) {
-            /* the loop's barrier has passed: every group is complete; sum them in order */
+            /* a loop barrier has passed: every group is complete; sum them in order */
 #pragma omp for schedule(static)
             for (cx_int i0 = 0; i0 < wsize; i0 += CX_WGRAD_SUM_BLOCK)
                 FN(sum_groups)(partial + i0, wsize, ngroups, CX_MIN(CX_WGRAD_SUM_BLOCK, wsize - i0), dkernel + i0);
         }
     }
-    if (ngroups > 1) {
-        if (dbias)
-            FN(sum_groups)(partial_b, cout, ngroups, cout, dbias);
-        cx_aligned_free(partial);
-    }
+    if (ngroups > 1 && dbias)
+        FN(sum_groups)(partial_b, cout, ngroups, cout, dbias);
     return failed ? -1 : 0;
 }

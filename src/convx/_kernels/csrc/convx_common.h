@@ -46,6 +46,30 @@ static inline void *cx_aligned_alloc(size_t bytes)
 static inline void cx_aligned_free(void *p) { free(p); }
 #endif
 
+/* Per-thread scratch kept between calls: the buffers of a training step are the
+ * same every step, and fresh allocations of that size come back from the OS as
+ * zero-filled pages (page faults, measured at ~6% of a seed training step).
+ * Each translation unit has its own slots; a buffer only grows, and stays
+ * allocated for the life of its thread (OpenMP workers live as long as the
+ * process). Returns NULL when out of memory. */
+#ifdef _MSC_VER
+#define CX_THREAD_LOCAL __declspec(thread)
+#else
+#define CX_THREAD_LOCAL _Thread_local
+#endif
+#define CX_SCRATCH_SLOTS 6
+static inline void *cx_scratch(int slot, size_t bytes)
+{
+    static CX_THREAD_LOCAL void *buffers[CX_SCRATCH_SLOTS];
+    static CX_THREAD_LOCAL size_t sizes[CX_SCRATCH_SLOTS];
+    if (bytes > sizes[slot]) {
+        cx_aligned_free(buffers[slot]);
+        buffers[slot] = cx_aligned_alloc(bytes);
+        sizes[slot] = buffers[slot] ? bytes : 0;
+    }
+    return buffers[slot];
+}
+
 #ifdef _MSC_VER
 #define CX_RESTRICT __restrict
 #else

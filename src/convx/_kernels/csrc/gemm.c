@@ -6,6 +6,9 @@
 #include "cpu_features.h"
 #include "gemm_ukernels.h"
 
+/* cx_scratch slots of cx_gemm: the shared B panels, each thread's A block. */
+enum { CX_SLOT_GEMM_B, CX_SLOT_GEMM_A };
+
 #define real float
 #define FN(name) name##_f32
 typedef struct {

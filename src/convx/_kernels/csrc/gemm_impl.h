@@ -175,13 +175,13 @@ void FN(cx_gemm)(int trans_a, int trans_b, cx_int m, cx_int n, cx_int k,
     /* Threads only when the product is big enough to repay the fork/join: with
      * sleeping (passive) OpenMP workers a wake-up costs tens of microseconds. */
     int nt = (double)m * n * k < 2097152.0 ? 1 : CX_MAX(n_threads, 1);
-    real *bpack = cx_aligned_alloc(sizeof(real) * kc_max * nc_max);
+    real *bpack = cx_scratch(CX_SLOT_GEMM_B, sizeof(real) * kc_max * nc_max);
     if (!bpack)
         return;
 
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
-        real *apack = cx_aligned_alloc(sizeof(real) * CX_MC_TARGET * kc_max + sizeof(real) * MR * kc_max);
+        real *apack = cx_scratch(CX_SLOT_GEMM_A, sizeof(real) * CX_MC_TARGET * kc_max + sizeof(real) * MR * kc_max);
         const int tid = convx_thread_id(), team = convx_team_size();
         for (cx_int jc = 0; jc < n; jc += NC) {
             const cx_int nc = CX_MIN(NC, n - jc);
@@ -216,9 +216,7 @@ void FN(cx_gemm)(int trans_a, int trans_b, cx_int m, cx_int n, cx_int k,
                 }
             }
         }
-        cx_aligned_free(apack);
     }
-    cx_aligned_free(bpack);
 }
 
 #undef CX_KC
