@@ -6,7 +6,4 @@ import os
 # chose otherwise. Spinning wins a few microseconds per parallel region on an idle
 # machine but collapses throughput (100x measured here) when another process holds
 # a core. libgomp reads this once, when it is loaded by the first extension below.
-if os.environ.get("CONVX_SPIN_EXPERIMENT"):
-    os.environ["GOMP_SPINCOUNT"] = os.environ["CONVX_SPIN_EXPERIMENT"]
-else:
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
