@@ -16,7 +16,11 @@
 #define CX_WGRAD_SUM_BLOCK 4096
 
 /* cx_scratch slots: per-thread tile buffers, and the master's shared ones. */
-enum { CX_SLOT_TILE, CX_SLOT_APACK, CX_SLOT_BPACK, CX_SLOT_KERNEL, CX_SLOT_PARTIAL };
+enum { CX_SLOT_TILE, CX_SLOT_APACK, CX_SLOT_BPACK, CX_SLOT_KERNEL, CX_SLOT_PARTIAL, CX_SLOT_ZEROS,
+       CX_SLOT_KT, CX_SLOT_PTRS };
+
+/* Depth (patch values) of the forward's K blocks: whole taps, B panels in L1. */
+#define CX_KC_CONV 256
 
 /* Multiply-adds below which a call stays on the calling thread. */
 #define CX_CONV_PARALLEL_MIN 1048576

@@ -133,10 +133,59 @@ static int FN(team_for)(cx_int multiply_adds, cx_int units, int n_threads)
     return (int)CX_MAX(1, CX_MIN((cx_int)n_threads, units));
 }
 
+/* Indirection buffer of output rows [r0, r0 + rows): for every tap, a pointer
+ * to the C_in input values it reads, or to `zeros` in the padding; laid out
+ * as cx_gemm_indirect expects (groups of mr rows, tap-major), the last group
+ * padded with copies of the last row. */
+static void FN(indirection)(const cx_conv_shape *s, const real *x, cx_int r0, cx_int rows, int mr,
+                            const real *zeros, const real **ptrs)
+{
+    const cx_int taps = s->kh * s->kw, per_image = s->oh * s->ow, padded = (rows + mr - 1) / mr * mr;
+    for (cx_int i = 0; i < padded; i++) {
+        const cx_int row = r0 + CX_MIN(i, rows - 1);
+        const cx_int img = row / per_image, oy = (row % per_image) / s->ow, ox = row % s->ow;
+        const real *xi = x + img * s->h * s->w * s->cin;
+        const real **dst = ptrs + (i / mr) * taps * mr + i % mr;
+        for (cx_int ky = 0; ky < s->kh; ky++) {
+            const cx_int iy = oy * s->sh - s->pad_top + ky * s->dh;
+            for (cx_int kx = 0; kx < s->kw; kx++, dst += mr) {
+                const cx_int ix = ox * s->sw - s->pad_left + kx * s->dw;
+                *dst = (iy >= 0 && iy < s->h && ix >= 0 && ix < s->w) ? xi + (iy * s->w + ix) * s->cin : zeros;
+            }
+        }
+    }
+}
+
+/* The same for the input gradient at stride 1, rows being input pixels: tap
+ * (ky, kx) of pixel (iy, ix) reads the C_out gradients of output
+ * (iy + pad_top - ky * dh, ix + pad_left - kx * dw), or `zeros` outside. */
+static void FN(indirection_dx)(const cx_conv_shape *s, const real *dz, cx_int r0, cx_int rows, int mr,
+                               const real *zeros, const real **ptrs)
+{
+    const cx_int taps = s->kh * s->kw, per_image = s->h * s->w, padded = (rows + mr - 1) / mr * mr;
+    for (cx_int i = 0; i < padded; i++) {
+        const cx_int row = r0 + CX_MIN(i, rows - 1);
+        const cx_int img = row / per_image, iy = (row % per_image) / s->w, ix = row % s->w;
+        const real *dzi = dz + img * s->oh * s->ow * s->cout;
+        const real **dst = ptrs + (i / mr) * taps * mr + i % mr;
+        for (cx_int ky = 0; ky < s->kh; ky++) {
+            const cx_int oy = iy + s->pad_top - ky * s->dh;
+            for (cx_int kx = 0; kx < s->kw; kx++, dst += mr) {
+                const cx_int ox = ix + s->pad_left - kx * s->dw;
+                *dst = (oy >= 0 && oy < s->oh && ox >= 0 && ox < s->ow) ? dzi + (oy * s->ow + ox) * s->cout : zeros;
+            }
+        }
+    }
+}
+
+/* Forward, one parallel region over row tiles. Small patches: im2col of the
+ * tile and register-blocked loops; others: indirect GEMM on the kernel packed
+ * once (no patch copies at all). Bias and activation on each tile while hot. */
 int FN(cx_conv2d_forward)(const cx_conv_shape *s, const real *x, const real *kernel,
                           const real *bias, int act, real *y, int n_threads)
 {
     const cx_int total = s->n * s->oh * s->ow, patch = s->kh * s->kw * s->cin, cout = s->cout;
+    const cx_int taps = s->kh * s->kw, cin = s->cin;
     if (total == 0)
         return 0;
     if (FN(is_pointwise)(s)) {
@@ -146,28 +195,42 @@ int FN(cx_conv2d_forward)(const cx_conv_shape *s, const real *x, const real *ker
     }
     int nt = FN(team_for)(total * patch * cout, total, n_threads), failed = 0;
     const cx_int tile = FN(split_rows)(total, FN(tile_cap)(patch), nt), ntiles = (total + tile - 1) / tile;
-    const int small = patch <= CX_SMALL_PATCH;
-    real *bpack = cx_scratch(CX_SLOT_KERNEL, sizeof(real) * (small ? 1 : FN(cx_gemm_packed_b_size)(patch, cout)));
-    if (!bpack)
-        return -1;
-    if (!small)
-        FN(cx_gemm_pack_b)(0, patch, cout, kernel, cout, bpack);
+    const int small = patch <= CX_SMALL_PATCH, mr = FN(cx_gemm_mr)();
+    /* K blocks of whole taps, about CX_KC_CONV values deep */
+    const cx_int block_taps = CX_MAX(1, CX_KC_CONV / cin);
+    real *bpack = NULL;
+    if (!small) {
+        bpack = cx_scratch(CX_SLOT_KERNEL, sizeof(real) * FN(cx_gemm_packed_b_size)(patch, cout));
+        if (!bpack)
+            return -1;
+        FN(cx_gemm_pack_b_blocked)(0, patch, cout, kernel, cout, block_taps * cin, bpack);
+    }
 #pragma omp parallel num_threads(nt) if (nt > 1) reduction(| : failed)
     {
-        real *buf = cx_scratch(CX_SLOT_TILE, sizeof(real) * tile * patch);
-        real *apack = cx_scratch(CX_SLOT_APACK, sizeof(real) * FN(cx_gemm_apack_size)());
-        failed = !buf || !apack;
+        real *buf = NULL, *zeros = NULL;
+        const real **ptrs = NULL;
+        if (small) {
+            buf = cx_scratch(CX_SLOT_TILE, sizeof(real) * tile * patch);
+            failed = !buf;
+        } else {
+            ptrs = cx_scratch(CX_SLOT_TILE, sizeof(real *) * ((tile + mr - 1) / mr * mr) * taps);
+            zeros = cx_scratch(CX_SLOT_ZEROS, sizeof(real) * cin);
+            failed = !ptrs || !zeros;
+            if (zeros)
+                memset(zeros, 0, sizeof(real) * cin);
+        }
 #pragma omp for schedule(static)
         for (cx_int t = 0; t < ntiles; t++) {
             const cx_int r0 = t * tile, rows = CX_MIN(tile, total - r0);
             if (failed)
                 continue;
-            FN(im2col_rows)(s, x, r0, rows, buf);
             if (small) {
+                FN(im2col_rows)(s, x, r0, rows, buf);
                 FN(small_forward)(rows, patch, cout, buf, kernel, bias, y + r0 * cout);
                 FN(cx_bias_act)(y + r0 * cout, rows, cout, NULL, act, 1);
             } else {
-                FN(cx_gemm_prepacked)(0, rows, cout, patch, buf, patch, bpack, 0, y + r0 * cout, cout, apack);
+                FN(indirection)(s, x, r0, rows, mr, zeros, ptrs);
+                FN(cx_gemm_indirect)(rows, cout, taps, cin, ptrs, bpack, block_taps, y + r0 * cout, cout);
                 FN(cx_bias_act)(y + r0 * cout, rows, cout, bias, act, 1);
             }
         }
@@ -296,9 +359,16 @@ int FN(cx_conv2d_backward)(const cx_conv_shape *s, const real *x, const real *ke
     const cx_int tiles_per_group = (group_rows + cap - 1) / cap;
     const cx_int tile = (group_rows + tiles_per_group - 1) / tiles_per_group;
     int nt = FN(team_for)(total * wsize * (dx ? 2 : 1), ngroups + (dx ? s->n : 0), n_threads), failed = 0;
-    /* input gradient: whole images per task, so no two threads scatter into the same pixels */
+    /* Stride 1: dx is itself a convolution of dz, computed by an indirect GEMM
+     * over tiles of input pixels (each written once, no scatter). Otherwise
+     * dz @ kernel^T is scattered back (col2im) by whole images per task, so
+     * no two threads add into the same pixels. */
+    const int direct_dx = dx && s->sh == 1 && s->sw == 1;
+    const cx_int taps = s->kh * s->kw, in_rows = s->n * s->h * s->w, mr = FN(cx_gemm_mr)();
+    const cx_int dx_tile = direct_dx ? FN(split_rows)(in_rows, FN(tile_cap)(taps * cout), nt) : 1;
+    const cx_int dx_block_taps = CX_MAX(1, CX_KC_CONV / cout);
     cx_int images = 1, chunk = 1;
-    if (dx) {
+    if (dx && !direct_dx) {
         const cx_int fit = CX_MAX(cap / per_image, 1);
         const cx_int ntasks = CX_MIN(((((s->n + fit - 1) / fit) + nt - 1) / nt) * nt, s->n);
         images = (s->n + ntasks - 1) / ntasks;
@@ -311,7 +381,18 @@ int FN(cx_conv2d_backward)(const cx_conv_shape *s, const real *x, const real *ke
             return -1;
         partial_b = partial + ngroups * wsize;
     }
-    if (dx) {
+    if (direct_dx) {
+        /* B[(t, co), ci] = kernel[t, ci, co]: each tap's (C_in, C_out) block transposed */
+        real *kt = cx_scratch(CX_SLOT_KT, sizeof(real) * wsize);
+        kpack = cx_scratch(CX_SLOT_KERNEL, sizeof(real) * FN(cx_gemm_packed_b_size)(taps * cout, s->cin));
+        if (!kt || !kpack)
+            return -1;
+        for (cx_int t = 0; t < taps; t++)
+            for (cx_int ci = 0; ci < s->cin; ci++)
+                for (cx_int co = 0; co < cout; co++)
+                    kt[(t * cout + co) * s->cin + ci] = kernel[(t * s->cin + ci) * cout + co];
+        FN(cx_gemm_pack_b_blocked)(0, taps * cout, s->cin, kt, s->cin, dx_block_taps * cout, kpack);
+    } else if (dx) {
         kpack = cx_scratch(CX_SLOT_KERNEL, sizeof(real) * FN(cx_gemm_packed_b_size)(cout, patch));
         if (!kpack)
             return -1;
@@ -325,7 +406,21 @@ int FN(cx_conv2d_backward)(const cx_conv_shape *s, const real *x, const real *ke
         failed = !buf || !bpack || !apack;
         FN(weight_grad_groups_run)(s, x, dz, total, group_rows, ngroups, tile, buf, bpack, apack, partial,
                                    partial_b, failed, dx != NULL);
-        if (dx) {
+        if (direct_dx) {
+            const real **ptrs = cx_scratch(CX_SLOT_PTRS, sizeof(real *) * ((dx_tile + mr - 1) / mr * mr) * taps);
+            real *zeros = cx_scratch(CX_SLOT_ZEROS, sizeof(real) * cout);
+            failed |= !ptrs || !zeros;
+            if (zeros)
+                memset(zeros, 0, sizeof(real) * cout);
+#pragma omp for schedule(static)
+            for (cx_int r0 = 0; r0 < in_rows; r0 += dx_tile) {
+                const cx_int rows = CX_MIN(dx_tile, in_rows - r0);
+                if (failed)
+                    continue;
+                FN(indirection_dx)(s, dz, r0, rows, (int)mr, zeros, ptrs);
+                FN(cx_gemm_indirect)(rows, s->cin, taps, cout, ptrs, kpack, dx_block_taps, dx + r0 * s->cin, s->cin);
+            }
+        } else if (dx) {
 #pragma omp for schedule(static)
             for (cx_int i0 = 0; i0 < s->n; i0 += images)
                 if (!failed)

@@ -57,7 +57,7 @@ static inline void cx_aligned_free(void *p) { free(p); }
 #else
 #define CX_THREAD_LOCAL _Thread_local
 #endif
-#define CX_SCRATCH_SLOTS 6
+#define CX_SCRATCH_SLOTS 8
 static inline void *cx_scratch(int slot, size_t bytes)
 {
     static CX_THREAD_LOCAL void *buffers[CX_SCRATCH_SLOTS];

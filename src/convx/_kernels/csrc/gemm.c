@@ -14,12 +14,13 @@ enum { CX_SLOT_GEMM_B, CX_SLOT_GEMM_A };
 typedef struct {
     int mr, nr;
     void (*run)(cx_int, const float *, const float *, float *, cx_int, int, int, float);
+    void (*run_indirect)(cx_int, cx_int, const float *const *, const float *, float *, cx_int, int, int, float);
 } ukernel_t_f32;
 static const ukernel_t_f32 *select_ukernel_f32(void)
 {
-    static const ukernel_t_f32 generic = {4, 8, ukr_generic_f32};
+    static const ukernel_t_f32 generic = {4, 8, ukr_generic_f32, ukr_indirect_generic_f32};
 #ifdef CX_HAVE_X86
-    static const ukernel_t_f32 avx2 = {6, 16, ukr_avx2_f32};
+    static const ukernel_t_f32 avx2 = {6, 16, ukr_avx2_f32, ukr_indirect_avx2_f32};
     if (cx_isa_selected() == CX_ISA_AVX2)
         return &avx2;
 #endif
@@ -38,12 +39,13 @@ static const ukernel_t_f32 *select_ukernel_f32(void)
 typedef struct {
     int mr, nr;
     void (*run)(cx_int, const double *, const double *, double *, cx_int, int, int, double);
+    void (*run_indirect)(cx_int, cx_int, const double *const *, const double *, double *, cx_int, int, int, double);
 } ukernel_t_f64;
 static const ukernel_t_f64 *select_ukernel_f64(void)
 {
-    static const ukernel_t_f64 generic = {4, 4, ukr_generic_f64};
+    static const ukernel_t_f64 generic = {4, 4, ukr_generic_f64, ukr_indirect_generic_f64};
 #ifdef CX_HAVE_X86
-    static const ukernel_t_f64 avx2 = {6, 8, ukr_avx2_f64};
+    static const ukernel_t_f64 avx2 = {6, 8, ukr_avx2_f64, ukr_indirect_avx2_f64};
     if (cx_isa_selected() == CX_ISA_AVX2)
         return &avx2;
 #endif

@@ -25,14 +25,24 @@ void cx_gemm_f64(int trans_a, int trans_b, cx_int m, cx_int n, cx_int k,
  * + beta * C are computed by cx_gemm_prepacked, each with its own `apack`
  * scratch of cx_gemm_apack_size() elements. Every element is accumulated
  * exactly as cx_gemm does it, so the two give identical bits. cx_gemm_mr is the
- * micro-kernel's row count (tiles that are multiples of it waste no work). */
+ * micro-kernel's row count (tiles that are multiples of it waste no work).
+ *
+ * Indirect GEMM (convolution without im2col, Dukhan 2019): C (m x n) = A @ B
+ * where row i of A is the concatenation over taps t of the `cin` values at
+ * ptrs[(i / MR) * taps * MR + t * MR + i % MR]; rows past m in the last group
+ * of MR must hold any readable pointers. B (taps * cin x n) is packed by
+ * cx_gemm_pack_b_blocked with kc_block = block_taps * cin. */
 #define CX_GEMM_PREPACKED_DECL(real, sfx)                                                              \
     int cx_gemm_mr_##sfx(void);                                                                        \
     cx_int cx_gemm_packed_b_size_##sfx(cx_int k, cx_int n);                                            \
     cx_int cx_gemm_apack_size_##sfx(void);                                                             \
     void cx_gemm_pack_b_##sfx(int trans_b, cx_int k, cx_int n, const real *b, cx_int ldb, real *packed); \
     void cx_gemm_prepacked_##sfx(int trans_a, cx_int m, cx_int n, cx_int k, const real *a, cx_int lda,  \
-                                 const real *packed_b, real beta, real *c, cx_int ldc, real *apack);
+                                 const real *packed_b, real beta, real *c, cx_int ldc, real *apack);   \
+    void cx_gemm_pack_b_blocked_##sfx(int trans_b, cx_int k, cx_int n, const real *b, cx_int ldb,       \
+                                      cx_int kc_block, real *packed);                                  \
+    void cx_gemm_indirect_##sfx(cx_int m, cx_int n, cx_int taps, cx_int cin, const real *const *ptrs,  \
+                                const real *packed_b, cx_int block_taps, real *c, cx_int ldc);
 CX_GEMM_PREPACKED_DECL(float, f32)
 CX_GEMM_PREPACKED_DECL(double, f64)
 #undef CX_GEMM_PREPACKED_DECL

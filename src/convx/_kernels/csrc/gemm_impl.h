@@ -117,17 +117,42 @@ cx_int FN(cx_gemm_apack_size)(void)
     return (CX_MC_TARGET + FN(select_ukernel)()->mr) * CX_KC;
 }
 
-void FN(cx_gemm_pack_b)(int trans_b, cx_int k, cx_int n, const real *b, cx_int ldb, real *packed)
+void FN(cx_gemm_pack_b_blocked)(int trans_b, cx_int k, cx_int n, const real *b, cx_int ldb, cx_int kc_block,
+                                real *packed)
 {
     const FN(ukernel_t) *uk = FN(select_ukernel)();
     const int NR = uk->nr;
     const cx_int npanels = (n + NR - 1) / NR;
-    for (cx_int pc = 0; pc < k; pc += CX_KC) {
-        const cx_int kc = CX_MIN(CX_KC, k - pc);
+    for (cx_int pc = 0; pc < k; pc += kc_block) {
+        const cx_int kc = CX_MIN(kc_block, k - pc);
         real *block = packed + pc * npanels * NR;
         for (cx_int jp = 0; jp < npanels; jp++)
             FN(pack_b_panel)(uk, trans_b, b, ldb, pc, kc, jp * NR, (int)CX_MIN(NR, n - jp * NR),
                              block + jp * NR * kc);
+    }
+}
+
+void FN(cx_gemm_pack_b)(int trans_b, cx_int k, cx_int n, const real *b, cx_int ldb, real *packed)
+{
+    FN(cx_gemm_pack_b_blocked)(trans_b, k, n, b, ldb, CX_KC, packed);
+}
+
+void FN(cx_gemm_indirect)(cx_int m, cx_int n, cx_int taps, cx_int cin, const real *const *ptrs,
+                          const real *packed_b, cx_int block_taps, real *c, cx_int ldc)
+{
+    const FN(ukernel_t) *uk = FN(select_ukernel)();
+    const int MR = uk->mr, NR = uk->nr;
+    const cx_int npanels = (n + NR - 1) / NR;
+    for (cx_int t0 = 0; t0 < taps; t0 += block_taps) {
+        const cx_int bt = CX_MIN(block_taps, taps - t0), kc = bt * cin;
+        const real *block = packed_b + t0 * cin * npanels * NR;
+        const real beta = t0 == 0 ? 0 : (real)1;
+        for (cx_int jp = 0; jp < npanels; jp++) {
+            const int cols = (int)CX_MIN(NR, n - jp * NR);
+            for (cx_int ir = 0; ir < m; ir += MR)
+                uk->run_indirect(bt, cin, ptrs + (ir / MR) * taps * MR + t0 * MR, block + jp * NR * kc,
+                                 c + ir * ldc + jp * NR, ldc, (int)CX_MIN(MR, m - ir), cols, beta);
+        }
     }
 }
 

@@ -44,24 +44,31 @@
 CX_GENERIC_UKERNEL(float, ukr_generic_f32, 4, 8)
 CX_GENERIC_UKERNEL(double, ukr_generic_f64, 4, 4)
 
+/* Indirect micro-kernels (convolution without im2col): row i of A is read
+ * through pointers, ptrs[t * MR + i] for tap t, each to `cin` contiguous
+ * values; B is packed as usual with taps * cin rows. */
+#define CX_GENERIC_INDIRECT(real, name, MR, NR)                                         \
+    static void name(cx_int taps, cx_int cin, const real *const *ptrs, const real *b,  \
+                     real *c, cx_int ldc, int mr, int nr, real beta)                   \
+    {                                                                                  \
+        real acc[(MR) * (NR)] = {0};                                                   \
+        for (cx_int t = 0; t < taps; t++, ptrs += (MR))                                \
+            for (cx_int p = 0; p < cin; p++, b += (NR))                                \
+                for (int i = 0; i < (MR); i++)                                         \
+                    for (int j = 0; j < (NR); j++)                                     \
+                        acc[i * (NR) + j] += ptrs[i][p] * b[j];                        \
+        CX_STORE_TILE(real, acc, NR, c, ldc, mr, nr, beta);                            \
+    }
+
+CX_GENERIC_INDIRECT(float, ukr_indirect_generic_f32, 4, 8)
+CX_GENERIC_INDIRECT(double, ukr_indirect_generic_f64, 4, 4)
+
 #ifdef CX_HAVE_X86
 /* AVX2 + FMA: 6 x 16 floats (or 6 x 8 doubles) in 12 ymm accumulators. */
+/* The 12 accumulators of a 6 x 16 float tile into C (with beta). */
 CX_TARGET_AVX2
-static void ukr_avx2_f32(cx_int kc, const float *a, const float *b, float *c, cx_int ldc,
-                         int mr, int nr, float beta)
+static inline void store_avx2_f32(const __m256 *rows, float *c, cx_int ldc, int mr, int nr, float beta)
 {
-    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
-    __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-    for (cx_int p = 0; p < kc; p++, a += 6, b += 16) {
-        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8), ai;
-        ai = _mm256_broadcast_ss(a + 0); c00 = _mm256_fmadd_ps(ai, b0, c00); c01 = _mm256_fmadd_ps(ai, b1, c01);
-        ai = _mm256_broadcast_ss(a + 1); c10 = _mm256_fmadd_ps(ai, b0, c10); c11 = _mm256_fmadd_ps(ai, b1, c11);
-        ai = _mm256_broadcast_ss(a + 2); c20 = _mm256_fmadd_ps(ai, b0, c20); c21 = _mm256_fmadd_ps(ai, b1, c21);
-        ai = _mm256_broadcast_ss(a + 3); c30 = _mm256_fmadd_ps(ai, b0, c30); c31 = _mm256_fmadd_ps(ai, b1, c31);
-        ai = _mm256_broadcast_ss(a + 4); c40 = _mm256_fmadd_ps(ai, b0, c40); c41 = _mm256_fmadd_ps(ai, b1, c41);
-        ai = _mm256_broadcast_ss(a + 5); c50 = _mm256_fmadd_ps(ai, b0, c50); c51 = _mm256_fmadd_ps(ai, b1, c51);
-    }
-    __m256 rows[12] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51};
     if (mr == 6 && nr == 16) {
         __m256 vb = _mm256_set1_ps(beta);
         for (int i = 0; i < 6; i++) {
@@ -82,27 +89,93 @@ static void ukr_avx2_f32(cx_int kc, const float *a, const float *b, float *c, cx
     CX_STORE_TILE(float, acc, 16, c, ldc, mr, nr, beta);
 }
 
+/* One k step of the 6 x 16 tile: row i's value a_i times the 16 values at b. */
+#define CX_AVX2_F32_STEP(a0, a1, a2, a3, a4, a5, b)                                                       \
+    do {                                                                                                \
+        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps((b) + 8), ai;                                \
+        ai = _mm256_broadcast_ss(a0); c00 = _mm256_fmadd_ps(ai, b0, c00); c01 = _mm256_fmadd_ps(ai, b1, c01); \
+        ai = _mm256_broadcast_ss(a1); c10 = _mm256_fmadd_ps(ai, b0, c10); c11 = _mm256_fmadd_ps(ai, b1, c11); \
+        ai = _mm256_broadcast_ss(a2); c20 = _mm256_fmadd_ps(ai, b0, c20); c21 = _mm256_fmadd_ps(ai, b1, c21); \
+        ai = _mm256_broadcast_ss(a3); c30 = _mm256_fmadd_ps(ai, b0, c30); c31 = _mm256_fmadd_ps(ai, b1, c31); \
+        ai = _mm256_broadcast_ss(a4); c40 = _mm256_fmadd_ps(ai, b0, c40); c41 = _mm256_fmadd_ps(ai, b1, c41); \
+        ai = _mm256_broadcast_ss(a5); c50 = _mm256_fmadd_ps(ai, b0, c50); c51 = _mm256_fmadd_ps(ai, b1, c51); \
+    } while (0)
+
+/* AVX2 + FMA: 6 x 16 floats (or 6 x 8 doubles) in 12 ymm accumulators. */
+CX_TARGET_AVX2
+static void ukr_avx2_f32(cx_int kc, const float *a, const float *b, float *c, cx_int ldc,
+                         int mr, int nr, float beta)
+{
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+    __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    for (cx_int p = 0; p < kc; p++, a += 6, b += 16)
+        CX_AVX2_F32_STEP(a + 0, a + 1, a + 2, a + 3, a + 4, a + 5, b);
+    const __m256 rows[12] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51};
+    store_avx2_f32(rows, c, ldc, mr, nr, beta);
+}
+
+CX_TARGET_AVX2
+static void ukr_indirect_avx2_f32(cx_int taps, cx_int cin, const float *const *ptrs, const float *b, float *c,
+                                  cx_int ldc, int mr, int nr, float beta)
+{
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+    __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    for (cx_int t = 0; t < taps; t++, ptrs += 6) {
+        const float *a0 = ptrs[0], *a1 = ptrs[1], *a2 = ptrs[2], *a3 = ptrs[3], *a4 = ptrs[4], *a5 = ptrs[5];
+        for (cx_int p = 0; p < cin; p++, b += 16)
+            CX_AVX2_F32_STEP(a0 + p, a1 + p, a2 + p, a3 + p, a4 + p, a5 + p, b);
+    }
+    const __m256 rows[12] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51};
+    store_avx2_f32(rows, c, ldc, mr, nr, beta);
+}
+#undef CX_AVX2_F32_STEP
+
+#define CX_AVX2_F64_STEP(a0, a1, a2, a3, a4, a5, b)                                                       \
+    do {                                                                                                \
+        __m256d b0 = _mm256_load_pd(b), b1 = _mm256_load_pd((b) + 4), ai;                               \
+        ai = _mm256_broadcast_sd(a0); c00 = _mm256_fmadd_pd(ai, b0, c00); c01 = _mm256_fmadd_pd(ai, b1, c01); \
+        ai = _mm256_broadcast_sd(a1); c10 = _mm256_fmadd_pd(ai, b0, c10); c11 = _mm256_fmadd_pd(ai, b1, c11); \
+        ai = _mm256_broadcast_sd(a2); c20 = _mm256_fmadd_pd(ai, b0, c20); c21 = _mm256_fmadd_pd(ai, b1, c21); \
+        ai = _mm256_broadcast_sd(a3); c30 = _mm256_fmadd_pd(ai, b0, c30); c31 = _mm256_fmadd_pd(ai, b1, c31); \
+        ai = _mm256_broadcast_sd(a4); c40 = _mm256_fmadd_pd(ai, b0, c40); c41 = _mm256_fmadd_pd(ai, b1, c41); \
+        ai = _mm256_broadcast_sd(a5); c50 = _mm256_fmadd_pd(ai, b0, c50); c51 = _mm256_fmadd_pd(ai, b1, c51); \
+    } while (0)
+
+#define CX_AVX2_F64_STORE                                                                               \
+    do {                                                                                                \
+        const __m256d rows[12] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51};          \
+        double acc[6 * 8];                                                                              \
+        for (int i = 0; i < 12; i++)                                                                    \
+            _mm256_storeu_pd(acc + 4 * i, rows[i]);                                                     \
+        CX_STORE_TILE(double, acc, 8, c, ldc, mr, nr, beta);                                            \
+    } while (0)
+
 CX_TARGET_AVX2
 static void ukr_avx2_f64(cx_int kc, const double *a, const double *b, double *c, cx_int ldc,
                          int mr, int nr, double beta)
 {
     __m256d c00 = _mm256_setzero_pd(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
     __m256d c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-    for (cx_int p = 0; p < kc; p++, a += 6, b += 8) {
-        __m256d b0 = _mm256_load_pd(b), b1 = _mm256_load_pd(b + 4), ai;
-        ai = _mm256_broadcast_sd(a + 0); c00 = _mm256_fmadd_pd(ai, b0, c00); c01 = _mm256_fmadd_pd(ai, b1, c01);
-        ai = _mm256_broadcast_sd(a + 1); c10 = _mm256_fmadd_pd(ai, b0, c10); c11 = _mm256_fmadd_pd(ai, b1, c11);
-        ai = _mm256_broadcast_sd(a + 2); c20 = _mm256_fmadd_pd(ai, b0, c20); c21 = _mm256_fmadd_pd(ai, b1, c21);
-        ai = _mm256_broadcast_sd(a + 3); c30 = _mm256_fmadd_pd(ai, b0, c30); c31 = _mm256_fmadd_pd(ai, b1, c31);
-        ai = _mm256_broadcast_sd(a + 4); c40 = _mm256_fmadd_pd(ai, b0, c40); c41 = _mm256_fmadd_pd(ai, b1, c41);
-        ai = _mm256_broadcast_sd(a + 5); c50 = _mm256_fmadd_pd(ai, b0, c50); c51 = _mm256_fmadd_pd(ai, b1, c51);
-    }
-    __m256d rows[12] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51};
-    double acc[6 * 8];
-    for (int i = 0; i < 12; i++)
-        _mm256_storeu_pd(acc + 4 * i, rows[i]);
-    CX_STORE_TILE(double, acc, 8, c, ldc, mr, nr, beta);
+    for (cx_int p = 0; p < kc; p++, a += 6, b += 8)
+        CX_AVX2_F64_STEP(a + 0, a + 1, a + 2, a + 3, a + 4, a + 5, b);
+    CX_AVX2_F64_STORE;
 }
+
+CX_TARGET_AVX2
+static void ukr_indirect_avx2_f64(cx_int taps, cx_int cin, const double *const *ptrs, const double *b, double *c,
+                                  cx_int ldc, int mr, int nr, double beta)
+{
+    __m256d c00 = _mm256_setzero_pd(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+    __m256d c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    for (cx_int t = 0; t < taps; t++, ptrs += 6) {
+        const double *a0 = ptrs[0], *a1 = ptrs[1], *a2 = ptrs[2], *a3 = ptrs[3], *a4 = ptrs[4], *a5 = ptrs[5];
+        for (cx_int p = 0; p < cin; p++, b += 8)
+            CX_AVX2_F64_STEP(a0 + p, a1 + p, a2 + p, a3 + p, a4 + p, a5 + p, b);
+    }
+    CX_AVX2_F64_STORE;
+}
+#undef CX_AVX2_F64_STEP
+#undef CX_AVX2_F64_STORE
 #endif /* CX_HAVE_X86 */
 
 #endif
