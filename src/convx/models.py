@@ -17,6 +17,7 @@ from convx import random as _random
 from convx._summary import summary_text
 from convx.layers.base import ActivationOutput, Layer, format_shape, unique_name
 from convx.layers.core import InputLayer
+from convx.layers.pooling import _Pooling
 
 
 def _callback_list(callbacks, **kwargs):
@@ -351,9 +352,25 @@ class Sequential:
         if self._first_trainable is None:
             return
         last = len(self._layers) - 1
+        pre_activation = fused  # grad is already w.r.t. the next layer's pre-activation output
         for i in range(last, self._first_trainable - 1, -1):
             layer = self._layers[i]
-            grad = layer.backward(grad, from_logits=True) if (i == last and fused) else layer.backward(grad)
+            if pre_activation:
+                grad = layer.backward(grad, from_logits=True)
+                pre_activation = False
+            elif i > self._first_trainable and self._relu_before_max_pool(i):
+                # the relu's backward pass rides on the pooling's scatter (one pass, not two)
+                grad = layer.backward(grad, relu_input=self._layers[i - 1]._y)
+                pre_activation = True
+            else:
+                grad = layer.backward(grad)
+
+    def _relu_before_max_pool(self, i):
+        """Layer i is a max pooling fed by a layer whose own activation is relu."""
+        pool, before = self._layers[i], self._layers[i - 1]
+        return (isinstance(pool, _Pooling) and pool.mode == "max" and isinstance(before, ActivationOutput)
+                and before.activation == "relu" and not before.expose_logits
+                and getattr(before, "_y", None) is not None)
 
     def _update_trackers(self, losses, targets, output):
         self._loss_tracker.update_state(float(losses.mean()), sample_weight=len(output))

@@ -340,3 +340,21 @@ def test_avg_backward_rejects_bad_input(rng):
         global_avg_pool2d_backward(dy[:, 0, 0], (3, 4, 4, 3))
     with pytest.raises(ValueError, match="non-empty spatial size"):
         global_avg_pool2d_backward(dy[:, 0, 0], (2, 4, 0, 3))
+
+
+@pytest.mark.parametrize("pool_size, strides", [((2, 2), (2, 2)), ((3, 3), (1, 1))])
+def test_relu_input_fuses_the_relu_backward(rng, pool_size, strides):
+    from convx._kernels.activations import activation_backward
+
+    # a relu's output: zeros (ties included) and positives; overlapping windows when strides < pool
+    x = np.maximum(rng.standard_normal((3, 7, 6, 4)), 0)
+    x[0, :3, :3, 0] = 0
+    y, argmax = max_pool2d_forward(x, pool_size, strides)
+    dy = rng.standard_normal(y.shape)
+    plain = max_pool2d_backward(dy, argmax, x.shape)
+    fused = max_pool2d_backward(dy, argmax, x.shape, relu_input=x)
+    np.testing.assert_array_equal(fused, activation_backward(x, plain, "relu"))
+    with pytest.raises(ValueError, match="relu_input"):
+        max_pool2d_backward(dy, argmax, x.shape, relu_input=x[:2])
+    with pytest.raises(TypeError, match="relu_input"):
+        max_pool2d_backward(dy, argmax, x.shape, relu_input=x.astype(np.float32))

@@ -24,9 +24,11 @@ cdef extern from "pool.h" nogil:
     void cx_max_pool2d_forward_f32(const float *x, float *y, int64_t *argmax, const cx_pool_geom *g, int n_threads)
     void cx_max_pool2d_forward_f64(const double *x, double *y, int64_t *argmax, const cx_pool_geom *g,
                                    int n_threads)
-    int64_t cx_max_pool2d_backward_f32(const float *dy, const int64_t *argmax, float *dx, int64_t n_images,
+    int64_t cx_max_pool2d_backward_f32(const float *dy, const int64_t *argmax, const float *relu_x, float *dx,
+                                       int64_t n_images,
                                        int64_t per_image, int64_t c, int64_t image_size, int n_threads)
-    int64_t cx_max_pool2d_backward_f64(const double *dy, const int64_t *argmax, double *dx, int64_t n_images,
+    int64_t cx_max_pool2d_backward_f64(const double *dy, const int64_t *argmax, const double *relu_x, double *dx,
+                                       int64_t n_images,
                                        int64_t per_image, int64_t c, int64_t image_size, int n_threads)
     void cx_avg_pool2d_forward_f32(const float *x, float *y, const cx_pool_geom *g, int n_threads)
     void cx_avg_pool2d_forward_f64(const double *x, double *y, const cx_pool_geom *g, int n_threads)
@@ -100,9 +102,17 @@ cdef _max_forward(x, cx_pool_geom g, out=None):
     return y, argmax
 
 
-cdef _max_backward(dy, argmax, x_shape, out=None):
+cdef _max_backward(dy, argmax, x_shape, out=None, relu_input=None):
     """Scatter dy through argmax into dx of x_shape (zeroed by the kernel); raise if an index is not in its image and channel."""
     dx = _checks.output_array(out, "out", x_shape, dy.dtype)
+    cdef const void *prelu = NULL
+    cdef cnp.ndarray relua
+    if relu_input is not None:
+        relua = _checks.float_array(relu_input, "relu_input", dtype=dy.dtype)
+        _checks.check_shape(relua, "relu_input", tuple(x_shape))
+        if relua is dx:
+            raise ValueError("relu_input must not be the output array")
+        prelu = cnp.PyArray_DATA(relua)
     cdef cnp.ndarray dya = dy, aa = argmax, dxa = dx
     cdef int64_t n_images = x_shape[0], c = x_shape[3]
     cdef int64_t image_size = x_shape[1] * x_shape[2] * x_shape[3]
@@ -115,10 +125,12 @@ cdef _max_backward(dy, argmax, x_shape, out=None):
     cdef int64_t bad
     with nogil:
         if single:
-            bad = cx_max_pool2d_backward_f32(<const float *>pdy, pa, <float *>pdx, n_images, per_image, c,
+            bad = cx_max_pool2d_backward_f32(<const float *>pdy, pa, <const float *>prelu, <float *>pdx, n_images,
+                                             per_image, c,
                                              image_size, n_threads)
         else:
-            bad = cx_max_pool2d_backward_f64(<const double *>pdy, pa, <double *>pdx, n_images, per_image, c,
+            bad = cx_max_pool2d_backward_f64(<const double *>pdy, pa, <const double *>prelu, <double *>pdx, n_images,
+                                             per_image, c,
                                              image_size, n_threads)
     if bad:
         raise ValueError(
@@ -190,7 +202,7 @@ def max_pool2d_forward(x, pool_size, strides=None, padding="valid", out=None):
     return _max_forward(x, _geometry(x.shape, pool_size, strides, padding, "max_pool2d"), out)
 
 
-def max_pool2d_backward(dy, argmax, x_shape, out=None):
+def max_pool2d_backward(dy, argmax, x_shape, out=None, relu_input=None):
     """Gradient of max pooling: ``dy`` scattered (summed) into x's cells at ``argmax``.
 
     Parameters
@@ -202,13 +214,17 @@ def max_pool2d_backward(dy, argmax, x_shape, out=None):
         (N, H, W, C) of the forward input.
     out : numpy.ndarray, shape x_shape, optional
         Written in place and returned.
+    relu_input : numpy.ndarray, shape x_shape, optional
+        The pooled input when it is a relu's output: gradients are kept only where
+        it is > 0, so dx is the gradient w.r.t. the relu's input (the relu's
+        backward pass fused into this one).
 
     Returns
     -------
     dx : numpy.ndarray, dtype of dy, shape x_shape
     """
     dy, argmax, shape = _max_backward_args(dy, argmax, x_shape, 4)
-    return _max_backward(dy, argmax, shape, out)
+    return _max_backward(dy, argmax, shape, out, relu_input)
 
 
 def avg_pool2d_forward(x, pool_size, strides=None, padding="valid", out=None):

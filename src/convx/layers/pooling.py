@@ -58,11 +58,15 @@ class _Pooling(Layer):
             self._x_shape = x4.shape
         return y if self.rank == 2 else y.reshape((y.shape[0],) + y.shape[2:])
 
-    def backward(self, dy):
+    def backward(self, dy, relu_input=None):
+        """Gradient w.r.t. the input; with ``relu_input`` (max pooling only: the
+        pooled input, a relu's output) w.r.t. that relu's input instead."""
         dy4 = dy if self.rank == 2 else dy.reshape(self._as4d(dy.shape))
         dx = self._buffer("dx", self._x_shape, dy4.dtype)
         if self.mode == "max":
-            dx = _pool.max_pool2d_backward(dy4, self._argmax, self._x_shape, out=dx)
+            if relu_input is not None:
+                relu_input = relu_input.reshape(self._x_shape)
+            dx = _pool.max_pool2d_backward(dy4, self._argmax, self._x_shape, out=dx, relu_input=relu_input)
         else:
             dx = _pool.avg_pool2d_backward(dy4, self._x_shape, self._as2d(self.pool_size), self._as2d(self.strides),
                                            self.padding, out=dx)

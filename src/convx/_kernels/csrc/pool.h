@@ -27,11 +27,13 @@ void cx_max_pool2d_forward_f64(const double *x, double *y, int64_t *argmax, cons
 /* dx (n_images, image_size) is zeroed, then for every image i and each of its
  * `per_image` rows of `c` gradients, dx[argmax] += dy. An index outside image i
  * or pointing at another channel is skipped and counted: the return value is the
- * number of such indices (0 on valid input). */
-cx_int cx_max_pool2d_backward_f32(const float *dy, const int64_t *argmax, float *dx, cx_int n_images,
-                                  cx_int per_image, cx_int c, cx_int image_size, int n_threads);
-cx_int cx_max_pool2d_backward_f64(const double *dy, const int64_t *argmax, double *dx, cx_int n_images,
-                                  cx_int per_image, cx_int c, cx_int image_size, int n_threads);
+ * number of such indices (0 on valid input). When relu_x (the pooled input, of
+ * dx's size) is not NULL, gradients reaching a cell where relu_x <= 0 (or NaN)
+ * are dropped: the backward of a relu before the pool, fused. */
+cx_int cx_max_pool2d_backward_f32(const float *dy, const int64_t *argmax, const float *relu_x, float *dx,
+                                  cx_int n_images, cx_int per_image, cx_int c, cx_int image_size, int n_threads);
+cx_int cx_max_pool2d_backward_f64(const double *dy, const int64_t *argmax, const double *relu_x, double *dx,
+                                  cx_int n_images, cx_int per_image, cx_int c, cx_int image_size, int n_threads);
 
 /* y (N, OH, OW, C): the mean of the real cells of each window. */
 void cx_avg_pool2d_forward_f32(const float *x, float *y, const cx_pool_geom *g, int n_threads);

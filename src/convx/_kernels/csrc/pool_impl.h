@@ -98,8 +98,8 @@ void FN(cx_max_pool2d_forward)(const real *x, real *y, int64_t *argmax, const cx
 /* Overlapping windows may route several gradients to one cell, so each image is
  * zeroed and then scattered by one thread in a fixed order: race-free and
  * deterministic. The channel check is a mask when C is a power of two. */
-cx_int FN(cx_max_pool2d_backward)(const real *dy, const int64_t *argmax, real *dx, cx_int n_images,
-                                  cx_int per_image, cx_int c, cx_int image_size, int n_threads)
+cx_int FN(cx_max_pool2d_backward)(const real *dy, const int64_t *argmax, const real *relu_x, real *dx,
+                                  cx_int n_images, cx_int per_image, cx_int c, cx_int image_size, int n_threads)
 {
     cx_int i, bad = 0;
     int parallel = n_threads > 1 && n_images * image_size >= CX_POOL_PARALLEL_MIN;
@@ -120,6 +120,8 @@ cx_int FN(cx_max_pool2d_backward)(const real *dy, const int64_t *argmax, real *d
                     ++bad;
                     continue;
                 }
+                if (relu_x && !(relu_x[lo + k] > 0))
+                    continue;
                 dxi[k] += dyi[p * c + ch];
             }
         }
