@@ -32,7 +32,7 @@ FAMILIES = {
     "gemm": ["gemm.c", "cpu_features.c"],
     "conv": ["conv.c", "gemm.c", "cpu_features.c", "epilogue.c"],
     "dense": ["dense.c", "gemm.c", "cpu_features.c", "epilogue.c"],
-    "pool": ["pool.c"],
+    "pool": ["pool.c", "cpu_features.c"],
     "activations": ["activations.c", "epilogue.c"],
     "losses": ["losses.c"],
     "optimizers": ["optimizers.c"],

@@ -66,14 +66,14 @@ def test_simd_variant_is_reported():
 
 @pytest.mark.parametrize("variant", ["generic", "avx2"])
 def test_every_variant_runs_the_kernel_oracles(variant):
-    """Re-run the GEMM, conv and dense tests in a child process forced to each variant."""
+    """Re-run the GEMM, conv, dense and pool tests in a child process forced to each variant."""
     if variant not in gemm.supported_variants():
         pytest.skip(f"this CPU cannot run the {variant} variant")
     env = dict(os.environ, CONVX_ISA=variant)
     here = os.path.dirname(__file__)
     check = f"from convx._kernels import gemm; assert gemm.simd_variant() == {variant!r}, gemm.simd_variant()"
     subprocess.run([sys.executable, "-c", check], env=env, check=True)
-    tests = [os.path.join(here, name) for name in ("test_conv.py", "test_dense.py")]
+    tests = [os.path.join(here, name) for name in ("test_conv.py", "test_dense.py", "test_pool.py")]
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests, "-k", "not variant",
          os.path.join(here, "test_gemm.py")],

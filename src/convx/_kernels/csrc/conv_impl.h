@@ -178,6 +178,14 @@ static void FN(indirection_dx)(const cx_conv_shape *s, const real *dz, cx_int r0
     }
 }
 
+/* Taps per K block of the indirect GEMM: whole taps, blocks of equal depth
+ * near CX_KC_CONV values (a thin last block would reload C for little work). */
+static cx_int FN(block_taps)(cx_int taps, cx_int depth)
+{
+    const cx_int blocks = CX_MAX(1, (taps * depth + CX_KC_CONV - 1) / CX_KC_CONV);
+    return (taps + CX_MIN(blocks, taps) - 1) / CX_MIN(blocks, taps);
+}
+
 /* Forward, one parallel region over row tiles. Small patches: im2col of the
  * tile and register-blocked loops; others: indirect GEMM on the kernel packed
  * once (no patch copies at all). Bias and activation on each tile while hot. */
@@ -196,8 +204,7 @@ int FN(cx_conv2d_forward)(const cx_conv_shape *s, const real *x, const real *ker
     int nt = FN(team_for)(total * patch * cout, total, n_threads), failed = 0;
     const cx_int tile = FN(split_rows)(total, FN(tile_cap)(patch), nt), ntiles = (total + tile - 1) / tile;
     const int small = patch <= CX_SMALL_PATCH, mr = FN(cx_gemm_mr)();
-    /* K blocks of whole taps, about CX_KC_CONV values deep */
-    const cx_int block_taps = CX_MAX(1, CX_KC_CONV / cin);
+    const cx_int block_taps = FN(block_taps)(taps, cin);
     real *bpack = NULL;
     if (!small) {
         bpack = cx_scratch(CX_SLOT_KERNEL, sizeof(real) * FN(cx_gemm_packed_b_size)(patch, cout));
@@ -366,7 +373,7 @@ int FN(cx_conv2d_backward)(const cx_conv_shape *s, const real *x, const real *ke
     const int direct_dx = dx && s->sh == 1 && s->sw == 1;
     const cx_int taps = s->kh * s->kw, in_rows = s->n * s->h * s->w, mr = FN(cx_gemm_mr)();
     const cx_int dx_tile = direct_dx ? FN(split_rows)(in_rows, FN(tile_cap)(taps * cout), nt) : 1;
-    const cx_int dx_block_taps = CX_MAX(1, CX_KC_CONV / cout);
+    const cx_int dx_block_taps = FN(block_taps)(taps, cout);
     cx_int images = 1, chunk = 1;
     if (dx && !direct_dx) {
         const cx_int fit = CX_MAX(cap / per_image, 1);

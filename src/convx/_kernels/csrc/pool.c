@@ -3,6 +3,12 @@
 #include <string.h>
 
 #include "convx_omp.h"
+#include "cpu_features.h"
+#include "gemm_ukernels.h" /* CX_TARGET_AVX2 */
+
+#ifndef CX_HAVE_X86
+#define CX_TARGET_AVX2
+#endif
 
 #define real float
 #define FN(name) name##_f32
