@@ -242,6 +242,7 @@ int FN(cx_conv2d_forward)(const cx_conv_shape *s, const real *x, const real *ker
             }
         }
     }
+    cx_scratch_trim();
     return failed ? -1 : 0;
 }
 
@@ -442,5 +443,6 @@ int FN(cx_conv2d_backward)(const cx_conv_shape *s, const real *x, const real *ke
     }
     if (ngroups > 1 && dbias)
         FN(sum_groups)(partial_b, cout, ngroups, cout, dbias);
+    cx_scratch_trim();
     return failed ? -1 : 0;
 }

@@ -51,23 +51,38 @@ static inline void cx_aligned_free(void *p) { free(p); }
  * zero-filled pages (page faults, measured at ~6% of a seed training step).
  * Each translation unit has its own slots; a buffer only grows, and stays
  * allocated for the life of its thread (OpenMP workers live as long as the
- * process). Returns NULL when out of memory. */
+ * process), except that cx_scratch_trim() frees the calling thread's buffers
+ * above CX_SCRATCH_KEEP bytes (kernels call it after a call's shared buffers,
+ * so a huge layer does not pin its memory). cx_scratch returns NULL when out
+ * of memory. */
 #ifdef _MSC_VER
 #define CX_THREAD_LOCAL __declspec(thread)
 #else
 #define CX_THREAD_LOCAL _Thread_local
 #endif
 #define CX_SCRATCH_SLOTS 8
+#define CX_SCRATCH_KEEP ((size_t)32 << 20)
+static CX_THREAD_LOCAL void *cx_scratch_buffers[CX_SCRATCH_SLOTS];
+static CX_THREAD_LOCAL size_t cx_scratch_sizes[CX_SCRATCH_SLOTS];
+
 static inline void *cx_scratch(int slot, size_t bytes)
 {
-    static CX_THREAD_LOCAL void *buffers[CX_SCRATCH_SLOTS];
-    static CX_THREAD_LOCAL size_t sizes[CX_SCRATCH_SLOTS];
-    if (bytes > sizes[slot]) {
-        cx_aligned_free(buffers[slot]);
-        buffers[slot] = cx_aligned_alloc(bytes);
-        sizes[slot] = buffers[slot] ? bytes : 0;
+    if (bytes > cx_scratch_sizes[slot]) {
+        cx_aligned_free(cx_scratch_buffers[slot]);
+        cx_scratch_buffers[slot] = cx_aligned_alloc(bytes);
+        cx_scratch_sizes[slot] = cx_scratch_buffers[slot] ? bytes : 0;
     }
-    return buffers[slot];
+    return cx_scratch_buffers[slot];
+}
+
+static inline void cx_scratch_trim(void)
+{
+    for (int slot = 0; slot < CX_SCRATCH_SLOTS; slot++)
+        if (cx_scratch_sizes[slot] > CX_SCRATCH_KEEP) {
+            cx_aligned_free(cx_scratch_buffers[slot]);
+            cx_scratch_buffers[slot] = NULL;
+            cx_scratch_sizes[slot] = 0;
+        }
 }
 
 #ifdef _MSC_VER

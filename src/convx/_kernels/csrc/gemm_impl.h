@@ -242,6 +242,7 @@ void FN(cx_gemm)(int trans_a, int trans_b, cx_int m, cx_int n, cx_int k,
             }
         }
     }
+    cx_scratch_trim();
 }
 
 #undef CX_KC
