@@ -222,8 +222,8 @@ def test_global_pools_match_torch(rng, torch):
 
 @pytest.mark.parametrize("pool_size,strides,padding", [(3, 2, "same"), (2, None, "valid")])
 def test_deterministic_across_thread_counts(rng, restore_threads, pool_size, strides, padding):
-    # 16 * 32 * 33 * 8 input elements is above the kernels' parallel threshold (131072).
-    x = rng.standard_normal((16, 32, 33, 8)).astype(np.float32)
+    # 16 * 64 * 65 * 16 input elements is above the pooling kernels' parallel threshold (2^20).
+    x = rng.standard_normal((16, 64, 65, 16)).astype(np.float32)
     results = []
     for n in (1, 2, 3):
         threads.set_num_threads(n)

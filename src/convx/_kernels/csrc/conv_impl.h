@@ -367,11 +367,13 @@ int FN(cx_conv2d_backward)(const cx_conv_shape *s, const real *x, const real *ke
     const cx_int tiles_per_group = (group_rows + cap - 1) / cap;
     const cx_int tile = (group_rows + tiles_per_group - 1) / tiles_per_group;
     int nt = FN(team_for)(total * wsize * (dx ? 2 : 1), ngroups + (dx ? s->n : 0), n_threads), failed = 0;
-    /* Stride 1: dx is itself a convolution of dz, computed by an indirect GEMM
-     * over tiles of input pixels (each written once, no scatter). Otherwise
-     * dz @ kernel^T is scattered back (col2im) by whole images per task, so
-     * no two threads add into the same pixels. */
-    const int direct_dx = dx && s->sh == 1 && s->sw == 1;
+    /* Stride 1 and an output nearly as large as the input ('same' padding, big
+     * images): dx is itself a convolution of dz, computed by an indirect GEMM
+     * over tiles of input pixels (each written once, no scatter; taps falling
+     * outside dz cost work, hence the size condition). Otherwise dz @ kernel^T
+     * is scattered back (col2im) by whole images per task, so no two threads
+     * add into the same pixels. */
+    const int direct_dx = dx && s->sh == 1 && s->sw == 1 && 8 * s->oh * s->ow >= 7 * s->h * s->w;
     const cx_int taps = s->kh * s->kw, in_rows = s->n * s->h * s->w, mr = FN(cx_gemm_mr)();
     const cx_int dx_tile = direct_dx ? FN(split_rows)(in_rows, FN(tile_cap)(taps * cout), nt) : 1;
     const cx_int dx_block_taps = FN(block_taps)(taps, cout);
