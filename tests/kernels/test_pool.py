@@ -29,6 +29,9 @@ CASES = [
     ((1, 3, 4, 2), 5, 1, "same"),
     ((2, 3, 4, 1), 5, None, "same"),
     ((1, 5, 5, 1), 3, 1, "same"),
+    # C a multiple of 8: the float32 AVX2 row kernel
+    ((2, 7, 6, 8), 3, 2, "same"),
+    ((1, 6, 6, 16), 2, None, "valid"),
 ]
 CASE_IDS = [f"{s}-k{k}-s{st}-{p}" for s, k, st, p in CASES]
 
@@ -112,11 +115,13 @@ def test_same_padding_puts_the_extra_cell_after():
     np.testing.assert_array_equal(avg_pool2d_forward(x, (1, 2), 1, "same")[0, 0, :, 0], [0.5, 1.5, 2.5, 3])
 
 
-def test_max_propagates_nan():
-    x = np.zeros((1, 2, 2, 1))
-    x[0, 1, 0, 0] = np.nan
+@pytest.mark.parametrize("dtype, channels", [(np.float64, 1), (np.float32, 8)])
+def test_max_propagates_nan(dtype, channels):
+    x = np.zeros((1, 2, 2, channels), dtype=dtype)
+    x[0, 1, 0, :] = np.nan
+    x[0, 1, 1, :] = 5  # a larger number after the NaN does not replace it
     y, argmax = max_pool2d_forward(x, 2)
-    assert np.isnan(y[0, 0, 0, 0]) and argmax[0, 0, 0, 0] == 2
+    assert np.isnan(y).all() and (argmax[0, 0, 0] == 2 * channels + np.arange(channels)).all()
 
 
 def test_non_contiguous_input_is_copied(rng):
@@ -358,3 +363,11 @@ def test_relu_input_fuses_the_relu_backward(rng, pool_size, strides):
         max_pool2d_backward(dy, argmax, x.shape, relu_input=x[:2])
     with pytest.raises(TypeError, match="relu_input"):
         max_pool2d_backward(dy, argmax, x.shape, relu_input=x.astype(np.float32))
+
+
+def test_forward_without_argmax_gives_the_same_maxima(rng):
+    x = rng.standard_normal((2, 7, 6, 3)).astype(np.float32)
+    y, argmax = max_pool2d_forward(x, 3, 2, "same")
+    y_only, none = max_pool2d_forward(x, 3, 2, "same", with_argmax=False)
+    assert none is None
+    np.testing.assert_array_equal(y_only, y)

@@ -85,13 +85,18 @@ def _x_shape(x_shape, dy_shape):
     return shape
 
 
-cdef _max_forward(x, cx_pool_geom g, out=None):
+cdef _max_forward(x, cx_pool_geom g, out=None, with_argmax=True):
     shape = (g.n, g.oh, g.ow, g.c)
-    y, argmax = _checks.output_arrays(out, ("y", "argmax"), (shape, shape), (x.dtype, np.dtype(np.int64)))
-    cdef cnp.ndarray xa = x, ya = y, aa = argmax
+    y, argmax = _checks.output_arrays(
+        out, ("y", "argmax"), (shape, shape if with_argmax else None), (x.dtype, np.dtype(np.int64))
+    )
+    cdef cnp.ndarray xa = x, ya = y, aa
     cdef void *px = cnp.PyArray_DATA(xa)
     cdef void *py = cnp.PyArray_DATA(ya)
-    cdef int64_t *pa = <int64_t *>cnp.PyArray_DATA(aa)
+    cdef int64_t *pa = NULL
+    if argmax is not None:
+        aa = argmax
+        pa = <int64_t *>cnp.PyArray_DATA(aa)
     cdef int n_threads = threads.effective_num_threads()
     cdef bint single = x.dtype == np.float32
     with nogil:
@@ -177,7 +182,7 @@ def _max_backward_args(dy, argmax, x_shape, ndim):
     return dy, argmax, _x_shape(x_shape, dy.shape)
 
 
-def max_pool2d_forward(x, pool_size, strides=None, padding="valid", out=None):
+def max_pool2d_forward(x, pool_size, strides=None, padding="valid", out=None, with_argmax=True):
     """Max pooling.
 
     Parameters
@@ -191,15 +196,17 @@ def max_pool2d_forward(x, pool_size, strides=None, padding="valid", out=None):
         TensorFlow's rule; padded cells never win.
     out : tuple (y, argmax), optional
         Arrays written in place and returned (entries may be None).
+    with_argmax : bool, default True
+        False skips the indices (inference): argmax is returned as None.
 
     Returns
     -------
     y : numpy.ndarray, dtype of x, shape (N, OH, OW, C)
-    argmax : numpy.ndarray, int64, shape (N, OH, OW, C)
+    argmax : numpy.ndarray, int64, shape (N, OH, OW, C), or None
         Flat index into x of the first maximum of each window (row-major scan).
     """
     x = _checks.float_array(x, "x", ndim=4)
-    return _max_forward(x, _geometry(x.shape, pool_size, strides, padding, "max_pool2d"), out)
+    return _max_forward(x, _geometry(x.shape, pool_size, strides, padding, "max_pool2d"), out, bool(with_argmax))
 
 
 def max_pool2d_backward(dy, argmax, x_shape, out=None, relu_input=None):

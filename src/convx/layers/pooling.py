@@ -49,7 +49,9 @@ class _Pooling(Layer):
         y_shape = self._as4d(self._output_shape_for(x.shape))
         y = self._buffer("y", y_shape, x4.dtype)
         if self.mode == "max":
-            y, argmax = _pool.max_pool2d_forward(x4, *args, out=(y, self._buffer("argmax", y_shape, np.int64)))
+            # indices only for a backward pass
+            argmax = self._buffer("argmax", y_shape, np.int64) if training else None
+            y, argmax = _pool.max_pool2d_forward(x4, *args, out=(y, argmax), with_argmax=training)
             if training:
                 self._argmax = argmax
         else:

@@ -19,8 +19,9 @@ typedef struct {
     cx_int ph, pw;        /* padding before (top, left) */
 } cx_pool_geom;
 
-/* y (N, OH, OW, C); argmax: flat index into x of the first maximum of each
- * window in row-major scan order (a NaN wins, so it propagates). */
+/* y (N, OH, OW, C); argmax (may be NULL, e.g. for inference): flat index into
+ * x of the first maximum of each window in row-major scan order (a NaN wins,
+ * so it propagates). */
 void cx_max_pool2d_forward_f32(const float *x, float *y, int64_t *argmax, const cx_pool_geom *g, int n_threads);
 void cx_max_pool2d_forward_f64(const double *x, double *y, int64_t *argmax, const cx_pool_geom *g, int n_threads);
 

@@ -82,10 +82,11 @@ static inline void FN(max_fold)(const real *CX_RESTRICT xp, real *CX_RESTRICT be
                         FN(max_fold)(x0 + ((h - h0) * g->w + (w - w0)) * C, best, which,                   \
                                      (int32_t)(((h - h0) * g->w + (w - w0)) * C), cc);                     \
                 const cx_int first = ((n * g->h + h0) * g->w + w0) * C + c0;                               \
-                for (cx_int c = 0; c < cc; ++c) {                                                          \
+                for (cx_int c = 0; c < cc; ++c)                                                            \
                     y[out + c0 + c] = best[c];                                                             \
-                    argmax[out + c0 + c] = first + which[c] + c;                                           \
-                }                                                                                          \
+                if (argmax)                                                                                \
+                    for (cx_int c = 0; c < cc; ++c)                                                        \
+                        argmax[out + c0 + c] = first + which[c] + c;                                       \
             }                                                                                              \
         }                                                                                                  \
     }
@@ -101,6 +102,11 @@ void FN(cx_max_pool2d_forward)(const real *x, real *y, int64_t *argmax, const cx
     const int avx2 = cx_isa_selected() == CX_ISA_AVX2;
 #pragma omp parallel for num_threads(n_threads) schedule(static) if (cx_pool_parallel(g, n_threads))
     for (r = 0; r < rows; ++r) {
+#ifdef CX_POOL_ROW_C8_AVX2
+        if (avx2 && g->c % 8 == 0)
+            CX_POOL_ROW_C8_AVX2(x, y, argmax, g, r / g->oh, r % g->oh);
+        else
+#endif
         if (avx2)
             FN(max_pool_row_avx2)(x, y, argmax, g, r / g->oh, r % g->oh);
         else
