@@ -220,14 +220,18 @@ void FN(cx_gemm)(int trans_a, int trans_b, cx_int m, cx_int n, cx_int k,
                                      (int)CX_MIN(NR, nc - jp * NR), bpack + jp * NR * kc);
                 const cx_int mblocks = (m + MC - 1) / MC;
                 if (mblocks >= team) {
-                    /* Enough row blocks: each thread packs and multiplies its own. */
-#pragma omp for schedule(static)
-                    for (cx_int ib = 0; ib < mblocks; ib++) {
-                        const cx_int ic = ib * MC, mc = CX_MIN(MC, m - ic);
+                    /* Enough rows: each thread packs and multiplies an equal share
+                     * (whole micro-panels), in blocks of MC rows. */
+                    const cx_int panels = (m + MR - 1) / MR;
+                    const cx_int i0 = CX_MIN(m, panels * tid / team * MR);
+                    const cx_int i1 = CX_MIN(m, panels * (tid + 1) / team * MR);
+                    for (cx_int ic = i0; ic < i1; ic += MC) {
+                        const cx_int mc = CX_MIN(MC, i1 - ic);
                         FN(pack_a)(uk, trans_a, a, lda, ic, mc, pc, kc, apack);
                         FN(macro_kernel)(uk, mc, nc, kc, apack, bpack, 0, npanels,
                                          c + ic * ldc + jc, ldc, beta_block);
                     }
+#pragma omp barrier
                 } else {
                     /* Few rows: split the column panels, each thread packing A itself. */
                     const cx_int jp0 = npanels * tid / team, jp1 = npanels * (tid + 1) / team;

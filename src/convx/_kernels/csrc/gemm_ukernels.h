@@ -108,7 +108,19 @@ static void ukr_avx2_f32(cx_int kc, const float *a, const float *b, float *c, cx
 {
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
     __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-    for (cx_int p = 0; p < kc; p++, a += 6, b += 16)
+    /* C is needed only at the end: start its lines on their way now */
+    for (int i = 0; i < 6 && i < mr; i++)
+        _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
+    cx_int p = 0;
+    for (; p + 4 <= kc; p += 4, a += 24, b += 64) {
+        _mm_prefetch((const char *)(b + 256), _MM_HINT_T0);
+        CX_AVX2_F32_STEP(a + 0, a + 1, a + 2, a + 3, a + 4, a + 5, b);
+        CX_AVX2_F32_STEP(a + 6, a + 7, a + 8, a + 9, a + 10, a + 11, b + 16);
+        _mm_prefetch((const char *)(b + 288), _MM_HINT_T0);
+        CX_AVX2_F32_STEP(a + 12, a + 13, a + 14, a + 15, a + 16, a + 17, b + 32);
+        CX_AVX2_F32_STEP(a + 18, a + 19, a + 20, a + 21, a + 22, a + 23, b + 48);
+    }
+    for (; p < kc; p++, a += 6, b += 16)
         CX_AVX2_F32_STEP(a + 0, a + 1, a + 2, a + 3, a + 4, a + 5, b);
     const __m256 rows[12] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51};
     store_avx2_f32(rows, c, ldc, mr, nr, beta);
