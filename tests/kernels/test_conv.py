@@ -27,6 +27,9 @@ CASES = [
     # small patches with C_out multiples of 8 / 16 / 32 take the register-blocked AVX2 loops
     (2, 9, 9, 2, 3, 3, 24, (1, 1), "valid", (1, 1)),
     (2, 6, 6, 3, 3, 3, 48, (1, 1), "same", (1, 1)),
+    # depth over 256: the indirect GEMM accumulates over several K blocks (forward; 'same' input gradient)
+    (1, 4, 4, 30, 3, 3, 4, (1, 1), "valid", (1, 1)),
+    (1, 4, 4, 3, 3, 3, 30, (1, 1), "same", (1, 1)),
 ]
 
 
@@ -79,7 +82,10 @@ def _tf_same_pads(size, k, s, d):
 
 @pytest.mark.parametrize("case", CASES + [(8, 28, 28, 1, 3, 3, 32, (1, 1), "valid", (1, 1)),
                                           (8, 13, 13, 32, 3, 3, 64, (1, 1), "valid", (1, 1)),
-                                          (4, 16, 16, 16, 3, 3, 16, (1, 1), "same", (1, 1))])
+                                          (4, 16, 16, 16, 3, 3, 16, (1, 1), "same", (1, 1)),
+                                          (2, 8, 8, 8, 3, 3, 64, (1, 1), "same", (1, 1)),
+                                          (1, 5, 5, 300, 3, 3, 8, (1, 1), "same", (1, 1)),
+                                          (1, 5, 5, 4, 3, 3, 300, (1, 1), "same", (1, 1))])
 def test_conv_matches_pytorch(rng, torch, case):
     """Forward and all gradients against torch.nn.functional.conv2d, float32.
 
