@@ -25,11 +25,11 @@ cdef extern from "pool.h" nogil:
     void cx_max_pool2d_forward_f64(const double *x, double *y, int64_t *argmax, const cx_pool_geom *g,
                                    int n_threads)
     int64_t cx_max_pool2d_backward_f32(const float *dy, const int64_t *argmax, const float *relu_x, float *dx,
-                                       int64_t n_images,
-                                       int64_t per_image, int64_t c, int64_t image_size, int n_threads)
+                                       int64_t n_images, int64_t per_image, int64_t c, int64_t image_size,
+                                       int n_threads)
     int64_t cx_max_pool2d_backward_f64(const double *dy, const int64_t *argmax, const double *relu_x, double *dx,
-                                       int64_t n_images,
-                                       int64_t per_image, int64_t c, int64_t image_size, int n_threads)
+                                       int64_t n_images, int64_t per_image, int64_t c, int64_t image_size,
+                                       int n_threads)
     void cx_avg_pool2d_forward_f32(const float *x, float *y, const cx_pool_geom *g, int n_threads)
     void cx_avg_pool2d_forward_f64(const double *x, double *y, const cx_pool_geom *g, int n_threads)
     void cx_avg_pool2d_backward_f32(const float *dy, float *dx, const cx_pool_geom *g, int n_threads)
@@ -131,12 +131,10 @@ cdef _max_backward(dy, argmax, x_shape, out=None, relu_input=None):
     with nogil:
         if single:
             bad = cx_max_pool2d_backward_f32(<const float *>pdy, pa, <const float *>prelu, <float *>pdx, n_images,
-                                             per_image, c,
-                                             image_size, n_threads)
+                                             per_image, c, image_size, n_threads)
         else:
             bad = cx_max_pool2d_backward_f64(<const double *>pdy, pa, <const double *>prelu, <double *>pdx, n_images,
-                                             per_image, c,
-                                             image_size, n_threads)
+                                             per_image, c, image_size, n_threads)
     if bad:
         raise ValueError(
             f"argmax has {bad} index(es) outside the image and channel of their gradient for x_shape {x_shape}: "

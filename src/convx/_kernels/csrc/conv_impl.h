@@ -133,46 +133,33 @@ static int FN(team_for)(cx_int multiply_adds, cx_int units, int n_threads)
     return (int)CX_MAX(1, CX_MIN((cx_int)n_threads, units));
 }
 
-/* Indirection buffer of output rows [r0, r0 + rows): for every tap, a pointer
- * to the C_in input values it reads, or to `zeros` in the padding; laid out
- * as cx_gemm_indirect expects (groups of mr rows, tap-major), the last group
- * padded with copies of the last row. */
-static void FN(indirection)(const cx_conv_shape *s, const real *x, cx_int r0, cx_int rows, int mr,
-                            const real *zeros, const real **ptrs)
-{
-    const cx_int taps = s->kh * s->kw, per_image = s->oh * s->ow, padded = (rows + mr - 1) / mr * mr;
-    for (cx_int i = 0; i < padded; i++) {
-        const cx_int row = r0 + CX_MIN(i, rows - 1);
-        const cx_int img = row / per_image, oy = (row % per_image) / s->ow, ox = row % s->ow;
-        const real *xi = x + img * s->h * s->w * s->cin;
-        const real **dst = ptrs + (i / mr) * taps * mr + i % mr;
-        for (cx_int ky = 0; ky < s->kh; ky++) {
-            const cx_int iy = oy * s->sh - s->pad_top + ky * s->dh;
-            for (cx_int kx = 0; kx < s->kw; kx++, dst += mr) {
-                const cx_int ix = ox * s->sw - s->pad_left + kx * s->dw;
-                *dst = (iy >= 0 && iy < s->h && ix >= 0 && ix < s->w) ? xi + (iy * s->w + ix) * s->cin : zeros;
-            }
-        }
-    }
-}
+/* Indirection buffer for cx_gemm_indirect: GEMM row i is cell (y, x) of a
+ * (grid_h, grid_w) grid per image, and its tap (ky, kx) reads the `depth`
+ * values of source cell (y * step + base + ky * dil, likewise for x) of an
+ * (src_h, src_w) grid, or `zeros` outside it. Laid out in groups of mr rows,
+ * tap-major; the last group is padded with copies of the last row.
+ * Forward: rows are output pixels, the source is x. Input gradient at stride 1:
+ * rows are input pixels, the source is dz, base = +pad and dil = -dilation. */
+typedef struct {
+    cx_int grid_h, grid_w, src_h, src_w, depth;
+    cx_int step_y, step_x, base_y, base_x, dil_y, dil_x;
+} FN(tap_map);
 
-/* The same for the input gradient at stride 1, rows being input pixels: tap
- * (ky, kx) of pixel (iy, ix) reads the C_out gradients of output
- * (iy + pad_top - ky * dh, ix + pad_left - kx * dw), or `zeros` outside. */
-static void FN(indirection_dx)(const cx_conv_shape *s, const real *dz, cx_int r0, cx_int rows, int mr,
-                               const real *zeros, const real **ptrs)
+static void FN(indirection)(const cx_conv_shape *s, const FN(tap_map) *m, const real *src, cx_int r0, cx_int rows,
+                            int mr, const real *zeros, const real **ptrs)
 {
-    const cx_int taps = s->kh * s->kw, per_image = s->h * s->w, padded = (rows + mr - 1) / mr * mr;
+    const cx_int taps = s->kh * s->kw, per_image = m->grid_h * m->grid_w, padded = (rows + mr - 1) / mr * mr;
     for (cx_int i = 0; i < padded; i++) {
         const cx_int row = r0 + CX_MIN(i, rows - 1);
-        const cx_int img = row / per_image, iy = (row % per_image) / s->w, ix = row % s->w;
-        const real *dzi = dz + img * s->oh * s->ow * s->cout;
+        const cx_int img = row / per_image, y = (row % per_image) / m->grid_w, x = row % m->grid_w;
+        const real *image = src + img * m->src_h * m->src_w * m->depth;
         const real **dst = ptrs + (i / mr) * taps * mr + i % mr;
         for (cx_int ky = 0; ky < s->kh; ky++) {
-            const cx_int oy = iy + s->pad_top - ky * s->dh;
+            const cx_int sy = y * m->step_y + m->base_y + ky * m->dil_y;
             for (cx_int kx = 0; kx < s->kw; kx++, dst += mr) {
-                const cx_int ox = ix + s->pad_left - kx * s->dw;
-                *dst = (oy >= 0 && oy < s->oh && ox >= 0 && ox < s->ow) ? dzi + (oy * s->ow + ox) * s->cout : zeros;
+                const cx_int sx = x * m->step_x + m->base_x + kx * m->dil_x;
+                *dst = (sy >= 0 && sy < m->src_h && sx >= 0 && sx < m->src_w)
+                           ? image + (sy * m->src_w + sx) * m->depth : zeros;
             }
         }
     }
@@ -205,6 +192,7 @@ int FN(cx_conv2d_forward)(const cx_conv_shape *s, const real *x, const real *ker
     const cx_int tile = FN(split_rows)(total, FN(tile_cap)(patch), nt), ntiles = (total + tile - 1) / tile;
     const int small = patch <= CX_SMALL_PATCH, mr = FN(cx_gemm_mr)();
     const cx_int block_taps = FN(block_taps)(taps, cin);
+    const FN(tap_map) taps_x = {s->oh, s->ow, s->h, s->w, cin, s->sh, s->sw, -s->pad_top, -s->pad_left, s->dh, s->dw};
     real *bpack = NULL;
     if (!small) {
         bpack = cx_scratch(CX_SLOT_KERNEL, sizeof(real) * FN(cx_gemm_packed_b_size)(patch, cout));
@@ -236,7 +224,7 @@ int FN(cx_conv2d_forward)(const cx_conv_shape *s, const real *x, const real *ker
                 FN(small_forward)(rows, patch, cout, buf, kernel, bias, y + r0 * cout);
                 FN(cx_bias_act)(y + r0 * cout, rows, cout, NULL, act, 1);
             } else {
-                FN(indirection)(s, x, r0, rows, mr, zeros, ptrs);
+                FN(indirection)(s, &taps_x, x, r0, rows, mr, zeros, ptrs);
                 FN(cx_gemm_indirect)(rows, cout, taps, cin, ptrs, bpack, block_taps, y + r0 * cout, cout);
                 FN(cx_bias_act)(y + r0 * cout, rows, cout, bias, act, 1);
             }
@@ -377,6 +365,7 @@ int FN(cx_conv2d_backward)(const cx_conv_shape *s, const real *x, const real *ke
     const cx_int taps = s->kh * s->kw, in_rows = s->n * s->h * s->w, mr = FN(cx_gemm_mr)();
     const cx_int dx_tile = direct_dx ? FN(split_rows)(in_rows, FN(tile_cap)(taps * cout), nt) : 1;
     const cx_int dx_block_taps = FN(block_taps)(taps, cout);
+    const FN(tap_map) taps_dz = {s->h, s->w, s->oh, s->ow, cout, 1, 1, s->pad_top, s->pad_left, -s->dh, -s->dw};
     cx_int images = 1, chunk = 1;
     if (dx && !direct_dx) {
         const cx_int fit = CX_MAX(cap / per_image, 1);
@@ -427,7 +416,7 @@ int FN(cx_conv2d_backward)(const cx_conv_shape *s, const real *x, const real *ke
                 const cx_int rows = CX_MIN(dx_tile, in_rows - r0);
                 if (failed)
                     continue;
-                FN(indirection_dx)(s, dz, r0, rows, (int)mr, zeros, ptrs);
+                FN(indirection)(s, &taps_dz, dz, r0, rows, (int)mr, zeros, ptrs);
                 FN(cx_gemm_indirect)(rows, s->cin, taps, cout, ptrs, kpack, dx_block_taps, dx + r0 * s->cin, s->cin);
             }
         } else if (dx) {
