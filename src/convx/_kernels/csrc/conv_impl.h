@@ -214,7 +214,7 @@ int FN(cx_conv2d_forward)(const cx_conv_shape *s, const real *x, const real *ker
             if (zeros)
                 memset(zeros, 0, sizeof(real) * cin);
         }
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
         for (cx_int t = 0; t < ntiles; t++) {
             const cx_int r0 = t * tile, rows = CX_MIN(tile, total - r0);
             if (failed)
@@ -315,12 +315,12 @@ static void FN(weight_grad_groups_run)(const cx_conv_shape *s, const real *x, co
     FN(weight_grad_group)(s, x, dz, g * group_rows, CX_MIN(group_rows, total - g * group_rows), tile, buf, \
                           bpack, apack, partial + g * wsize, partial_b ? partial_b + g * s->cout : NULL)
     if (nowait) {
-#pragma omp for schedule(static) nowait
+#pragma omp for schedule(dynamic, 1) nowait
         for (cx_int g = 0; g < ngroups; g++)
             if (!skip)
                 CX_GROUP_BODY;
     } else {
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
         for (cx_int g = 0; g < ngroups; g++)
             if (!skip)
                 CX_GROUP_BODY;
@@ -411,7 +411,7 @@ int FN(cx_conv2d_backward)(const cx_conv_shape *s, const real *x, const real *ke
             failed |= !ptrs || !zeros;
             if (zeros)
                 memset(zeros, 0, sizeof(real) * cout);
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
             for (cx_int r0 = 0; r0 < in_rows; r0 += dx_tile) {
                 const cx_int rows = CX_MIN(dx_tile, in_rows - r0);
                 if (failed)
@@ -420,7 +420,7 @@ int FN(cx_conv2d_backward)(const cx_conv_shape *s, const real *x, const real *ke
                 FN(cx_gemm_indirect)(rows, s->cin, taps, cout, ptrs, kpack, dx_block_taps, dx + r0 * s->cin, s->cin);
             }
         } else if (dx) {
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
             for (cx_int i0 = 0; i0 < s->n; i0 += images)
                 if (!failed)
                     FN(backward_input_images)(s, dz, kpack, dx, i0, CX_MIN(i0 + images, s->n), chunk, buf, apack);
