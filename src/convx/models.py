@@ -360,7 +360,7 @@ class Sequential:
                 pre_activation = False
             elif i > self._first_trainable and self._relu_before_max_pool(i):
                 # the relu's backward pass rides on the pooling's scatter (one pass, not two)
-                grad = layer.backward(grad, relu_input=self._layers[i - 1]._y)
+                grad = layer.backward(grad, through_relu=True)
                 pre_activation = True
             else:
                 grad = layer.backward(grad)

@@ -12,6 +12,7 @@ from convx._kernels.pool import (
     global_max_pool2d_backward,
     global_max_pool2d_forward,
     max_pool2d_backward,
+    max_pool2d_backward_windows,
     max_pool2d_forward,
 )
 from gradcheck import check_gradient
@@ -60,6 +61,10 @@ def _tf_pads(size, k, s, padding):
     out = -(-size // s)
     total = max((out - 1) * s + k - size, 0)
     return out, total // 2, total - total // 2
+
+
+def _overlapping(pool_size, strides):
+    return strides is not None and any(s < k for s, k in zip(_pair(strides), _pair(pool_size)))
 
 
 def _reference(x, pool_size, strides, padding):
@@ -197,6 +202,8 @@ def test_matches_torch(rng, torch, kind, shape, pool_size, strides, padding):
         y, argmax = max_pool2d_forward(x, pool_size, strides, padding)
         dx = max_pool2d_backward(dy, argmax, x.shape)
         np.testing.assert_array_equal(y, y_ref)
+        if not _overlapping(pool_size, strides):
+            np.testing.assert_array_equal(max_pool2d_backward_windows(dy, x, y, pool_size, strides, padding), dx_ref)
     else:
         y = avg_pool2d_forward(x, pool_size, strides, padding)
         dx = avg_pool2d_backward(dy, x.shape, pool_size, strides, padding)
@@ -227,7 +234,7 @@ def test_global_pools_match_torch(rng, torch):
 
 @pytest.mark.parametrize("pool_size,strides,padding", [(3, 2, "same"), (2, None, "valid")])
 def test_deterministic_across_thread_counts(rng, restore_threads, pool_size, strides, padding):
-    # 16 * 64 * 65 * 16 input elements is above the pooling kernels' parallel threshold (2^20).
+    # 16 * 64 * 65 * 16 input elements is above the pooling kernels' parallel threshold (2^18).
     x = rng.standard_normal((16, 64, 65, 16)).astype(np.float32)
     results = []
     for n in (1, 2, 3):
@@ -241,6 +248,8 @@ def test_deterministic_across_thread_counts(rng, restore_threads, pool_size, str
         results.append((
             y, argmax, a, gy, garg, g,
             max_pool2d_backward(dy, argmax, x.shape),
+            max_pool2d_backward_windows(dy, x, y, pool_size, strides, padding, through_relu=True)
+            if not _overlapping(pool_size, strides) else None,
             avg_pool2d_backward(dy, x.shape, pool_size, strides, padding),
             global_max_pool2d_backward(dg, garg, x.shape),
             global_avg_pool2d_backward(dg, x.shape),
@@ -371,3 +380,62 @@ def test_forward_without_argmax_gives_the_same_maxima(rng):
     y_only, none = max_pool2d_forward(x, 3, 2, "same", with_argmax=False)
     assert none is None
     np.testing.assert_array_equal(y_only, y)
+
+
+# --- max-pool gradient from x and y (windows that do not overlap) -------------------------------
+
+# stride > pool (cells between windows), odd sizes (uncovered last row/column), 'same',
+# C a multiple of 8 (AVX2 lanes) and C above the kernel's 256-channel chunk
+WINDOW_CASES = [case for case in CASES if not _overlapping(case[1], case[2])] + [
+    ((2, 7, 9, 3), 2, 3, "valid"),
+    ((2, 8, 8, 5), (2, 3), (3, 4), "same"),
+    ((2, 9, 7, 8), 2, None, "valid"),
+    ((1, 5, 5, 300), 2, None, "same"),
+]
+WINDOW_IDS = [f"{s}-k{k}-s{st}-{p}" for s, k, st, p in WINDOW_CASES]
+
+
+def _ties_and_nan(rng, shape, dtype):
+    """A relu-like input: zeros (ties within windows), positives, a repeated maximum, a NaN."""
+    x = np.maximum(rng.standard_normal(shape), 0).astype(dtype)
+    x[0, :2, :2, 0] = 0.5  # a window whose maximum appears several times
+    x[-1, -1, 0, -1] = np.nan
+    return x
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape,pool_size,strides,padding", WINDOW_CASES, ids=WINDOW_IDS)
+def test_windows_backward_equals_the_argmax_scatter(rng, dtype, shape, pool_size, strides, padding):
+    x = _ties_and_nan(rng, shape, dtype)
+    y, argmax = max_pool2d_forward(x, pool_size, strides, padding)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    for relu in (False, True):
+        want = max_pool2d_backward(dy, argmax, x.shape, relu_input=x if relu else None)
+        out = np.full(x.shape, np.nan, dtype=dtype)  # every cell must be written
+        got = max_pool2d_backward_windows(dy, x, y, pool_size, strides, padding, out=out, through_relu=relu)
+        assert got is out
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("shape,pool_size,strides,padding", WINDOW_CASES, ids=WINDOW_IDS)
+def test_windows_backward_gradient(rng, shape, pool_size, strides, padding):
+    x = _distinct(rng, shape)
+    y, _ = max_pool2d_forward(x, pool_size, strides, padding)
+    w = rng.standard_normal(y.shape)
+    dx = max_pool2d_backward_windows(w, x, y, pool_size, strides, padding)
+    check_gradient(lambda: np.sum(max_pool2d_forward(x, pool_size, strides, padding)[0] * w), x, dx)
+
+
+def test_windows_backward_rejects_bad_input(rng):
+    x = rng.standard_normal((2, 6, 6, 3))
+    y, _ = max_pool2d_forward(x, 2)
+    with pytest.raises(ValueError, match="do not overlap"):
+        max_pool2d_backward_windows(y, x, y, 3, 2)
+    with pytest.raises(ValueError, match="dy must have shape"):
+        max_pool2d_backward_windows(y[:, :2], x, y, 2)
+    with pytest.raises(ValueError, match="y must have shape"):
+        max_pool2d_backward_windows(y, x, y[:1], 2)
+    with pytest.raises(TypeError, match="x must have dtype float64"):
+        max_pool2d_backward_windows(y, x.astype(np.float32), y, 2)
+    with pytest.raises(ValueError, match="out must not be"):
+        max_pool2d_backward_windows(y, x, y, 2, out=x)

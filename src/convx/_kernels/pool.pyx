@@ -30,6 +30,10 @@ cdef extern from "pool.h" nogil:
     int64_t cx_max_pool2d_backward_f64(const double *dy, const int64_t *argmax, const double *relu_x, double *dx,
                                        int64_t n_images, int64_t per_image, int64_t c, int64_t image_size,
                                        int n_threads)
+    void cx_max_pool2d_backward_windows_f32(const float *dy, const float *x, const float *y, int through_relu,
+                                            float *dx, const cx_pool_geom *g, int n_threads)
+    void cx_max_pool2d_backward_windows_f64(const double *dy, const double *x, const double *y, int through_relu,
+                                            double *dx, const cx_pool_geom *g, int n_threads)
     void cx_avg_pool2d_forward_f32(const float *x, float *y, const cx_pool_geom *g, int n_threads)
     void cx_avg_pool2d_forward_f64(const double *x, double *y, const cx_pool_geom *g, int n_threads)
     void cx_avg_pool2d_backward_f32(const float *dy, float *dx, const cx_pool_geom *g, int n_threads)
@@ -230,6 +234,65 @@ def max_pool2d_backward(dy, argmax, x_shape, out=None, relu_input=None):
     """
     dy, argmax, shape = _max_backward_args(dy, argmax, x_shape, 4)
     return _max_backward(dy, argmax, shape, out, relu_input)
+
+
+def max_pool2d_backward_windows(dy, x, y, pool_size, strides=None, padding="valid", out=None, through_relu=False):
+    """Gradient of max pooling with non-overlapping windows, found from x and y (no argmax needed).
+
+    Each window's ``dy`` goes to its first maximum in row-major scan order (the
+    cell :func:`max_pool2d_forward`'s argmax names; a NaN counts as the maximum
+    when y is NaN); every other cell of dx is 0.
+
+    Parameters
+    ----------
+    dy : numpy.ndarray, float32 or float64, shape (N, OH, OW, C)
+    x : numpy.ndarray, dtype of dy, shape (N, H, W, C)
+        The forward input.
+    y : numpy.ndarray, dtype of dy, shape (N, OH, OW, C)
+        The forward output for x with the same window arguments.
+    pool_size, strides, padding
+        As given to :func:`max_pool2d_forward`; strides must be >= pool_size on
+        both axes (windows that do not overlap).
+    out : numpy.ndarray, shape of x, optional
+        Written in place and returned; must not be x, y or dy.
+    through_relu : bool, default False
+        x is a relu's output: cells where x <= 0 get 0 as well, so dx is the
+        gradient w.r.t. the relu's input (the relu's backward pass fused).
+
+    Returns
+    -------
+    dx : numpy.ndarray, dtype of dy, shape of x
+    """
+    dy = _checks.float_array(dy, "dy", ndim=4)
+    x = _checks.float_array(x, "x", ndim=4, dtype=dy.dtype)
+    y = _checks.float_array(y, "y", ndim=4, dtype=dy.dtype)
+    cdef cx_pool_geom g = _geometry(x.shape, pool_size, strides, padding, "max_pool2d_backward_windows")
+    if g.sh < g.kh or g.sw < g.kw:
+        raise ValueError(
+            f"max_pool2d_backward_windows needs windows that do not overlap (strides >= pool_size), got "
+            f"pool_size={(g.kh, g.kw)} and strides={(g.sh, g.sw)}; use max_pool2d_backward with argmax"
+        )
+    _checks.check_shape(dy, "dy", (g.n, g.oh, g.ow, g.c))
+    _checks.check_shape(y, "y", (g.n, g.oh, g.ow, g.c))
+    dx = _checks.output_array(out, "out", x.shape, dy.dtype)
+    if dx is x or dx is y or dx is dy:
+        raise ValueError("out must not be x, y or dy")
+    cdef cnp.ndarray dya = dy, xa = x, ya = y, dxa = dx
+    cdef const void *pdy = cnp.PyArray_DATA(dya)
+    cdef const void *px = cnp.PyArray_DATA(xa)
+    cdef const void *py = cnp.PyArray_DATA(ya)
+    cdef void *pdx = cnp.PyArray_DATA(dxa)
+    cdef int n_threads = threads.effective_num_threads()
+    cdef bint single = dy.dtype == np.float32
+    cdef int relu = bool(through_relu)
+    with nogil:
+        if single:
+            cx_max_pool2d_backward_windows_f32(<const float *>pdy, <const float *>px, <const float *>py, relu,
+                                               <float *>pdx, &g, n_threads)
+        else:
+            cx_max_pool2d_backward_windows_f64(<const double *>pdy, <const double *>px, <const double *>py, relu,
+                                               <double *>pdx, &g, n_threads)
+    return dx
 
 
 def avg_pool2d_forward(x, pool_size, strides=None, padding="valid", out=None):

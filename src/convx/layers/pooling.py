@@ -43,35 +43,40 @@ class _Pooling(Layer):
     def _as4d(self, shape):
         return shape if self.rank == 2 else (shape[0], 1) + tuple(shape[1:])
 
+    def _windows_overlap(self):
+        return any(s < k for s, k in zip(self.strides, self.pool_size))
+
     def forward(self, x, training=False):
         x4 = x if self.rank == 2 else x.reshape(self._as4d(x.shape))
         args = (self._as2d(self.pool_size), self._as2d(self.strides), self.padding)
         y_shape = self._as4d(self._output_shape_for(x.shape))
         y = self._buffer("y", y_shape, x4.dtype)
         if self.mode == "max":
-            # indices only for a backward pass
-            argmax = self._buffer("argmax", y_shape, np.int64) if training else None
-            y, argmax = _pool.max_pool2d_forward(x4, *args, out=(y, argmax), with_argmax=training)
-            if training:
-                self._argmax = argmax
+            # indices only where the backward pass needs them: windows that do
+            # not overlap find their maxima again from x and y
+            with_argmax = training and self._windows_overlap()
+            argmax = self._buffer("argmax", y_shape, np.int64) if with_argmax else None
+            y, self._argmax = _pool.max_pool2d_forward(x4, *args, out=(y, argmax), with_argmax=with_argmax)
         else:
             y = _pool.avg_pool2d_forward(x4, *args, out=y)
         if training:
-            self._x_shape = x4.shape
+            self._x, self._y = x4, y
         return y if self.rank == 2 else y.reshape((y.shape[0],) + y.shape[2:])
 
-    def backward(self, dy, relu_input=None):
-        """Gradient w.r.t. the input; with ``relu_input`` (max pooling only: the
-        pooled input, a relu's output) w.r.t. that relu's input instead."""
+    def backward(self, dy, through_relu=False):
+        """Gradient w.r.t. the input; with ``through_relu`` (max pooling only, its
+        input being a relu's output) w.r.t. that relu's input instead."""
         dy4 = dy if self.rank == 2 else dy.reshape(self._as4d(dy.shape))
-        dx = self._buffer("dx", self._x_shape, dy4.dtype)
-        if self.mode == "max":
-            if relu_input is not None:
-                relu_input = relu_input.reshape(self._x_shape)
-            dx = _pool.max_pool2d_backward(dy4, self._argmax, self._x_shape, out=dx, relu_input=relu_input)
+        x4 = self._x
+        dx = self._buffer("dx", x4.shape, dy4.dtype)
+        args = (self._as2d(self.pool_size), self._as2d(self.strides), self.padding)
+        if self.mode == "max" and self._argmax is None:
+            dx = _pool.max_pool2d_backward_windows(dy4, x4, self._y, *args, out=dx, through_relu=through_relu)
+        elif self.mode == "max":
+            dx = _pool.max_pool2d_backward(dy4, self._argmax, x4.shape, out=dx,
+                                           relu_input=x4 if through_relu else None)
         else:
-            dx = _pool.avg_pool2d_backward(dy4, self._x_shape, self._as2d(self.pool_size), self._as2d(self.strides),
-                                           self.padding, out=dx)
+            dx = _pool.avg_pool2d_backward(dy4, x4.shape, *args, out=dx)
         return dx if self.rank == 2 else dx.reshape((dx.shape[0],) + dx.shape[2:])
 
     def get_config(self):

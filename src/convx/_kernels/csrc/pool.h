@@ -36,6 +36,17 @@ cx_int cx_max_pool2d_backward_f32(const float *dy, const int64_t *argmax, const 
 cx_int cx_max_pool2d_backward_f64(const double *dy, const int64_t *argmax, const double *relu_x, double *dx,
                                   cx_int n_images, cx_int per_image, cx_int c, cx_int image_size, int n_threads);
 
+/* Max-pooling gradient for windows that do not overlap (stride >= pool size
+ * on both axes), from the forward's input x and output y instead of indices:
+ * every cell of dx (N, H, W, C) is written, dy (N, OH, OW, C) going to each
+ * window's first maximum in row-major scan order (the cell argmax would name)
+ * and 0 elsewhere. With through_relu (x is a relu's output), cells where x <= 0
+ * get 0: the gradient w.r.t. the relu's input. */
+void cx_max_pool2d_backward_windows_f32(const float *dy, const float *x, const float *y, int through_relu, float *dx,
+                                        const cx_pool_geom *g, int n_threads);
+void cx_max_pool2d_backward_windows_f64(const double *dy, const double *x, const double *y, int through_relu,
+                                        double *dx, const cx_pool_geom *g, int n_threads);
+
 /* y (N, OH, OW, C): the mean of the real cells of each window. */
 void cx_avg_pool2d_forward_f32(const float *x, float *y, const cx_pool_geom *g, int n_threads);
 void cx_avg_pool2d_forward_f64(const double *x, double *y, const cx_pool_geom *g, int n_threads);

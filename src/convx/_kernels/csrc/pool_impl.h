@@ -3,12 +3,17 @@
 #ifndef CX_POOL_IMPL_SHARED
 #define CX_POOL_IMPL_SHARED
 
-/* Below this many input elements a parallel region costs more than it saves
- * (waking a sleeping worker takes ~100 us on a VM; 2x2 pooling of 692k floats
- * takes ~0.5 ms on one AVX2 core and was no faster on two). */
+/* Below this many input elements a parallel region costs more than it saves:
+ * waking a sleeping worker takes ~50 us on a VM, and the row loops are
+ * scheduled dynamically so that the caller does not wait for a late worker.
+ * Pooling is bound by memory traffic, which two cores move faster than one
+ * (the seed's first pool, 692k floats: backward 0.9 -> 0.5 ms in a step). */
 #ifndef CX_POOL_PARALLEL_MIN
-#define CX_POOL_PARALLEL_MIN 1048576
+#define CX_POOL_PARALLEL_MIN 262144
 #endif
+
+/* Output rows per dynamically scheduled chunk of a pooling loop. */
+#define CX_POOL_ROWS_PER_CHUNK 8
 
 /* Real (unpadded) input range [*lo, *hi) of output cell `o` along one axis. */
 static inline void cx_pool_window(cx_int o, cx_int stride, cx_int pad, cx_int k, cx_int size, cx_int *lo,
@@ -100,7 +105,8 @@ void FN(cx_max_pool2d_forward)(const real *x, real *y, int64_t *argmax, const cx
     if (rows <= 0 || g->ow <= 0 || g->c <= 0)
         return;
     const int avx2 = cx_isa_selected() == CX_ISA_AVX2;
-#pragma omp parallel for num_threads(n_threads) schedule(static) if (cx_pool_parallel(g, n_threads))
+#pragma omp parallel for num_threads(n_threads) schedule(dynamic, CX_POOL_ROWS_PER_CHUNK) \
+    if (cx_pool_parallel(g, n_threads))
     for (r = 0; r < rows; ++r) {
 #ifdef CX_POOL_ROW_C8_AVX2
         if (avx2 && g->c % 8 == 0)
@@ -146,6 +152,101 @@ cx_int FN(cx_max_pool2d_backward)(const real *dy, const int64_t *argmax, const r
         }
     }
     return bad;
+}
+
+/* Zero the cells of dx that output row (n, oh) owns but no window covers:
+ * input rows from the end of window oh - 1 (or 0) to its own start, the rows
+ * after the last window, and the columns between windows of its own rows. */
+static void FN(zero_uncovered)(real *dx, const cx_pool_geom *g, cx_int n, cx_int oh)
+{
+    const cx_int C = g->c, row = g->w * C;
+    cx_int h0, h1, w0, w1, prev_h1 = 0;
+    real *dxi = dx + n * g->h * row;
+    cx_pool_window(oh, g->sh, g->ph, g->kh, g->h, &h0, &h1);
+    if (oh > 0)
+        cx_pool_window(oh - 1, g->sh, g->ph, g->kh, g->h, &w0, &prev_h1);
+    if (h0 > prev_h1)
+        memset(dxi + prev_h1 * row, 0, sizeof(real) * (h0 - prev_h1) * row);
+    if (oh == g->oh - 1 && h1 < g->h)
+        memset(dxi + h1 * row, 0, sizeof(real) * (g->h - h1) * row);
+    for (cx_int h = h0; h < h1; ++h) {
+        cx_int end = 0;
+        for (cx_int ow = 0; ow <= g->ow; ++ow) {
+            if (ow < g->ow)
+                cx_pool_window(ow, g->sw, g->pw, g->kw, g->w, &w0, &w1);
+            else
+                w0 = w1 = g->w;
+            if (w0 > end)
+                memset(dxi + h * row + end * C, 0, sizeof(real) * (w0 - end) * C);
+            end = w1;
+        }
+    }
+}
+
+/* Gradient of the windows of output row (n, oh) of a max pooling whose
+ * windows do not overlap: each window cell is written once, with the window's
+ * dy when it is the window's first maximum (found again from x and y in the
+ * forward scan order: x == y, or both NaN), else 0; with through_relu also 0
+ * where x <= 0 (the relu's own backward). Compiled for the baseline ISA and
+ * AVX2, like the forward row. */
+#define CX_MAX_POOL_BACKWARD_ROW(name, attr)                                                                 \
+    attr static void name(const real *dy, const real *x, const real *y, int through_relu, real *dx,        \
+                          const cx_pool_geom *g, cx_int n, cx_int oh)                                      \
+    {                                                                                                        \
+        const cx_int C = g->c, row = g->w * C;                                                             \
+        cx_int h0, h1, w0, w1;                                                                             \
+        int32_t found[CX_POOL_CHUNK];                                                                        \
+        cx_pool_window(oh, g->sh, g->ph, g->kh, g->h, &h0, &h1);                                           \
+        for (cx_int ow = 0; ow < g->ow; ++ow) {                                                              \
+            const cx_int out = ((n * g->oh + oh) * g->ow + ow) * C;                                          \
+            cx_pool_window(ow, g->sw, g->pw, g->kw, g->w, &w0, &w1);                                         \
+            for (cx_int c0 = 0; c0 < C; c0 += CX_POOL_CHUNK) {                                               \
+                const cx_int cc = CX_MIN(CX_POOL_CHUNK, C - c0);                                             \
+                const real *CX_RESTRICT yo = y + out + c0, *CX_RESTRICT dyo = dy + out + c0;                 \
+                for (cx_int c = 0; c < cc; ++c)                                                              \
+                    found[c] = 0;                                                                            \
+                for (cx_int h = h0; h < h1; ++h)                                                             \
+                    for (cx_int w = w0; w < w1; ++w) {                                                       \
+                        const cx_int cell = (n * g->h + h) * row + w * C + c0;                               \
+                        const real *CX_RESTRICT xp = x + cell;                                               \
+                        real *CX_RESTRICT dxp = dx + cell;                                                   \
+                        for (cx_int c = 0; c < cc; ++c) {                                                    \
+                            const real v = xp[c], m = yo[c];                                                 \
+                            const int32_t hit = ((v == m) | ((v != v) & (m != m))) & !found[c];              \
+                            const int32_t keep = hit & (!through_relu | (v > 0));                            \
+                            found[c] |= hit;                                                                 \
+                            dxp[c] = keep ? dyo[c] : (real)0;                                                \
+                        }                                                                                    \
+                    }                                                                                        \
+            }                                                                                                \
+        }                                                                                                    \
+    }
+CX_MAX_POOL_BACKWARD_ROW(FN(max_pool_backward_row_generic), )
+CX_MAX_POOL_BACKWARD_ROW(FN(max_pool_backward_row_avx2), CX_TARGET_AVX2)
+#undef CX_MAX_POOL_BACKWARD_ROW
+
+void FN(cx_max_pool2d_backward_windows)(const real *dy, const real *x, const real *y, int through_relu, real *dx,
+                                        const cx_pool_geom *g, int n_threads)
+{
+    cx_int rows = g->n * g->oh, r;
+    if (g->n <= 0 || g->h <= 0 || g->w <= 0 || g->c <= 0)
+        return;
+    const int avx2 = cx_isa_selected() == CX_ISA_AVX2;
+#pragma omp parallel for num_threads(n_threads) schedule(dynamic, CX_POOL_ROWS_PER_CHUNK) \
+    if (cx_pool_parallel(g, n_threads))
+    for (r = 0; r < rows; ++r) {
+        const cx_int n = r / g->oh, oh = r % g->oh;
+        FN(zero_uncovered)(dx, g, n, oh);
+#ifdef CX_POOL_BACKWARD_ROW_C8_AVX2
+        if (avx2 && g->c % 8 == 0)
+            CX_POOL_BACKWARD_ROW_C8_AVX2(dy, x, y, through_relu, dx, g, n, oh);
+        else
+#endif
+        if (avx2)
+            FN(max_pool_backward_row_avx2)(dy, x, y, through_relu, dx, g, n, oh);
+        else
+            FN(max_pool_backward_row_generic)(dy, x, y, through_relu, dx, g, n, oh);
+    }
 }
 
 static void FN(avg_pool_row)(const real *x, real *y, const cx_pool_geom *g, cx_int n, cx_int oh)
