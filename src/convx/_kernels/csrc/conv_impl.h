@@ -82,12 +82,12 @@ static void FN(col2im_rows)(const cx_conv_shape *s, const real *buf, cx_int r0, 
 }
 
 static void FN(small_forward)(cx_int rows, cx_int patch, cx_int cout, const real *a, const real *kernel,
-                              const real *bias, real *y)
+                              const real *bias, int relu, real *y)
 {
     if (cx_isa_selected() == CX_ISA_AVX2)
-        FN(small_forward_avx2)(rows, patch, cout, a, kernel, bias, y);
+        FN(small_forward_avx2)(rows, patch, cout, a, kernel, bias, relu, y);
     else
-        FN(small_forward_generic)(rows, patch, cout, a, kernel, bias, y);
+        FN(small_forward_generic)(rows, patch, cout, a, kernel, bias, relu, y);
 }
 
 static void FN(small_wgrad)(cx_int rows, cx_int patch, cx_int cout, const real *a, const real *dz, int first,
@@ -221,8 +221,9 @@ int FN(cx_conv2d_forward)(const cx_conv_shape *s, const real *x, const real *ker
                 continue;
             if (small) {
                 FN(im2col_rows)(s, x, r0, rows, buf);
-                FN(small_forward)(rows, patch, cout, buf, kernel, bias, y + r0 * cout);
-                FN(cx_bias_act)(y + r0 * cout, rows, cout, NULL, act, 1);
+                FN(small_forward)(rows, patch, cout, buf, kernel, bias, act == CX_ACT_RELU, y + r0 * cout);
+                if (act != CX_ACT_RELU)
+                    FN(cx_bias_act)(y + r0 * cout, rows, cout, NULL, act, 1);
             } else {
                 FN(indirection)(s, &taps_x, x, r0, rows, mr, zeros, ptrs);
                 FN(cx_gemm_indirect)(rows, cout, taps, cin, ptrs, bpack, block_taps, y + r0 * cout, cout);
@@ -249,6 +250,23 @@ static void FN(backward_input_images)(const cx_conv_shape *s, const real *dz, co
     }
 }
 
+/* sum[c] (+)= the rows of m (rows x cols), in a fixed order: pairs of rows are
+ * added first, so the running sum is loaded and stored once per two rows. */
+static void FN(add_rows)(cx_int rows, cx_int cols, const real *CX_RESTRICT m, int first, real *CX_RESTRICT sum)
+{
+    cx_int r = 0;
+    if (first) {
+        memcpy(sum, m, sizeof(real) * cols);
+        r = 1;
+    }
+    for (; r + 2 <= rows; r += 2)
+        for (cx_int c = 0; c < cols; c++)
+            sum[c] += m[r * cols + c] + m[(r + 1) * cols + c];
+    for (; r < rows; r++)
+        for (cx_int c = 0; c < cols; c++)
+            sum[c] += m[r * cols + c];
+}
+
 /* Kernel and bias gradient of rows [r0, r0 + rows), `tile` rows at a time. */
 static void FN(weight_grad_group)(const cx_conv_shape *s, const real *x, const real *dz, cx_int r0,
                                   cx_int rows, cx_int tile, real *buf, real *bpack, real *apack, real *dk,
@@ -269,16 +287,8 @@ static void FN(weight_grad_group)(const cx_conv_shape *s, const real *x, const r
             FN(cx_gemm_pack_b)(0, tr, cout, dzt, cout, bpack);
             FN(cx_gemm_prepacked)(1, patch, cout, tr, a, patch, bpack, t == 0 ? 0 : 1, dk, cout, apack);
         }
-        if (db) {
-            cx_int r = 0;
-            if (t == 0) {
-                memcpy(db, dzt, sizeof(real) * cout);
-                r = 1;
-            }
-            for (; r < tr; r++)
-                for (cx_int c = 0; c < cout; c++)
-                    db[c] += dzt[r * cout + c];
-        }
+        if (db)
+            FN(add_rows)(tr, cout, dzt, t == 0, db);
     }
 }
 

@@ -19,10 +19,12 @@
 
 #define CX_SMALL_PATCH 32
 
-/* y[r, :] = bias + sum_p a[r, p] * kernel[p, :] for `rows` patch rows. */
+/* y[r, :] = bias + sum_p a[r, p] * kernel[p, :] for `rows` patch rows, then
+ * relu(y) when `relu` (`v < 0 ? 0 : v`, NaN kept, as the epilogue does). */
 #define CX_SMALL_FORWARD(real, name, attr)                                                               \
     attr static void name(cx_int rows, cx_int patch, cx_int cout, const real *CX_RESTRICT a,               \
-                          const real *CX_RESTRICT kernel, const real *CX_RESTRICT bias, real *CX_RESTRICT y) \
+                          const real *CX_RESTRICT kernel, const real *CX_RESTRICT bias, int relu,          \
+                          real *CX_RESTRICT y)                                                             \
     {                                                                                                    \
         for (cx_int r = 0; r < rows; r++) {                                                              \
             real *CX_RESTRICT yr = y + r * cout;                                                         \
@@ -35,6 +37,9 @@
                 for (cx_int c = 0; c < cout; c++)                                                        \
                     yr[c] += av * kp[c];                                                                 \
             }                                                                                            \
+            if (relu)                                                                                    \
+                for (cx_int c = 0; c < cout; c++)                                                        \
+                    yr[c] = yr[c] < (real)0 ? (real)0 : yr[c];                                           \
         }                                                                                                \
     }
 
@@ -71,66 +76,80 @@ CX_SMALL_WGRAD(float, small_wgrad_loops_avx2_f32, CX_TARGET_AVX2)
 CX_SMALL_WGRAD(double, small_wgrad_avx2_f64, CX_TARGET_AVX2)
 
 #ifdef CX_HAVE_X86
+/* Rows [r, r + R) of y, channels [c0, c0 + 8 * J): R x J ymm accumulators,
+ * each kernel vector loaded once per patch element for all R rows (3 x 4 keeps
+ * 12 independent FMA chains in flight; one row alone waits on FMA latency). */
+#define CX_SMALL_FORWARD_BLOCK(R, J)                                                                  \
+    do {                                                                                             \
+        __m256 acc[R][J];                                                                            \
+        for (int i = 0; i < (R); i++)                                                                \
+            for (int j = 0; j < (J); j++)                                                            \
+                acc[i][j] = bias ? _mm256_loadu_ps(bias + c0 + 8 * j) : _mm256_setzero_ps();         \
+        const float *kp = kernel + c0;                                                               \
+        for (cx_int p = 0; p < patch; p++, kp += cout) {                                             \
+            __m256 k[J];                                                                             \
+            for (int j = 0; j < (J); j++)                                                            \
+                k[j] = _mm256_loadu_ps(kp + 8 * j);                                                  \
+            for (int i = 0; i < (R); i++) {                                                          \
+                const __m256 av = _mm256_broadcast_ss(a + (r + i) * patch + p);                     \
+                for (int j = 0; j < (J); j++)                                                        \
+                    acc[i][j] = _mm256_fmadd_ps(av, k[j], acc[i][j]);                                \
+            }                                                                                        \
+        }                                                                                            \
+        for (int i = 0; i < (R); i++)                                                                \
+            for (int j = 0; j < (J); j++)                                                            \
+                _mm256_storeu_ps(y + (r + i) * cout + c0 + 8 * j,                                    \
+                                 relu ? _mm256_max_ps(zero, acc[i][j]) : acc[i][j]);                 \
+    } while (0)
+
 /* float32 with C_out a multiple of 8: the accumulators live in ymm registers
  * (the loop versions above go through memory for every patch element). */
 CX_TARGET_AVX2
 static void small_forward_avx2_f32(cx_int rows, cx_int patch, cx_int cout, const float *a, const float *kernel,
-                                   const float *bias, float *y)
+                                   const float *bias, int relu, float *y)
 {
+    /* max(0, v) returns its second operand for a NaN: relu keeps NaN */
+    const __m256 zero = _mm256_setzero_ps();
     if (cout % 8) {
-        small_forward_loops_avx2_f32(rows, patch, cout, a, kernel, bias, y);
+        small_forward_loops_avx2_f32(rows, patch, cout, a, kernel, bias, relu, y);
         return;
     }
-    for (cx_int r = 0; r < rows; r++) {
-        const float *ar = a + r * patch;
-        float *yr = y + r * cout;
-        cx_int c0 = 0;
-        for (; c0 + 32 <= cout; c0 += 32) {
-            __m256 y0 = bias ? _mm256_loadu_ps(bias + c0) : _mm256_setzero_ps();
-            __m256 y1 = bias ? _mm256_loadu_ps(bias + c0 + 8) : _mm256_setzero_ps();
-            __m256 y2 = bias ? _mm256_loadu_ps(bias + c0 + 16) : _mm256_setzero_ps();
-            __m256 y3 = bias ? _mm256_loadu_ps(bias + c0 + 24) : _mm256_setzero_ps();
-            const float *kp = kernel + c0;
-            for (cx_int p = 0; p < patch; p++, kp += cout) {
-                const __m256 av = _mm256_broadcast_ss(ar + p);
-                y0 = _mm256_fmadd_ps(av, _mm256_loadu_ps(kp), y0);
-                y1 = _mm256_fmadd_ps(av, _mm256_loadu_ps(kp + 8), y1);
-                y2 = _mm256_fmadd_ps(av, _mm256_loadu_ps(kp + 16), y2);
-                y3 = _mm256_fmadd_ps(av, _mm256_loadu_ps(kp + 24), y3);
-            }
-            _mm256_storeu_ps(yr + c0, y0);
-            _mm256_storeu_ps(yr + c0 + 8, y1);
-            _mm256_storeu_ps(yr + c0 + 16, y2);
-            _mm256_storeu_ps(yr + c0 + 24, y3);
-        }
-        for (; c0 < cout; c0 += 8) {
-            __m256 y0 = bias ? _mm256_loadu_ps(bias + c0) : _mm256_setzero_ps();
-            const float *kp = kernel + c0;
-            for (cx_int p = 0; p < patch; p++, kp += cout)
-                y0 = _mm256_fmadd_ps(_mm256_broadcast_ss(ar + p), _mm256_loadu_ps(kp), y0);
-            _mm256_storeu_ps(yr + c0, y0);
-        }
+    cx_int c0 = 0, r;
+    for (; c0 + 32 <= cout; c0 += 32) {
+        for (r = 0; r + 3 <= rows; r += 3)
+            CX_SMALL_FORWARD_BLOCK(3, 4);
+        for (; r < rows; r++)
+            CX_SMALL_FORWARD_BLOCK(1, 4);
+    }
+    for (; c0 < cout; c0 += 8) {
+        for (r = 0; r + 3 <= rows; r += 3)
+            CX_SMALL_FORWARD_BLOCK(3, 1);
+        for (; r < rows; r++)
+            CX_SMALL_FORWARD_BLOCK(1, 1);
     }
 }
+#undef CX_SMALL_FORWARD_BLOCK
 
-/* Rows [0, rows) into dk[p0 .. p0 + P, c0 .. c0 + 16): P kernel rows by two
+/* Rows [0, rows) into dk[p0 .. p0 + P, c0 .. c0 + 8 * J): P kernel rows by J
  * ymm columns held in registers for the whole pass. */
-#define CX_SMALL_WGRAD_BLOCK(P)                                                                       \
+#define CX_SMALL_WGRAD_BLOCK(P, J)                                                                    \
     do {                                                                                             \
-        __m256 acc[P][2];                                                                            \
+        __m256 acc[P][J];                                                                            \
         for (int i = 0; i < (P); i++)                                                                \
-            for (int j = 0; j < 2; j++)                                                              \
+            for (int j = 0; j < (J); j++)                                                            \
                 acc[i][j] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(dk + (p0 + i) * cout + c0 + 8 * j); \
         for (cx_int r = 0; r < rows; r++) {                                                          \
-            const __m256 d0 = _mm256_loadu_ps(dz + r * cout + c0), d1 = _mm256_loadu_ps(dz + r * cout + c0 + 8); \
+            __m256 d[J];                                                                             \
+            for (int j = 0; j < (J); j++)                                                            \
+                d[j] = _mm256_loadu_ps(dz + r * cout + c0 + 8 * j);                                  \
             for (int i = 0; i < (P); i++) {                                                          \
                 const __m256 av = _mm256_broadcast_ss(a + r * patch + p0 + i);                      \
-                acc[i][0] = _mm256_fmadd_ps(av, d0, acc[i][0]);                                      \
-                acc[i][1] = _mm256_fmadd_ps(av, d1, acc[i][1]);                                      \
+                for (int j = 0; j < (J); j++)                                                        \
+                    acc[i][j] = _mm256_fmadd_ps(av, d[j], acc[i][j]);                                \
             }                                                                                        \
         }                                                                                            \
         for (int i = 0; i < (P); i++)                                                                \
-            for (int j = 0; j < 2; j++)                                                              \
+            for (int j = 0; j < (J); j++)                                                            \
                 _mm256_storeu_ps(dk + (p0 + i) * cout + c0 + 8 * j, acc[i][j]);                      \
     } while (0)
 
@@ -142,12 +161,21 @@ static void small_wgrad_avx2_f32(cx_int rows, cx_int patch, cx_int cout, const f
         small_wgrad_loops_avx2_f32(rows, patch, cout, a, dz, first, dk);
         return;
     }
-    for (cx_int c0 = 0; c0 < cout; c0 += 16) {
+    cx_int c0 = 0;
+    /* 3 x 4 blocks: 12 accumulators, each dz row loaded once per 3 kernel rows */
+    for (; c0 + 32 <= cout; c0 += 32) {
+        cx_int p0 = 0;
+        for (; p0 + 3 <= patch; p0 += 3)
+            CX_SMALL_WGRAD_BLOCK(3, 4);
+        for (; p0 < patch; p0++)
+            CX_SMALL_WGRAD_BLOCK(1, 4);
+    }
+    for (; c0 < cout; c0 += 16) {
         cx_int p0 = 0;
         for (; p0 + 4 <= patch; p0 += 4)
-            CX_SMALL_WGRAD_BLOCK(4);
+            CX_SMALL_WGRAD_BLOCK(4, 2);
         for (; p0 < patch; p0++)
-            CX_SMALL_WGRAD_BLOCK(1);
+            CX_SMALL_WGRAD_BLOCK(1, 2);
     }
 }
 #undef CX_SMALL_WGRAD_BLOCK
