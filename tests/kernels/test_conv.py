@@ -258,3 +258,25 @@ def test_random_geometries_match_direct_convolution():
         direction = rng.standard_normal(x.shape)
         expected = np.sum(dz * _naive_conv(direction, kernel, *args))
         np.testing.assert_allclose(np.sum(dx * direction), expected, rtol=1e-10, atol=1e-10, err_msg=str(args))
+
+
+@pytest.mark.parametrize("case", [
+    (3, 9, 8, 16, 3, 3, 7, (1, 1), "valid", (1, 1)),
+    (2, 9, 9, 32, 3, 3, 16, (2, 2), "same", (1, 1)),
+    (2, 8, 7, 16, 3, 2, 6, (1, 1), "same", (2, 1)),
+    (1, 6, 6, 48, 2, 2, 13, (1, 1), "valid", (1, 1)),
+    (2, 7, 7, 16, 3, 3, 5, (1, 1), "same", (1, 1)),
+])
+def test_float32_weight_gradient_matches_float64(rng, case):
+    """The float32 weight gradient (AVX2 micro-kernels where the CPU has them)
+    against the float64 one on the same values: float32 rounding only."""
+    x, kernel, _ = _random_case(rng, case)
+    strides, padding, dilation = case[7:]
+    dz = rng.standard_normal(conv.conv2d_forward(x, kernel, None, strides, padding, dilation).shape)
+    x, kernel, dz = (a.astype(np.float32).astype(np.float64) for a in (x, kernel, dz))
+    _, want, want_b = conv.conv2d_backward(x, kernel, dz, strides, padding, dilation, need_dx=False)
+    f32 = [a.astype(np.float32) for a in (x, kernel, dz)]
+    _, got, got_b = conv.conv2d_backward(*f32, strides, padding, dilation, need_dx=False)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max())
+    np.testing.assert_allclose(got_b, want_b, rtol=0, atol=1e-5 * np.abs(want_b).max())

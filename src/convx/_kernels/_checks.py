@@ -49,6 +49,8 @@ def int_array(value, name, ndim=None):
 
 def check_shape(arr, name, expected):
     """Raise ValueError unless arr.shape == expected (None entries match anything)."""
+    if arr.shape == expected:
+        return
     if len(arr.shape) != len(expected) or any(e is not None and a != e for a, e in zip(arr.shape, expected)):
         shown = tuple("?" if e is None else e for e in expected)
         raise ValueError(f"{name} must have shape {shown}, got {arr.shape}")
@@ -56,6 +58,9 @@ def check_shape(arr, name, expected):
 
 def positive_pair(value, name):
     """Return `value` (an int or a pair of ints, each >= 1) as a tuple of two ints."""
+    if type(value) is tuple and len(value) == 2 and type(value[0]) is int and type(value[1]) is int:
+        if value[0] >= 1 and value[1] >= 1:
+            return value
     pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
     if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in pair):
         raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
