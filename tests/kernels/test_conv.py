@@ -156,6 +156,8 @@ def test_results_are_bit_identical_for_any_thread_count(rng, dtype):
             convx.set_num_threads(n)
             y = conv.conv2d_forward(x, kernel, bias, 2, "same", 1, "relu")
             results.append((y,) + conv.conv2d_backward(x, kernel, dz, 2, "same", 1))
+            results[-1] += conv.conv2d_backward(x, kernel, _dz_with_zero_rows(np.random.default_rng(1), dz.shape, dtype),
+                                                2, "same", 1)
     finally:
         convx.set_num_threads(saved)
     for other in results[1:]:
@@ -280,3 +282,56 @@ def test_float32_weight_gradient_matches_float64(rng, case):
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max())
     np.testing.assert_allclose(got_b, want_b, rtol=0, atol=1e-5 * np.abs(want_b).max())
+
+
+# patches of more than 32 values skip all-zero dz rows; small patches do not
+ZERO_ROW_CASES = [
+    (2, 11, 11, 4, 3, 3, 5, (1, 1), "valid", (1, 1)),  # packed GEMM + scattered dx
+    (2, 9, 9, 5, 3, 3, 8, (2, 2), "same", (1, 1)),     # strided, padded
+    (2, 8, 8, 4, 3, 3, 4, (1, 1), "same", (1, 1)),     # dx by the indirect GEMM over dz
+    (2, 10, 10, 1, 3, 3, 8, (1, 1), "valid", (1, 1)),  # small patch
+]
+
+
+def _dz_with_zero_rows(rng, shape, dtype):
+    """dz as a max pooling leaves it: the last output row and column of each image
+    and a third of the other pixels all zero, one zero channel elsewhere."""
+    dz = rng.standard_normal(shape).astype(dtype)
+    dz[:, -1], dz[:, :, -1] = 0, 0
+    dz[rng.random(shape[:3]) < 1 / 3] = 0
+    dz[..., 0] = 0
+    return dz
+
+
+@pytest.mark.parametrize("case", ZERO_ROW_CASES)
+def test_gradients_with_all_zero_dz_rows(rng, case):
+    """Pixels whose dz row is all zero are skipped: FD gradients still hold (float64)."""
+    x, kernel, bias = _random_case(rng, case)
+    strides, padding, dilation = case[7:]
+    weights = _dz_with_zero_rows(rng, conv.conv2d_forward(x, kernel, bias, strides, padding, dilation).shape,
+                                 np.float64)
+
+    def loss():
+        return float(np.sum(conv.conv2d_forward(x, kernel, bias, strides, padding, dilation) * weights))
+
+    dx, dkernel, dbias = conv.conv2d_backward(x, kernel, weights, strides, padding, dilation)
+    check_gradient(loss, x, dx)
+    check_gradient(loss, kernel, dkernel)
+    check_gradient(loss, bias, dbias)
+
+
+@pytest.mark.parametrize("case", ZERO_ROW_CASES)
+def test_zero_dz_rows_match_float64(rng, case):
+    """float32 with skipped rows against float64 on the same values; an all-zero
+    dz gives zero gradients."""
+    x, kernel, _ = _random_case(rng, case)
+    strides, padding, dilation = case[7:]
+    shape = conv.conv2d_forward(x, kernel, None, strides, padding, dilation).shape
+    dz = _dz_with_zero_rows(rng, shape, np.float32)
+    x, kernel = x.astype(np.float32), kernel.astype(np.float32)
+    want = conv.conv2d_backward(x.astype(np.float64), kernel.astype(np.float64), dz.astype(np.float64), strides,
+                                padding, dilation)
+    for got, ref in zip(conv.conv2d_backward(x, kernel, dz, strides, padding, dilation), want):
+        np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5 * np.abs(ref).max())
+    zero = conv.conv2d_backward(x, kernel, np.zeros(shape, np.float32), strides, padding, dilation)
+    assert all(not g.any() for g in zero)
