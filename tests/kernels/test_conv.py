@@ -41,12 +41,12 @@ def _random_case(rng, case, dtype=np.float64):
     return x, kernel, bias
 
 
-@pytest.mark.parametrize("case", CASES)
-def test_conv_gradients_match_finite_differences(rng, case):
+def _check_finite_differences(rng, case, make_weights):
+    """FD check (float64) of all three gradients of sum(conv(x) * weights)."""
     x, kernel, bias = _random_case(rng, case)
     strides, padding, dilation = case[7:]
     y = conv.conv2d_forward(x, kernel, bias, strides, padding, dilation)
-    weights = rng.standard_normal(y.shape)
+    weights = make_weights(y.shape)
 
     def loss():
         return float(np.sum(conv.conv2d_forward(x, kernel, bias, strides, padding, dilation) * weights))
@@ -55,6 +55,11 @@ def test_conv_gradients_match_finite_differences(rng, case):
     check_gradient(loss, x, dx)
     check_gradient(loss, kernel, dkernel)
     check_gradient(loss, bias, dbias)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_conv_gradients_match_finite_differences(rng, case):
+    _check_finite_differences(rng, case, rng.standard_normal)
 
 
 @pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh", "softmax"])
@@ -306,18 +311,7 @@ def _dz_with_zero_rows(rng, shape, dtype):
 @pytest.mark.parametrize("case", ZERO_ROW_CASES)
 def test_gradients_with_all_zero_dz_rows(rng, case):
     """Pixels whose dz row is all zero are skipped: FD gradients still hold (float64)."""
-    x, kernel, bias = _random_case(rng, case)
-    strides, padding, dilation = case[7:]
-    weights = _dz_with_zero_rows(rng, conv.conv2d_forward(x, kernel, bias, strides, padding, dilation).shape,
-                                 np.float64)
-
-    def loss():
-        return float(np.sum(conv.conv2d_forward(x, kernel, bias, strides, padding, dilation) * weights))
-
-    dx, dkernel, dbias = conv.conv2d_backward(x, kernel, weights, strides, padding, dilation)
-    check_gradient(loss, x, dx)
-    check_gradient(loss, kernel, dkernel)
-    check_gradient(loss, bias, dbias)
+    _check_finite_differences(rng, case, lambda shape: _dz_with_zero_rows(rng, shape, np.float64))
 
 
 @pytest.mark.parametrize("case", ZERO_ROW_CASES)
