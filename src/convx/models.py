@@ -16,6 +16,7 @@ from convx import optimizers as _optimizers
 from convx import random as _random
 from convx._summary import summary_text
 from convx.layers.base import ActivationOutput, Layer, format_shape, unique_name
+from convx.layers.convolutional import Conv2D
 from convx.layers.core import InputLayer
 from convx.layers.pooling import _Pooling
 
@@ -67,6 +68,7 @@ class Sequential:
         self.name = name if name is not None else unique_name("sequential")
         self.trainable = trainable
         self._layers = []
+        self._windows = {}
         self._input_layer = None
         self.built = False
         self.compiled = False
@@ -104,6 +106,7 @@ class Sequential:
             if not self._layers and self._input_layer is None and layer._input_shape_arg is not None:
                 self._input_layer = InputLayer(shape=layer._input_shape_arg)
             self._layers.append(layer)
+            self._windows = {}
             self.built = self.built and layer.built
         else:
             raise ValueError(
@@ -118,6 +121,7 @@ class Sequential:
         if not self._layers:
             raise ValueError(f"There are no layers in model '{self.name}' to pop")
         layer = self._layers.pop()
+        self._windows = {}
         if self.built:
             self._output_shape = self._layers[-1].output_shape if self._layers else self.input_shape
             self._bind_flat()
@@ -340,9 +344,26 @@ class Sequential:
     # ----- steps ---------------------------------------------------------------
 
     def _forward(self, x, training):
-        for layer in self._layers:
-            x = layer.forward(x, training=training)
+        for i, layer in enumerate(self._layers):
+            window = self._output_window(i, x.shape)
+            if window is None:
+                x = layer.forward(x, training=training)
+            else:
+                x = layer.forward(x, training=training, output_window=window)
         return x
+
+    def _output_window(self, i, input_shape):
+        """The part of layer i's output that layer i + 1 reads, when layer i can
+        skip the rest (a 2-D convolution before a valid pooling that drops edge
+        rows or columns); else None. Cached per input shape."""
+        key = (i, input_shape[1:])
+        if key not in self._windows:
+            layer, following = self._layers[i], self._layers[i + 1] if i + 1 < len(self._layers) else None
+            window = None
+            if isinstance(layer, Conv2D) and isinstance(following, _Pooling):
+                window = following.input_window(layer._output_shape_for(input_shape))
+            self._windows[key] = window
+        return self._windows[key]
 
     def _loss_and_grad(self, output, targets, fused):
         loss_input = self._layers[-1].logits if fused else output

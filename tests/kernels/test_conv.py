@@ -329,3 +329,25 @@ def test_zero_dz_rows_match_float64(rng, case):
         np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5 * np.abs(ref).max())
     zero = conv.conv2d_backward(x, kernel, np.zeros(shape, np.float32), strides, padding, dilation)
     assert all(not g.any() for g in zero)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("window", [(10, 10), (2, 2), (11, 4), (1, 11)])
+def test_output_window_computes_the_window_exactly_and_zeros_the_rest(rng, dtype, window):
+    x, kernel, bias = _random_case(rng, (3, 13, 13, 8, 3, 3, 16), dtype)
+    full = conv.conv2d_forward(x, kernel, bias, activation="relu")
+    out = np.full_like(full, np.nan)
+    got = conv.conv2d_forward(x, kernel, bias, activation="relu", out=out, output_window=window)
+    h, w = window
+    np.testing.assert_array_equal(got[:, :h, :w], full[:, :h, :w])
+    assert not got[:, h:].any() and not got[:, :, w:].any()
+
+
+def test_output_window_is_validated(rng):
+    x, kernel, _ = _random_case(rng, (1, 6, 6, 8, 3, 3, 4))
+    with pytest.raises(ValueError, match="output_window must fit the output"):
+        conv.conv2d_forward(x, kernel, output_window=(5, 4))
+    with pytest.raises(ValueError, match="output_window must be >= 1"):
+        conv.conv2d_forward(x, kernel, output_window=(0, 4))
+    with pytest.raises(TypeError, match="output_window must be an int or a pair"):
+        conv.conv2d_forward(x, kernel, output_window=(2.5, 4))

@@ -114,3 +114,29 @@ def test_outputs_are_not_views_of_layer_buffers_or_inputs(rng):
         assert buffers and not any(np.shares_memory(result, b) for b in buffers)
     only_flatten = convx.Sequential([L.Flatten(input_shape=(2, 3))])
     assert not np.shares_memory(only_flatten.predict_on_batch(x), x)
+
+
+@pytest.mark.parametrize("pool", [L.MaxPooling2D, L.AveragePooling2D])
+def test_conv_skips_the_edge_a_valid_pooling_drops(rng, monkeypatch, pool):
+    """A Conv2D before a valid pooling that drops its last row and column computes
+    only what the pooling reads; predictions and training are bit-identical to
+    computing everything."""
+    def build():
+        convx.utils.set_random_seed(3)
+        net = convx.Sequential([
+            L.Conv2D(6, 3, activation="tanh", input_shape=(11, 11, 4)), pool(), L.Conv2D(5, 2), pool(),
+            L.Flatten(), L.Dense(3, activation="softmax"),
+        ])
+        net.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        return net
+
+    x, y = rng.random((20, 11, 11, 4), dtype=np.float32), rng.integers(0, 3, 20)
+    windowed = build()
+    assert windowed._output_window(0, (None, 11, 11, 4)) == (8, 8)  # 9x9 output, 4x4 pooled
+    full = build()
+    monkeypatch.setattr(full, "_output_window", lambda i, shape: None)
+    np.testing.assert_array_equal(windowed.predict(x, verbose=0), full.predict(x, verbose=0))
+    windowed.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False)
+    full.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False)
+    for a, b in zip(windowed.get_weights(), full.get_weights()):
+        np.testing.assert_array_equal(a, b)

@@ -21,9 +21,11 @@ cdef extern from "conv.h" nogil:
     ctypedef struct cx_conv_shape:
         cx_int n, h, w, cin, kh, kw, cout, oh, ow, sh, sw, dh, dw, pad_top, pad_left
     int cx_conv2d_forward_f32(const cx_conv_shape *s, const float *x, const float *kernel,
-                               const float *bias, int act, float *y, int n_threads)
+                               const float *bias, int act, float *y, cx_int used_h, cx_int used_w,
+                               int n_threads)
     int cx_conv2d_forward_f64(const cx_conv_shape *s, const double *x, const double *kernel,
-                               const double *bias, int act, double *y, int n_threads)
+                               const double *bias, int act, double *y, cx_int used_h, cx_int used_w,
+                               int n_threads)
     int cx_conv2d_backward_f32(const cx_conv_shape *s, const float *x, const float *kernel, const float *dz,
                                float *dx, float *dkernel, float *dbias, int n_threads)
     int cx_conv2d_backward_f64(const cx_conv_shape *s, const double *x, const double *kernel, const double *dz,
@@ -62,7 +64,7 @@ cdef void *_data(cnp.ndarray a):
 
 
 def conv2d_forward(x, kernel, bias=None, strides=(1, 1), padding="valid", dilation=(1, 1), activation="linear",
-                   out=None):
+                   out=None, output_window=None):
     """Convolution forward pass with fused bias and activation.
 
     Parameters
@@ -77,6 +79,10 @@ def conv2d_forward(x, kernel, bias=None, strides=(1, 1), padding="valid", dilati
         Applied to the output; see ``activations.activation_code``.
     out : ndarray, shape (N, OH, OW, C_out), optional
         Written in place and returned (C-contiguous, dtype of `x`).
+    output_window : (int, int), optional
+        (UH, UW), 1 <= UH <= OH and 1 <= UW <= OW: only output rows < UH and
+        columns < UW are needed (a valid max pooling after this layer reads no
+        further); the others may be skipped and are then set to 0.
 
     Returns
     -------
@@ -89,6 +95,11 @@ def conv2d_forward(x, kernel, bias=None, strides=(1, 1), padding="valid", dilati
         bias = float_array(bias, "bias", ndim=1, dtype=x.dtype)
         check_shape(bias, "bias", (s.cout,))
     cdef cnp.ndarray y = output_array(out, "out", (s.n, s.oh, s.ow, s.cout), x.dtype)
+    cdef cx_int used_h = s.oh, used_w = s.ow
+    if output_window is not None:
+        used_h, used_w = positive_pair(output_window, "output_window")
+        if used_h > s.oh or used_w > s.ow:
+            raise ValueError(f"output_window must fit the output ({s.oh}, {s.ow}), got {output_window!r}")
     cdef void *px = _data(x)
     cdef void *pk = _data(kernel)
     cdef void *pb = _data(bias)
@@ -96,10 +107,12 @@ def conv2d_forward(x, kernel, bias=None, strides=(1, 1), padding="valid", dilati
     cdef int nt = effective_num_threads(), status
     if x.dtype == np.float32:
         with nogil:
-            status = cx_conv2d_forward_f32(&s, <float *>px, <float *>pk, <float *>pb, act, <float *>py, nt)
+            status = cx_conv2d_forward_f32(&s, <float *>px, <float *>pk, <float *>pb, act, <float *>py, used_h,
+                                           used_w, nt)
     else:
         with nogil:
-            status = cx_conv2d_forward_f64(&s, <double *>px, <double *>pk, <double *>pb, act, <double *>py, nt)
+            status = cx_conv2d_forward_f64(&s, <double *>px, <double *>pk, <double *>pb, act, <double *>py,
+                                           used_h, used_w, nt)
     if status != 0:
         raise MemoryError("conv2d_forward: could not allocate scratch buffers")
     return y

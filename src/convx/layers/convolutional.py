@@ -73,7 +73,9 @@ class _Conv(ActivationOutput, Layer):
     def _as4d(self, shape):
         return shape if self.rank == 2 else (shape[0], 1) + tuple(shape[1:])
 
-    def forward(self, x, training=False):
+    def forward(self, x, training=False, output_window=None):
+        """``output_window`` (2-D only): (rows, columns) of the output that the
+        next layer reads, e.g. a valid pooling; the rest is skipped and set to 0."""
         x4 = x if self.rank == 2 else x.reshape(self._as4d(x.shape))
         if training:
             self._x = x4
@@ -84,6 +86,7 @@ class _Conv(ActivationOutput, Layer):
             lambda act, slot: _conv.conv2d_forward(
                 x4, kernel, bias, strides=self._as2d(self.strides), padding=self.padding,
                 dilation=self._as2d(self.dilation_rate), activation=act, out=self._buffer(slot, y_shape, x4.dtype),
+                output_window=output_window if self.rank == 2 else None,
             ),
             training,
         )

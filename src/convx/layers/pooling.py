@@ -43,6 +43,14 @@ class _Pooling(Layer):
     def _as4d(self, shape):
         return shape if self.rank == 2 else (shape[0], 1) + tuple(shape[1:])
 
+    def input_window(self, input_shape):
+        """(rows, columns) of a 2-D input of ``input_shape`` that the windows read,
+        or None when they read it all (or padding is 'same')."""
+        if self.rank != 2 or self.padding != "valid":
+            return None
+        used = tuple((n - k) // s * s + k for n, k, s in zip(input_shape[1:3], self.pool_size, self.strides))
+        return None if used == tuple(input_shape[1:3]) else used
+
     def _windows_overlap(self):
         return any(s < k for s, k in zip(self.strides, self.pool_size))
 

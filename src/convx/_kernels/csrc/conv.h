@@ -21,12 +21,14 @@ typedef struct {
     cx_int pad_top, pad_left;
 } cx_conv_shape;
 
-/* y = act(conv(x, kernel) + bias); bias may be NULL. Both kernels return 0,
- * or -1 when scratch memory cannot be allocated. */
+/* y = act(conv(x, kernel) + bias); bias may be NULL. Only output rows < used_h
+ * and columns < used_w are computed (the others of y are set to 0) when they are
+ * fewer than OH / OW: a consumer such as a valid max pooling reads no further.
+ * Both kernels return 0, or -1 when scratch memory cannot be allocated. */
 int cx_conv2d_forward_f32(const cx_conv_shape *s, const float *x, const float *kernel,
-                           const float *bias, int act, float *y, int n_threads);
+                           const float *bias, int act, float *y, cx_int used_h, cx_int used_w, int n_threads);
 int cx_conv2d_forward_f64(const cx_conv_shape *s, const double *x, const double *kernel,
-                           const double *bias, int act, double *y, int n_threads);
+                           const double *bias, int act, double *y, cx_int used_h, cx_int used_w, int n_threads);
 
 /* Gradients from dz, the gradient w.r.t. the pre-activation output: dkernel,
  * dbias (may be NULL) and, unless dx is NULL, the input gradient dx. */

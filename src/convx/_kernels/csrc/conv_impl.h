@@ -185,26 +185,56 @@ static cx_int FN(block_taps)(cx_int taps, cx_int depth)
     return (taps + CX_MIN(blocks, taps) - 1) / CX_MIN(blocks, taps);
 }
 
+/* Zero the outputs outside the computed window (rows >= gh or columns >= gw). */
+static void FN(zero_outside)(const cx_conv_shape *s, cx_int gh, cx_int gw, real *y)
+{
+    const cx_int cout = s->cout;
+    for (cx_int i = 0; i < s->n; i++) {
+        real *yi = y + i * s->oh * s->ow * cout;
+        for (cx_int oy = 0; oy < gh; oy++)
+            memset(yi + (oy * s->ow + gw) * cout, 0, sizeof(real) * (s->ow - gw) * cout);
+        memset(yi + gh * s->ow * cout, 0, sizeof(real) * (s->oh - gh) * s->ow * cout);
+    }
+}
+
+/* Copy `rows` rows of a computed (gh x gw per image) grid, from grid row r0,
+ * to their places in y (OH x OW per image). */
+static void FN(place_rows)(const cx_conv_shape *s, cx_int gh, cx_int gw, const real *src, cx_int r0, cx_int rows,
+                           real *y)
+{
+    for (cx_int r = 0; r < rows; r++) {
+        const cx_int row = r0 + r, img = row / (gh * gw), oy = (row % (gh * gw)) / gw, ox = row % gw;
+        memcpy(y + ((img * s->oh + oy) * s->ow + ox) * s->cout, src + r * s->cout, sizeof(real) * s->cout);
+    }
+}
+
 /* Forward, one parallel region over row tiles. Small patches: im2col of the
  * tile and register-blocked loops; others: indirect GEMM on the kernel packed
- * once (no patch copies at all). Bias and activation on each tile while hot. */
+ * once (no patch copies at all), over the used_h x used_w window of each
+ * image when that is smaller. Bias and activation on each tile while hot. */
 int FN(cx_conv2d_forward)(const cx_conv_shape *s, const real *x, const real *kernel,
-                          const real *bias, int act, real *y, int n_threads)
+                          const real *bias, int act, real *y, cx_int used_h, cx_int used_w, int n_threads)
 {
-    const cx_int total = s->n * s->oh * s->ow, patch = s->kh * s->kw * s->cin, cout = s->cout;
+    const cx_int patch = s->kh * s->kw * s->cin, cout = s->cout;
     const cx_int taps = s->kh * s->kw, cin = s->cin;
-    if (total == 0)
+    if (s->n * s->oh * s->ow == 0)
         return 0;
     if (FN(is_pointwise)(s)) {
+        const cx_int total = s->n * s->oh * s->ow;
         FN(cx_gemm)(0, 0, total, cout, s->cin, x, s->cin, kernel, cout, 0, y, cout, n_threads);
         FN(cx_bias_act)(y, total, cout, bias, act, n_threads);
         return 0;
     }
+    const int small = patch <= CX_SMALL_PATCH, mr = FN(cx_gemm_mr)();
+    /* the grid of outputs computed per image: all of them, or the used window */
+    const cx_int gh = small ? s->oh : CX_MIN(CX_MAX(used_h, 1), s->oh);
+    const cx_int gw = small ? s->ow : CX_MIN(CX_MAX(used_w, 1), s->ow);
+    const int windowed = gh < s->oh || gw < s->ow;
+    const cx_int total = s->n * gh * gw;
     int nt = FN(team_for)(total * patch * cout, total, n_threads), failed = 0;
     const cx_int tile = FN(split_rows)(total, FN(tile_cap)(patch), nt), ntiles = (total + tile - 1) / tile;
-    const int small = patch <= CX_SMALL_PATCH, mr = FN(cx_gemm_mr)();
     const cx_int block_taps = FN(block_taps)(taps, cin);
-    const FN(tap_map) taps_x = {s->oh, s->ow, s->h, s->w, cin, s->sh, s->sw, -s->pad_top, -s->pad_left, s->dh, s->dw};
+    const FN(tap_map) taps_x = {gh, gw, s->h, s->w, cin, s->sh, s->sw, -s->pad_top, -s->pad_left, s->dh, s->dw};
     real *bpack = NULL;
     if (!small) {
         bpack = cx_scratch(CX_SLOT_KERNEL, sizeof(real) * FN(cx_gemm_packed_b_size)(patch, cout));
@@ -212,9 +242,11 @@ int FN(cx_conv2d_forward)(const cx_conv_shape *s, const real *x, const real *ker
             return -1;
         FN(cx_gemm_pack_b_blocked)(0, patch, cout, kernel, cout, block_taps * cin, bpack);
     }
+    if (windowed)
+        FN(zero_outside)(s, gh, gw, y);
 #pragma omp parallel num_threads(nt) if (nt > 1) reduction(| : failed)
     {
-        real *buf = NULL, *zeros = NULL;
+        real *buf = NULL, *zeros = NULL, *out = NULL;
         const real **ptrs = NULL;
         if (small) {
             buf = cx_scratch(CX_SLOT_TILE, sizeof(real) * tile * patch);
@@ -222,7 +254,8 @@ int FN(cx_conv2d_forward)(const cx_conv_shape *s, const real *x, const real *ker
         } else {
             ptrs = cx_scratch(CX_SLOT_TILE, sizeof(real *) * ((tile + mr - 1) / mr * mr) * taps);
             zeros = cx_scratch(CX_SLOT_ZEROS, sizeof(real) * cin);
-            failed = !ptrs || !zeros;
+            out = windowed ? cx_scratch(CX_SLOT_OUT, sizeof(real) * tile * cout) : NULL;
+            failed = !ptrs || !zeros || (windowed && !out);
             if (zeros)
                 memset(zeros, 0, sizeof(real) * cin);
         }
@@ -237,9 +270,12 @@ int FN(cx_conv2d_forward)(const cx_conv_shape *s, const real *x, const real *ker
                 if (act != CX_ACT_RELU)
                     FN(cx_bias_act)(y + r0 * cout, rows, cout, NULL, act, 1);
             } else {
+                real *dst = windowed ? out : y + r0 * cout;
                 FN(indirection)(s, &taps_x, x, r0, rows, mr, zeros, ptrs);
-                FN(cx_gemm_indirect)(rows, cout, taps, cin, ptrs, bpack, block_taps, y + r0 * cout, cout);
-                FN(cx_bias_act)(y + r0 * cout, rows, cout, bias, act, 1);
+                FN(cx_gemm_indirect)(rows, cout, taps, cin, ptrs, bpack, block_taps, dst, cout);
+                FN(cx_bias_act)(dst, rows, cout, bias, act, 1);
+                if (windowed)
+                    FN(place_rows)(s, gh, gw, dst, r0, rows, y);
             }
         }
     }
