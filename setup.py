@@ -30,7 +30,7 @@ CSRC = KERNELS / "csrc"
 FAMILIES = {
     "threads": [],
     "gemm": ["gemm.c", "cpu_features.c"],
-    "conv": ["conv.c", "gemm.c", "cpu_features.c", "epilogue.c"],
+    "conv": ["conv.c", "gemm.c", "cpu_features.c", "epilogue.c", "pool.c"],
     "dense": ["dense.c", "gemm.c", "cpu_features.c", "epilogue.c"],
     "pool": ["pool.c", "cpu_features.c"],
     "activations": ["activations.c", "epilogue.c"],

@@ -344,13 +344,31 @@ class Sequential:
     # ----- steps ---------------------------------------------------------------
 
     def _forward(self, x, training):
-        for i, layer in enumerate(self._layers):
+        layers, i = self._layers, 0
+        while i < len(layers):
+            layer = layers[i]
+            if not training and self._pools_in_one_pass(i):
+                # inference: the convolution's output is pooled band by band, never stored
+                x = layer.forward_pooled(x, layers[i + 1].pool_size)
+                i += 2
+                continue
             window = self._output_window(i, x.shape)
             if window is None:
                 x = layer.forward(x, training=training)
             else:
                 x = layer.forward(x, training=training, output_window=window)
+            i += 1
         return x
+
+    def _pools_in_one_pass(self, i):
+        """Layer i is a Conv2D followed by a valid max pooling whose strides equal its pool size."""
+        key = ("pool", i)
+        if key not in self._windows:
+            layer, following = self._layers[i], self._layers[i + 1] if i + 1 < len(self._layers) else None
+            self._windows[key] = (isinstance(layer, Conv2D) and isinstance(following, _Pooling)
+                                  and following.rank == 2 and following.mode == "max" and following.padding == "valid"
+                                  and tuple(following.strides) == tuple(following.pool_size))
+        return self._windows[key]
 
     def _output_window(self, i, input_shape):
         """The part of layer i's output that layer i + 1 reads, when layer i can

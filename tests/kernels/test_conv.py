@@ -351,3 +351,29 @@ def test_output_window_is_validated(rng):
         conv.conv2d_forward(x, kernel, output_window=(0, 4))
     with pytest.raises(TypeError, match="output_window must be an int or a pair"):
         conv.conv2d_forward(x, kernel, output_window=(2.5, 4))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case, pool_size, activation", [
+    ((3, 28, 28, 1, 3, 3, 32, (1, 1), "valid", (1, 1)), 2, "relu"),    # small patch (im2col loops)
+    ((2, 13, 13, 32, 3, 3, 64, (1, 1), "valid", (1, 1)), 2, "relu"),   # indirect GEMM, odd output (11)
+    ((2, 9, 10, 5, 3, 3, 16, (1, 1), "same", (1, 1)), (2, 3), "tanh"),  # non-square pool, padded conv
+    ((3, 15, 14, 8, 3, 3, 7, (2, 1), "valid", (1, 1)), (3, 2), "softmax"),
+    ((2, 5, 5, 64, 3, 3, 128, (1, 1), "valid", (1, 1)), 2, "linear"),  # one pooled pixel from a 3x3 output
+])
+def test_conv_maxpool_forward_equals_conv_then_pool(rng, dtype, case, pool_size, activation):
+    from convx._kernels.pool import max_pool2d_forward
+
+    x, kernel, bias = _random_case(rng, case, dtype)
+    strides, padding, dilation = case[7:]
+    y = conv.conv2d_forward(x, kernel, bias, strides, padding, dilation, activation)
+    want, _ = max_pool2d_forward(y, pool_size, with_argmax=False)
+    got = conv.conv2d_maxpool_forward(x, kernel, bias, strides, padding, dilation, activation, pool_size)
+    assert got.dtype == dtype
+    np.testing.assert_array_equal(got, want)
+
+
+def test_conv_maxpool_forward_rejects_a_pool_larger_than_the_output(rng):
+    x, kernel, _ = _random_case(rng, (1, 4, 4, 2, 3, 3, 2))
+    with pytest.raises(ValueError, match="larger than the convolution's output"):
+        conv.conv2d_maxpool_forward(x, kernel, pool_size=3)

@@ -140,3 +140,19 @@ def test_conv_skips_the_edge_a_valid_pooling_drops(rng, monkeypatch, pool):
     full.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False)
     for a, b in zip(windowed.get_weights(), full.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_inference_pools_conv_outputs_in_one_pass(rng, monkeypatch):
+    """predict/evaluate fuse Conv2D + valid MaxPooling2D (strides = pool size):
+    the same numbers as running the two layers, and training is untouched."""
+    convx.utils.set_random_seed(5)
+    net = convx.Sequential([
+        L.Conv2D(8, 3, activation="relu", input_shape=(13, 13, 1)), L.MaxPooling2D(), L.Conv2D(16, 3),
+        L.MaxPooling2D((2, 3)), L.Flatten(), L.Dense(3, activation="softmax"),
+    ])
+    net.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    x = rng.random((10, 13, 13, 1), dtype=np.float32)
+    assert net._pools_in_one_pass(0) and net._pools_in_one_pass(2) and not net._pools_in_one_pass(4)
+    fused = net.predict(x, verbose=0)
+    monkeypatch.setattr(net, "_pools_in_one_pass", lambda i: False)
+    np.testing.assert_array_equal(fused, net.predict(x, verbose=0))

@@ -26,6 +26,12 @@ cdef extern from "conv.h" nogil:
     int cx_conv2d_forward_f64(const cx_conv_shape *s, const double *x, const double *kernel,
                                const double *bias, int act, double *y, cx_int used_h, cx_int used_w,
                                int n_threads)
+    int cx_conv2d_maxpool_forward_f32(const cx_conv_shape *s, const float *x, const float *kernel,
+                                      const float *bias, int act, cx_int ph, cx_int pw, float *pooled,
+                                      int n_threads)
+    int cx_conv2d_maxpool_forward_f64(const cx_conv_shape *s, const double *x, const double *kernel,
+                                      const double *bias, int act, cx_int ph, cx_int pw, double *pooled,
+                                      int n_threads)
     int cx_conv2d_backward_f32(const cx_conv_shape *s, const float *x, const float *kernel, const float *dz,
                                float *dx, float *dkernel, float *dbias, int n_threads)
     int cx_conv2d_backward_f64(const cx_conv_shape *s, const double *x, const double *kernel, const double *dz,
@@ -57,6 +63,14 @@ def _inputs(x, kernel):
     x = float_array(x, "x", ndim=4)
     kernel = float_array(kernel, "kernel", ndim=4, dtype=x.dtype)
     return x, kernel
+
+
+def _bias(bias, dtype, cout):
+    """`bias` checked as a C-contiguous (cout,) array of `dtype`, or None."""
+    if bias is not None:
+        bias = float_array(bias, "bias", ndim=1, dtype=dtype)
+        check_shape(bias, "bias", (cout,))
+    return bias
 
 
 cdef void *_data(cnp.ndarray a):
@@ -91,9 +105,7 @@ def conv2d_forward(x, kernel, bias=None, strides=(1, 1), padding="valid", dilati
     x, kernel = _inputs(x, kernel)
     cdef int act = activation_code(activation)
     cdef cx_conv_shape s = _geometry(x, kernel, strides, padding, dilation)
-    if bias is not None:
-        bias = float_array(bias, "bias", ndim=1, dtype=x.dtype)
-        check_shape(bias, "bias", (s.cout,))
+    bias = _bias(bias, x.dtype, s.cout)
     cdef cnp.ndarray y = output_array(out, "out", (s.n, s.oh, s.ow, s.cout), x.dtype)
     cdef cx_int used_h = s.oh, used_w = s.ow
     if output_window is not None:
@@ -116,6 +128,55 @@ def conv2d_forward(x, kernel, bias=None, strides=(1, 1), padding="valid", dilati
     if status != 0:
         raise MemoryError("conv2d_forward: could not allocate scratch buffers")
     return y
+
+
+def conv2d_maxpool_forward(x, kernel, bias=None, strides=(1, 1), padding="valid", dilation=(1, 1),
+                           activation="linear", pool_size=(2, 2), out=None):
+    """Convolution, bias and activation followed by max pooling, for inference.
+
+    Equal to ``max_pool2d_forward(conv2d_forward(...), pool_size)`` (windows of
+    ``pool_size`` with equal strides, 'valid') without the convolution's output
+    ever being stored: each band of pool-height output rows is computed into a
+    small buffer and pooled at once.
+
+    Parameters
+    ----------
+    x, kernel, bias, strides, padding, dilation, activation
+        As for :func:`conv2d_forward`.
+    pool_size : int or (int, int), default (2, 2)
+        Pooling window (PH, PW), also its strides.
+    out : ndarray, shape (N, OH // PH, OW // PW, C_out), optional
+        Written in place and returned.
+
+    Returns
+    -------
+    pooled : ndarray, shape (N, OH // PH, OW // PW, C_out)
+    """
+    x, kernel = _inputs(x, kernel)
+    cdef int act = activation_code(activation)
+    cdef cx_conv_shape s = _geometry(x, kernel, strides, padding, dilation)
+    cdef cx_int ph, pw
+    ph, pw = positive_pair(pool_size, "pool_size")
+    if s.oh // ph < 1 or s.ow // pw < 1:
+        raise ValueError(f"pool_size {(ph, pw)} is larger than the convolution's output ({s.oh}, {s.ow})")
+    bias = _bias(bias, x.dtype, s.cout)
+    cdef cnp.ndarray pooled = output_array(out, "out", (s.n, s.oh // ph, s.ow // pw, s.cout), x.dtype)
+    cdef void *px = _data(x)
+    cdef void *pk = _data(kernel)
+    cdef void *pb = _data(bias)
+    cdef void *pp = _data(pooled)
+    cdef int nt = effective_num_threads(), status
+    if x.dtype == np.float32:
+        with nogil:
+            status = cx_conv2d_maxpool_forward_f32(&s, <float *>px, <float *>pk, <float *>pb, act, ph, pw,
+                                                   <float *>pp, nt)
+    else:
+        with nogil:
+            status = cx_conv2d_maxpool_forward_f64(&s, <double *>px, <double *>pk, <double *>pb, act, ph, pw,
+                                                   <double *>pp, nt)
+    if status != 0:
+        raise MemoryError("conv2d_maxpool_forward: could not allocate scratch buffers")
+    return pooled
 
 
 def conv2d_backward(x, kernel, dz, strides=(1, 1), padding="valid", dilation=(1, 1), need_dx=True, out=None):

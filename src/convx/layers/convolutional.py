@@ -92,6 +92,18 @@ class _Conv(ActivationOutput, Layer):
         )
         return y if self.rank == 2 else y.reshape((y.shape[0],) + y.shape[2:])
 
+    def forward_pooled(self, x, pool_size):
+        """Inference output of this layer followed by a valid max pooling with
+        windows ``pool_size`` and equal strides, without storing this layer's
+        own output (2-D only): shape (N, OH // PH, OW // PW, filters)."""
+        ph, pw = pool_size
+        oh, ow = self._output_shape_for(x.shape)[1:3]
+        return _conv.conv2d_maxpool_forward(
+            x, self.kernel.value, None if self.bias is None else self.bias.value, strides=self.strides,
+            padding=self.padding, dilation=self.dilation_rate, activation=self.activation, pool_size=pool_size,
+            out=self._buffer("pooled", (x.shape[0], oh // ph, ow // pw, self.filters), x.dtype),
+        )
+
     def backward(self, dy, from_logits=False):
         x4 = self._x
         dy4 = dy if self.rank == 2 else dy.reshape(self._as4d(dy.shape))

@@ -6,6 +6,7 @@
 #include "convx_omp.h"
 #include "epilogue.h"
 #include "gemm.h"
+#include "pool.h"
 
 /* Upper bound on the row groups of the weight gradient: enough to feed the
  * threads, few enough that the partial sums stay small. Fixed, so the sum

@@ -30,6 +30,14 @@ int cx_conv2d_forward_f32(const cx_conv_shape *s, const float *x, const float *k
 int cx_conv2d_forward_f64(const cx_conv_shape *s, const double *x, const double *kernel,
                            const double *bias, int act, double *y, cx_int used_h, cx_int used_w, int n_threads);
 
+/* pooled = max pooling (ph x pw windows, strides ph x pw, no padding) of
+ * act(conv(x, kernel) + bias), without the convolution's output ever going to
+ * memory: shape (N, OH / ph, OW / pw, C_out). Returns 0, or -1 without memory. */
+int cx_conv2d_maxpool_forward_f32(const cx_conv_shape *s, const float *x, const float *kernel, const float *bias,
+                                  int act, cx_int ph, cx_int pw, float *pooled, int n_threads);
+int cx_conv2d_maxpool_forward_f64(const cx_conv_shape *s, const double *x, const double *kernel,
+                                  const double *bias, int act, cx_int ph, cx_int pw, double *pooled, int n_threads);
+
 /* Gradients from dz, the gradient w.r.t. the pre-activation output: dkernel,
  * dbias (may be NULL) and, unless dx is NULL, the input gradient dx. */
 int cx_conv2d_backward_f32(const cx_conv_shape *s, const float *x, const float *kernel, const float *dz,

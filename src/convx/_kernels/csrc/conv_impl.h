@@ -208,6 +208,61 @@ static void FN(place_rows)(const cx_conv_shape *s, cx_int gh, cx_int gw, const r
     }
 }
 
+/* Per-thread buffers of a forward pass over at most `rows` rows at a time:
+ * the im2col tile (small patches) or the indirection pointers and zeros. */
+typedef struct {
+    int small;
+    cx_int block_taps;
+    real *buf, *zeros;
+    const real **ptrs;
+} FN(forward_work);
+
+static int FN(forward_work_init)(const cx_conv_shape *s, int small, cx_int rows, FN(forward_work) *w)
+{
+    const cx_int patch = s->kh * s->kw * s->cin, taps = s->kh * s->kw, mr = FN(cx_gemm_mr)();
+    w->small = small;
+    w->block_taps = FN(block_taps)(taps, s->cin);
+    w->buf = w->zeros = NULL;
+    w->ptrs = NULL;
+    if (small)
+        return (w->buf = cx_scratch(CX_SLOT_TILE, sizeof(real) * rows * patch)) != NULL;
+    w->ptrs = cx_scratch(CX_SLOT_TILE, sizeof(real *) * ((rows + mr - 1) / mr * mr) * taps);
+    w->zeros = cx_scratch(CX_SLOT_ZEROS, sizeof(real) * s->cin);
+    if (w->zeros)
+        memset(w->zeros, 0, sizeof(real) * s->cin);
+    return w->ptrs && w->zeros;
+}
+
+/* act(conv + bias) of rows [r0, r0 + rows) of the grid of `map` into dst (rows
+ * x C_out). Small patches gather output rows (their grid is the whole output). */
+static void FN(forward_rows)(const cx_conv_shape *s, const FN(tap_map) *map, const real *x, const real *kernel,
+                             const real *bpack, const real *bias, int act, cx_int r0, cx_int rows,
+                             const FN(forward_work) *w, real *dst)
+{
+    const cx_int patch = s->kh * s->kw * s->cin, cout = s->cout;
+    if (w->small) {
+        FN(im2col_rows)(s, x, NULL, r0, rows, w->buf);
+        FN(small_forward)(rows, patch, cout, w->buf, kernel, bias, act == CX_ACT_RELU, dst);
+        if (act != CX_ACT_RELU)
+            FN(cx_bias_act)(dst, rows, cout, NULL, act, 1);
+        return;
+    }
+    FN(indirection)(s, map, x, r0, rows, FN(cx_gemm_mr)(), w->zeros, w->ptrs);
+    FN(cx_gemm_indirect)(rows, cout, s->kh * s->kw, s->cin, w->ptrs, bpack, w->block_taps, dst, cout);
+    FN(cx_bias_act)(dst, rows, cout, bias, act, 1);
+}
+
+/* The kernel packed for the indirect GEMM (shared scratch), or NULL without memory. */
+static real *FN(forward_kernel)(const cx_conv_shape *s, const real *kernel)
+{
+    const cx_int patch = s->kh * s->kw * s->cin;
+    real *bpack = cx_scratch(CX_SLOT_KERNEL, sizeof(real) * FN(cx_gemm_packed_b_size)(patch, s->cout));
+    if (bpack)
+        FN(cx_gemm_pack_b_blocked)(0, patch, s->cout, kernel, s->cout, FN(block_taps)(s->kh * s->kw, s->cin) * s->cin,
+                                   bpack);
+    return bpack;
+}
+
 /* Forward, one parallel region over row tiles. Small patches: im2col of the
  * tile and register-blocked loops; others: indirect GEMM on the kernel packed
  * once (no patch copies at all), over the used_h x used_w window of each
@@ -216,7 +271,6 @@ int FN(cx_conv2d_forward)(const cx_conv_shape *s, const real *x, const real *ker
                           const real *bias, int act, real *y, cx_int used_h, cx_int used_w, int n_threads)
 {
     const cx_int patch = s->kh * s->kw * s->cin, cout = s->cout;
-    const cx_int taps = s->kh * s->kw, cin = s->cin;
     if (s->n * s->oh * s->ow == 0)
         return 0;
     if (FN(is_pointwise)(s)) {
@@ -225,7 +279,7 @@ int FN(cx_conv2d_forward)(const cx_conv_shape *s, const real *x, const real *ker
         FN(cx_bias_act)(y, total, cout, bias, act, n_threads);
         return 0;
     }
-    const int small = patch <= CX_SMALL_PATCH, mr = FN(cx_gemm_mr)();
+    const int small = patch <= CX_SMALL_PATCH;
     /* the grid of outputs computed per image: all of them, or the used window */
     const cx_int gh = small ? s->oh : CX_MIN(CX_MAX(used_h, 1), s->oh);
     const cx_int gw = small ? s->ow : CX_MIN(CX_MAX(used_w, 1), s->ow);
@@ -233,50 +287,69 @@ int FN(cx_conv2d_forward)(const cx_conv_shape *s, const real *x, const real *ker
     const cx_int total = s->n * gh * gw;
     int nt = FN(team_for)(total * patch * cout, total, n_threads), failed = 0;
     const cx_int tile = FN(split_rows)(total, FN(tile_cap)(patch), nt), ntiles = (total + tile - 1) / tile;
-    const cx_int block_taps = FN(block_taps)(taps, cin);
-    const FN(tap_map) taps_x = {gh, gw, s->h, s->w, cin, s->sh, s->sw, -s->pad_top, -s->pad_left, s->dh, s->dw};
-    real *bpack = NULL;
-    if (!small) {
-        bpack = cx_scratch(CX_SLOT_KERNEL, sizeof(real) * FN(cx_gemm_packed_b_size)(patch, cout));
-        if (!bpack)
-            return -1;
-        FN(cx_gemm_pack_b_blocked)(0, patch, cout, kernel, cout, block_taps * cin, bpack);
-    }
+    const FN(tap_map) taps_x = {gh, gw, s->h, s->w, s->cin, s->sh, s->sw, -s->pad_top, -s->pad_left, s->dh, s->dw};
+    real *bpack = small ? NULL : FN(forward_kernel)(s, kernel);
+    if (!small && !bpack)
+        return -1;
     if (windowed)
         FN(zero_outside)(s, gh, gw, y);
 #pragma omp parallel num_threads(nt) if (nt > 1) reduction(| : failed)
     {
-        real *buf = NULL, *zeros = NULL, *out = NULL;
-        const real **ptrs = NULL;
-        if (small) {
-            buf = cx_scratch(CX_SLOT_TILE, sizeof(real) * tile * patch);
-            failed = !buf;
-        } else {
-            ptrs = cx_scratch(CX_SLOT_TILE, sizeof(real *) * ((tile + mr - 1) / mr * mr) * taps);
-            zeros = cx_scratch(CX_SLOT_ZEROS, sizeof(real) * cin);
-            out = windowed ? cx_scratch(CX_SLOT_OUT, sizeof(real) * tile * cout) : NULL;
-            failed = !ptrs || !zeros || (windowed && !out);
-            if (zeros)
-                memset(zeros, 0, sizeof(real) * cin);
-        }
+        FN(forward_work) w;
+        real *out = windowed ? cx_scratch(CX_SLOT_OUT, sizeof(real) * tile * cout) : NULL;
+        failed = !FN(forward_work_init)(s, small, tile, &w) || (windowed && !out);
 #pragma omp for schedule(dynamic, 1)
         for (cx_int t = 0; t < ntiles; t++) {
             const cx_int r0 = t * tile, rows = CX_MIN(tile, total - r0);
             if (failed)
                 continue;
-            if (small) {
-                FN(im2col_rows)(s, x, NULL, r0, rows, buf);
-                FN(small_forward)(rows, patch, cout, buf, kernel, bias, act == CX_ACT_RELU, y + r0 * cout);
-                if (act != CX_ACT_RELU)
-                    FN(cx_bias_act)(y + r0 * cout, rows, cout, NULL, act, 1);
-            } else {
-                real *dst = windowed ? out : y + r0 * cout;
-                FN(indirection)(s, &taps_x, x, r0, rows, mr, zeros, ptrs);
-                FN(cx_gemm_indirect)(rows, cout, taps, cin, ptrs, bpack, block_taps, dst, cout);
-                FN(cx_bias_act)(dst, rows, cout, bias, act, 1);
-                if (windowed)
-                    FN(place_rows)(s, gh, gw, dst, r0, rows, y);
-            }
+            FN(forward_rows)(s, &taps_x, x, kernel, bpack, bias, act, r0, rows, &w, windowed ? out : y + r0 * cout);
+            if (windowed)
+                FN(place_rows)(s, gh, gw, out, r0, rows, y);
+        }
+    }
+    cx_scratch_trim();
+    return failed ? -1 : 0;
+}
+
+/* Max pooling of act(conv(x) + bias) over ph x pw windows with equal strides
+ * and no padding. Each task computes a few bands of ph output rows of one
+ * image (only the columns the windows read, where the indirect GEMM is used)
+ * into a per-thread buffer and pools them at once, so the convolution's output
+ * never goes to memory (inference: no argmax). pooled: (N, OH / ph, OW / pw,
+ * C_out). 0, or -1 without memory. */
+int FN(cx_conv2d_maxpool_forward)(const cx_conv_shape *s, const real *x, const real *kernel, const real *bias,
+                                  int act, cx_int ph, cx_int pw, real *pooled, int n_threads)
+{
+    const cx_int patch = s->kh * s->kw * s->cin, cout = s->cout;
+    const cx_int poh = s->oh / ph, pwid = s->ow / pw;
+    if (s->n * poh == 0 || pwid == 0)
+        return 0;
+    const int small = patch <= CX_SMALL_PATCH;
+    /* the grid of outputs computed per image (im2col walks whole output rows) */
+    const cx_int gh = small ? s->oh : poh * ph, gw = small ? s->ow : pwid * pw;
+    const cx_int band_rows = ph * gw, per_task = CX_MIN(poh, CX_MAX(1, FN(tile_cap)(patch) / band_rows));
+    const cx_int tasks_per_image = (poh + per_task - 1) / per_task, tasks = s->n * tasks_per_image;
+    const FN(tap_map) taps_x = {gh, gw, s->h, s->w, s->cin, s->sh, s->sw, -s->pad_top, -s->pad_left, s->dh, s->dw};
+    real *bpack = small ? NULL : FN(forward_kernel)(s, kernel);
+    if (!small && !bpack)
+        return -1;
+    int nt = FN(team_for)(s->n * poh * band_rows * patch * cout, tasks, n_threads), failed = 0;
+#pragma omp parallel num_threads(nt) if (nt > 1) reduction(| : failed)
+    {
+        FN(forward_work) w;
+        real *band = cx_scratch(CX_SLOT_OUT, sizeof(real) * per_task * band_rows * cout);
+        failed = !FN(forward_work_init)(s, small, per_task * band_rows, &w) || !band;
+#pragma omp for schedule(dynamic, 1)
+        for (cx_int t = 0; t < tasks; t++) {
+            const cx_int img = t / tasks_per_image, pr = (t % tasks_per_image) * per_task;
+            const cx_int nb = CX_MIN(per_task, poh - pr);
+            const cx_pool_geom bands = {nb, ph, gw, cout, 1, pwid, ph, pw, ph, pw, 0, 0};
+            if (failed)
+                continue;
+            FN(forward_rows)(s, &taps_x, x, kernel, bpack, bias, act, (img * gh + pr * ph) * gw, nb * band_rows, &w,
+                             band);
+            FN(cx_max_pool2d_forward)(band, pooled + (img * poh + pr) * pwid * cout, NULL, &bands, 1);
         }
     }
     cx_scratch_trim();

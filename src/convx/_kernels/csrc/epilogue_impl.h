@@ -70,7 +70,11 @@ void FN(cx_bias_act)(real *y, cx_int rows, cx_int cols, const real *bias, int ac
     if (!bias && act != CX_ACT_SOFTMAX) {
         /* Pure elementwise: the row structure is irrelevant, use flat blocks. */
         cx_int nblocks = (total + CX_EPILOGUE_BLOCK - 1) / CX_EPILOGUE_BLOCK, b;
-#pragma omp parallel for num_threads(n_threads) schedule(static) if (parallel)
+        if (!parallel) { /* no region at all: even a one-thread region costs ~1 us inside another */
+            FN(act_inplace)(y, total, act);
+            return;
+        }
+#pragma omp parallel for num_threads(n_threads) schedule(static)
         for (b = 0; b < nblocks; ++b) {
             cx_int start = b * CX_EPILOGUE_BLOCK;
             FN(act_inplace)(y + start, CX_MIN(CX_EPILOGUE_BLOCK, total - start), act);
@@ -79,7 +83,12 @@ void FN(cx_bias_act)(real *y, cx_int rows, cx_int cols, const real *bias, int ac
     }
     {
         cx_int r;
-#pragma omp parallel for num_threads(n_threads) schedule(static) if (parallel)
+        if (!parallel) {
+            for (r = 0; r < rows; ++r)
+                FN(bias_act_row)(y + r * cols, cols, bias, act);
+            return;
+        }
+#pragma omp parallel for num_threads(n_threads) schedule(static)
         for (r = 0; r < rows; ++r)
             FN(bias_act_row)(y + r * cols, cols, bias, act);
     }

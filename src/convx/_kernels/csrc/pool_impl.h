@@ -99,25 +99,33 @@ CX_MAX_POOL_ROW(FN(max_pool_row_generic), )
 CX_MAX_POOL_ROW(FN(max_pool_row_avx2), CX_TARGET_AVX2)
 #undef CX_MAX_POOL_ROW
 
+static void FN(max_pool_row)(const real *x, real *y, int64_t *argmax, const cx_pool_geom *g, cx_int r, int avx2)
+{
+#ifdef CX_POOL_ROW_C8_AVX2
+    if (avx2 && g->c % 8 == 0)
+        CX_POOL_ROW_C8_AVX2(x, y, argmax, g, r / g->oh, r % g->oh);
+    else
+#endif
+    if (avx2)
+        FN(max_pool_row_avx2)(x, y, argmax, g, r / g->oh, r % g->oh);
+    else
+        FN(max_pool_row_generic)(x, y, argmax, g, r / g->oh, r % g->oh);
+}
+
 void FN(cx_max_pool2d_forward)(const real *x, real *y, int64_t *argmax, const cx_pool_geom *g, int n_threads)
 {
     cx_int rows = g->n * g->oh, r;
     if (rows <= 0 || g->ow <= 0 || g->c <= 0)
         return;
     const int avx2 = cx_isa_selected() == CX_ISA_AVX2;
-#pragma omp parallel for num_threads(n_threads) schedule(dynamic, CX_POOL_ROWS_PER_CHUNK) \
-    if (cx_pool_parallel(g, n_threads))
-    for (r = 0; r < rows; ++r) {
-#ifdef CX_POOL_ROW_C8_AVX2
-        if (avx2 && g->c % 8 == 0)
-            CX_POOL_ROW_C8_AVX2(x, y, argmax, g, r / g->oh, r % g->oh);
-        else
-#endif
-        if (avx2)
-            FN(max_pool_row_avx2)(x, y, argmax, g, r / g->oh, r % g->oh);
-        else
-            FN(max_pool_row_generic)(x, y, argmax, g, r / g->oh, r % g->oh);
+    if (!cx_pool_parallel(g, n_threads)) { /* no region: even a one-thread one costs ~1 us inside another */
+        for (r = 0; r < rows; ++r)
+            FN(max_pool_row)(x, y, argmax, g, r, avx2);
+        return;
     }
+#pragma omp parallel for num_threads(n_threads) schedule(dynamic, CX_POOL_ROWS_PER_CHUNK)
+    for (r = 0; r < rows; ++r)
+        FN(max_pool_row)(x, y, argmax, g, r, avx2);
 }
 
 /* Overlapping windows may route several gradients to one cell, so each image is
