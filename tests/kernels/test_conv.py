@@ -370,10 +370,72 @@ def test_conv_maxpool_forward_equals_conv_then_pool(rng, dtype, case, pool_size,
     want, _ = max_pool2d_forward(y, pool_size, with_argmax=False)
     got = conv.conv2d_maxpool_forward(x, kernel, bias, strides, padding, dilation, activation, pool_size)
     assert got.dtype == dtype
-    np.testing.assert_array_equal(got, want)
+    if _winograd(case):  # conv2d_forward takes the Winograd path, the fused one the direct product
+        np.testing.assert_allclose(got, want, rtol=0, atol=(1e-5 if dtype == np.float32 else 1e-12) * abs(want).max())
+    else:
+        np.testing.assert_array_equal(got, want)
 
 
 def test_conv_maxpool_forward_rejects_a_pool_larger_than_the_output(rng):
     x, kernel, _ = _random_case(rng, (1, 4, 4, 2, 3, 3, 2))
     with pytest.raises(ValueError, match="larger than the convolution's output"):
         conv.conv2d_maxpool_forward(x, kernel, pool_size=3)
+
+
+def _winograd(case):
+    """conv2d_forward uses Winograd F(2x2, 3x3): 3x3, stride 1, undilated, >= 16 channels in and out."""
+    n, h, w, cin, kh, kw, cout, strides, padding, dilation = case
+    return (kh, kw) == (3, 3) and tuple(strides) == (1, 1) and tuple(dilation) == (1, 1) and min(cin, cout) >= 16
+
+
+def _direct_reference(x, kernel, bias, padding):
+    """float64 direct convolution (stride 1, undilated) with NumPy, TensorFlow's 'same' padding."""
+    kh, kw = kernel.shape[:2]
+    if padding == "same":
+        (top, bottom), (left, right) = _tf_same_pads(x.shape[1], kh, 1, 1), _tf_same_pads(x.shape[2], kw, 1, 1)
+        x = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+    windows = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(1, 2))  # (N, OH, OW, C, KH, KW)
+    return np.einsum("nhwcij,ijco->nhwo", windows, kernel) + bias
+
+
+WINOGRAD_CASES = [
+    (2, 13, 13, 32, 3, 3, 64, (1, 1), "valid", (1, 1)),  # the seed's conv2: odd output, a half tile
+    (2, 8, 9, 17, 3, 3, 20, (1, 1), "same", (1, 1)),     # channels not multiples of 8, padded tiles
+    (1, 6, 6, 16, 3, 3, 16, (1, 1), "valid", (1, 1)),
+    (3, 5, 5, 64, 3, 3, 128, (1, 1), "valid", (1, 1)),   # one tile per image (3x3 output)
+]
+
+
+@pytest.mark.parametrize("case", WINOGRAD_CASES)
+def test_winograd_forward_matches_the_direct_convolution(rng, case):
+    assert _winograd(case)
+    x, kernel, bias = _random_case(rng, case)
+    padding = case[8]
+    want = _direct_reference(x, kernel, bias, padding)
+    np.testing.assert_allclose(conv.conv2d_forward(x, kernel, bias, padding=padding), want, rtol=0,
+                               atol=1e-12 * np.abs(want).max())
+    relu = conv.conv2d_forward(x.astype(np.float32), kernel.astype(np.float32), bias.astype(np.float32),
+                               padding=padding, activation="relu")
+    np.testing.assert_allclose(relu, np.maximum(want, 0), rtol=0, atol=1e-5 * np.abs(want).max())
+    windowed = conv.conv2d_forward(x, kernel, bias, padding=padding, output_window=(3, 2))
+    np.testing.assert_allclose(windowed[:, :3, :2], want[:, :3, :2], rtol=0, atol=1e-12 * np.abs(want).max())
+    assert not windowed[:, 3:].any() and not windowed[:, :, 2:].any()
+
+
+def test_winograd_gradients_match_finite_differences(rng):
+    """The backward pass (direct) against FD of the Winograd forward, float64."""
+    _check_finite_differences(rng, (1, 6, 5, 16, 3, 3, 16, (1, 1), "same", (1, 1)), rng.standard_normal)
+
+
+def test_winograd_is_bit_identical_for_any_thread_count(rng):
+    x, kernel, bias = _random_case(rng, (16, 14, 14, 32, 3, 3, 32), np.float32)
+    saved = convx.get_num_threads()
+    try:
+        results = []
+        for n in (1, 2, 3):
+            convx.set_num_threads(n)
+            results.append(conv.conv2d_forward(x, kernel, bias, padding="same", activation="relu"))
+    finally:
+        convx.set_num_threads(saved)
+    for other in results[1:]:
+        np.testing.assert_array_equal(other, results[0])

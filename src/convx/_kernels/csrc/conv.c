@@ -23,12 +23,23 @@ enum { CX_SLOT_TILE, CX_SLOT_APACK, CX_SLOT_BPACK, CX_SLOT_KERNEL, CX_SLOT_PARTI
 /* Depth (patch values) of the forward's K blocks: whole taps, B panels in L1. */
 #define CX_KC_CONV 256
 
+/* Winograd F(2x2, 3x3) (conv_winograd.h): tiles per block, and the fewest
+ * input and output channels for which its 16 products beat the direct one. */
+#define CX_WINO_TILES 48
+#define CX_WINO_MIN_CHANNELS 16
+
 /* Multiply-adds below which a call stays on the calling thread. */
 #define CX_CONV_PARALLEL_MIN 1048576
 
 #define real float
 #define FN(name) name##_f32
+#ifdef CX_HAVE_X86
+#define CX_WINO_INPUT_AVX2 wino_input_avx2_f32
+#define CX_WINO_OUTPUT_AVX2 wino_output_avx2_f32
+#endif
 #include "conv_impl.h"
+#undef CX_WINO_INPUT_AVX2
+#undef CX_WINO_OUTPUT_AVX2
 #undef real
 #undef FN
 

@@ -185,6 +185,8 @@ static cx_int FN(block_taps)(cx_int taps, cx_int depth)
     return (taps + CX_MIN(blocks, taps) - 1) / CX_MIN(blocks, taps);
 }
 
+#include "conv_winograd.h"
+
 /* Zero the outputs outside the computed window (rows >= gh or columns >= gw). */
 static void FN(zero_outside)(const cx_conv_shape *s, cx_int gh, cx_int gw, real *y)
 {
@@ -288,11 +290,16 @@ int FN(cx_conv2d_forward)(const cx_conv_shape *s, const real *x, const real *ker
     int nt = FN(team_for)(total * patch * cout, total, n_threads), failed = 0;
     const cx_int tile = FN(split_rows)(total, FN(tile_cap)(patch), nt), ntiles = (total + tile - 1) / tile;
     const FN(tap_map) taps_x = {gh, gw, s->h, s->w, s->cin, s->sh, s->sw, -s->pad_top, -s->pad_left, s->dh, s->dw};
+    if (windowed)
+        FN(zero_outside)(s, gh, gw, y);
+    if (!small && FN(winograd_applies)(s)) {
+        failed = FN(winograd_forward)(s, x, kernel, bias, act, y, gh, gw, n_threads);
+        cx_scratch_trim();
+        return failed;
+    }
     real *bpack = small ? NULL : FN(forward_kernel)(s, kernel);
     if (!small && !bpack)
         return -1;
-    if (windowed)
-        FN(zero_outside)(s, gh, gw, y);
 #pragma omp parallel num_threads(nt) if (nt > 1) reduction(| : failed)
     {
         FN(forward_work) w;

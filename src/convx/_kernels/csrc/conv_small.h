@@ -179,6 +179,55 @@ static void small_wgrad_avx2_f32(cx_int rows, cx_int patch, cx_int cout, const f
     }
 }
 #undef CX_SMALL_WGRAD_BLOCK
+
+/* Winograd F(2x2, 3x3) transforms (conv_winograd.h) for float32, eight
+ * channels per register; they return how many channels they did (a multiple
+ * of 8), the portable loop does the rest. */
+CX_TARGET_AVX2
+static cx_int wino_input_avx2_f32(const float *const *d, cx_int cin, float *v, cx_int vstride)
+{
+    cx_int c = 0;
+    for (; c + 8 <= cin; c += 8) {
+        __m256 t[4][4];
+        for (int b = 0; b < 4; b++) {
+            const __m256 d0 = _mm256_loadu_ps(d[b] + c), d1 = _mm256_loadu_ps(d[4 + b] + c);
+            const __m256 d2 = _mm256_loadu_ps(d[8 + b] + c), d3 = _mm256_loadu_ps(d[12 + b] + c);
+            t[0][b] = _mm256_sub_ps(d0, d2);
+            t[1][b] = _mm256_add_ps(d1, d2);
+            t[2][b] = _mm256_sub_ps(d2, d1);
+            t[3][b] = _mm256_sub_ps(d1, d3);
+        }
+        for (int a = 0; a < 4; a++) {
+            float *o = v + 4 * a * vstride + c;
+            _mm256_storeu_ps(o, _mm256_sub_ps(t[a][0], t[a][2]));
+            _mm256_storeu_ps(o + vstride, _mm256_add_ps(t[a][1], t[a][2]));
+            _mm256_storeu_ps(o + 2 * vstride, _mm256_sub_ps(t[a][2], t[a][1]));
+            _mm256_storeu_ps(o + 3 * vstride, _mm256_sub_ps(t[a][1], t[a][3]));
+        }
+    }
+    return c;
+}
+
+CX_TARGET_AVX2
+static cx_int wino_output_avx2_f32(const float *m, cx_int mstride, cx_int cout, float *out)
+{
+    cx_int c = 0;
+    for (; c + 8 <= cout; c += 8) {
+        __m256 s[4][2];
+        for (int a = 0; a < 4; a++) {
+            const float *r = m + 4 * a * mstride + c;
+            const __m256 r0 = _mm256_loadu_ps(r), r1 = _mm256_loadu_ps(r + mstride);
+            const __m256 r2 = _mm256_loadu_ps(r + 2 * mstride), r3 = _mm256_loadu_ps(r + 3 * mstride);
+            s[a][0] = _mm256_add_ps(_mm256_add_ps(r0, r1), r2);
+            s[a][1] = _mm256_sub_ps(_mm256_sub_ps(r1, r2), r3);
+        }
+        for (int j = 0; j < 2; j++) {
+            _mm256_storeu_ps(out + j * cout + c, _mm256_add_ps(_mm256_add_ps(s[0][j], s[1][j]), s[2][j]));
+            _mm256_storeu_ps(out + (2 + j) * cout + c, _mm256_sub_ps(_mm256_sub_ps(s[1][j], s[2][j]), s[3][j]));
+        }
+    }
+    return c;
+}
 #else
 #define small_forward_avx2_f32 small_forward_loops_avx2_f32
 #define small_wgrad_avx2_f32 small_wgrad_loops_avx2_f32
