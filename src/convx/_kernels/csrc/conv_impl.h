@@ -293,7 +293,7 @@ int FN(cx_conv2d_forward)(const cx_conv_shape *s, const real *x, const real *ker
     if (windowed)
         FN(zero_outside)(s, gh, gw, y);
     if (!small && FN(winograd_applies)(s)) {
-        failed = FN(winograd_forward)(s, x, kernel, bias, act, y, gh, gw, n_threads);
+        failed = FN(winograd_forward)(s, x, kernel, bias, act, y, gh, gw, NULL, n_threads);
         cx_scratch_trim();
         return failed;
     }
@@ -333,6 +333,11 @@ int FN(cx_conv2d_maxpool_forward)(const cx_conv_shape *s, const real *x, const r
     if (s->n * poh == 0 || pwid == 0)
         return 0;
     const int small = patch <= CX_SMALL_PATCH;
+    if (!small && ph == 2 && pw == 2 && FN(winograd_applies)(s)) { /* a Winograd tile is a pooling window */
+        const int status = FN(winograd_forward)(s, x, kernel, bias, act, NULL, 2 * poh, 2 * pwid, pooled, n_threads);
+        cx_scratch_trim();
+        return status;
+    }
     /* the grid of outputs computed per image (im2col walks whole output rows) */
     const cx_int gh = small ? s->oh : poh * ph, gw = small ? s->ow : pwid * pw;
     const cx_int band_rows = ph * gw, per_task = CX_MIN(poh, CX_MAX(1, FN(tile_cap)(patch) / band_rows));

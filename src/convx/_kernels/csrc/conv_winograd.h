@@ -97,10 +97,26 @@ static int FN(winograd_applies)(const cx_conv_shape *s)
            s->cin >= CX_WINO_MIN_CHANNELS && s->cout >= CX_WINO_MIN_CHANNELS;
 }
 
+/* pooled[c] = the first maximum of the tile's 4 outputs (scan order; a NaN
+ * wins over a number), i.e. a 2x2 max pooling of the tile. */
+static void FN(wino_pool_tile)(const real *CX_RESTRICT out, cx_int cout, real *CX_RESTRICT pooled)
+{
+    for (cx_int c = 0; c < cout; c++) {
+        real best = out[c];
+        for (int q = 1; q < 4; q++) {
+            const real v = out[q * cout + c];
+            best = ((v > best) | ((v != v) & (best == best))) ? v : best;
+        }
+        pooled[c] = best;
+    }
+}
+
 /* The outputs of rows < gh and columns < gw of every image (the caller zeroes
- * the others), bias and activation included. 0, or -1 without memory. */
+ * the others), bias and activation included; or, when `pooled` is not NULL,
+ * their 2x2 max pooling (gh, gw even) into pooled instead of y. 0, or -1
+ * without memory. */
 static int FN(winograd_forward)(const cx_conv_shape *s, const real *x, const real *kernel, const real *bias,
-                                int act, real *y, cx_int gh, cx_int gw, int n_threads)
+                                int act, real *y, cx_int gh, cx_int gw, real *pooled, int n_threads)
 {
     const cx_int cin = s->cin, cout = s->cout, th = (gh + 1) / 2, tw = (gw + 1) / 2, tb = CX_WINO_TILES;
     const cx_int tiles = s->n * th * tw, blocks = (tiles + tb - 1) / tb;
@@ -147,6 +163,11 @@ static int FN(winograd_forward)(const cx_conv_shape *s, const real *x, const rea
             for (cx_int t = 0; t < count; t++)
                 FN(wino_output_tile)(m + t * cout, tb * cout, cout, out + 4 * t * cout);
             FN(cx_bias_act)(out, 4 * count, cout, bias, act, 1);
+            if (pooled) {
+                for (cx_int t = 0; t < count; t++)
+                    FN(wino_pool_tile)(out + 4 * t * cout, cout, pooled + (t0 + t) * cout);
+                continue;
+            }
             for (cx_int t = 0; t < count; t++) {
                 const cx_int tile = t0 + t, img = tile / (th * tw), ty = (tile % (th * tw)) / tw, tx = tile % tw;
                 for (int q = 0; q < 4; q++) {
