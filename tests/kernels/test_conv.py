@@ -360,8 +360,8 @@ def test_output_window_is_validated(rng):
     ((2, 9, 10, 5, 3, 3, 16, (1, 1), "same", (1, 1)), (2, 3), "tanh"),  # non-square pool, padded conv
     ((3, 15, 14, 8, 3, 3, 7, (2, 1), "valid", (1, 1)), (3, 2), "softmax"),
     ((2, 5, 5, 64, 3, 3, 128, (1, 1), "valid", (1, 1)), 2, "linear"),  # one pooled pixel from a 3x3 output
-    ((2, 9, 8, 16, 3, 3, 20, (1, 1), "same", (1, 1)), 2, "relu"),       # Winograd: a tile is a pooling window
-    ((2, 9, 8, 16, 3, 3, 20, (1, 1), "same", (1, 1)), (2, 3), "relu"),  # Winograd, but the fused pass is direct
+    ((16, 9, 8, 16, 3, 3, 20, (1, 1), "same", (1, 1)), 2, "relu"),       # Winograd: a tile is a pooling window
+    ((16, 9, 8, 16, 3, 3, 20, (1, 1), "same", (1, 1)), (2, 3), "relu"),  # Winograd, but the fused pass is direct
 ])
 def test_conv_maxpool_forward_equals_conv_then_pool(rng, dtype, case, pool_size, activation):
     from convx._kernels.pool import max_pool2d_forward
@@ -385,9 +385,13 @@ def test_conv_maxpool_forward_rejects_a_pool_larger_than_the_output(rng):
 
 
 def _winograd(case):
-    """conv2d_forward uses Winograd F(2x2, 3x3): 3x3, stride 1, undilated, >= 16 channels in and out."""
+    """conv2d_forward uses Winograd F(2x2, 3x3): 3x3, stride 1, undilated, >= 16 channels in and out,
+    >= 256 tiles of 2x2 outputs per call, at least 3/4 of their outputs inside the output."""
     n, h, w, cin, kh, kw, cout, strides, padding, dilation = case
-    return (kh, kw) == (3, 3) and tuple(strides) == (1, 1) and tuple(dilation) == (1, 1) and min(cin, cout) >= 16
+    oh, ow = (h, w) if padding == "same" else (h - 2, w - 2)
+    tiles = ((oh + 1) // 2) * ((ow + 1) // 2)
+    return ((kh, kw) == (3, 3) and tuple(strides) == (1, 1) and tuple(dilation) == (1, 1)
+            and min(cin, cout) >= 16 and n * tiles >= 256 and oh * ow >= 3 * tiles)
 
 
 def _direct_reference(x, kernel, bias, padding):
@@ -401,16 +405,16 @@ def _direct_reference(x, kernel, bias, padding):
 
 
 WINOGRAD_CASES = [
-    (2, 13, 13, 32, 3, 3, 64, (1, 1), "valid", (1, 1)),  # the seed's conv2: odd output, a half tile
-    (2, 8, 9, 17, 3, 3, 20, (1, 1), "same", (1, 1)),     # channels not multiples of 8, padded tiles
-    (1, 6, 6, 16, 3, 3, 16, (1, 1), "valid", (1, 1)),
-    (3, 5, 5, 64, 3, 3, 128, (1, 1), "valid", (1, 1)),   # one tile per image (3x3 output)
+    (8, 13, 13, 32, 3, 3, 64, (1, 1), "valid", (1, 1)),  # the seed's conv2: odd output, a half tile
+    (4, 16, 17, 17, 3, 3, 20, (1, 1), "same", (1, 1)),   # channels not multiples of 8, padded tiles
+    (16, 10, 10, 16, 3, 3, 16, (1, 1), "valid", (1, 1)),
 ]
 
 
-@pytest.mark.parametrize("case", WINOGRAD_CASES)
+@pytest.mark.parametrize("case", WINOGRAD_CASES + [(3, 5, 5, 64, 3, 3, 128, (1, 1), "valid", (1, 1))])
 def test_winograd_forward_matches_the_direct_convolution(rng, case):
-    assert _winograd(case)
+    """Winograd cases, and a 3x3 output that stays direct (2x2 tiles would waste 7 of 16 outputs)."""
+    assert _winograd(case) == (case in WINOGRAD_CASES)
     x, kernel, bias = _random_case(rng, case)
     padding = case[8]
     want = _direct_reference(x, kernel, bias, padding)
@@ -425,8 +429,18 @@ def test_winograd_forward_matches_the_direct_convolution(rng, case):
 
 
 def test_winograd_gradients_match_finite_differences(rng):
-    """The backward pass (direct) against FD of the Winograd forward, float64."""
-    _check_finite_differences(rng, (1, 6, 5, 16, 3, 3, 16, (1, 1), "same", (1, 1)), rng.standard_normal)
+    """The kernel and bias gradients (direct) against FD of the Winograd forward, float64."""
+    case = (64, 4, 4, 16, 3, 3, 16, (1, 1), "same", (1, 1))
+    assert _winograd(case)
+    x, kernel, bias = _random_case(rng, case)
+    weights = rng.standard_normal(x.shape[:3] + (16,))
+
+    def loss():
+        return float(np.sum(conv.conv2d_forward(x, kernel, bias, padding="same") * weights))
+
+    _, dkernel, dbias = conv.conv2d_backward(x, kernel, weights, padding="same", need_dx=False)
+    check_gradient(loss, kernel, dkernel)
+    check_gradient(loss, bias, dbias)
 
 
 def test_winograd_is_bit_identical_for_any_thread_count(rng):

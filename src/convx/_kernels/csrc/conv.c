@@ -23,10 +23,13 @@ enum { CX_SLOT_TILE, CX_SLOT_APACK, CX_SLOT_BPACK, CX_SLOT_KERNEL, CX_SLOT_PARTI
 /* Depth (patch values) of the forward's K blocks: whole taps, B panels in L1. */
 #define CX_KC_CONV 256
 
-/* Winograd F(2x2, 3x3) (conv_winograd.h): tiles per block, and the fewest
- * input and output channels for which its 16 products beat the direct one. */
+/* Winograd F(2x2, 3x3) (conv_winograd.h): tiles per block, the fewest input
+ * and output channels for which its 16 products beat the direct one, and the
+ * fewest tiles per call (the kernel's transform costs about 16 x C_in x C_out
+ * x a few operations; batch-1 calls and the seed's 3x3 conv3 outputs stay direct). */
 #define CX_WINO_TILES 48
 #define CX_WINO_MIN_CHANNELS 16
+#define CX_WINO_MIN_TILES 256
 
 /* Multiply-adds below which a call stays on the calling thread. */
 #define CX_CONV_PARALLEL_MIN 1048576

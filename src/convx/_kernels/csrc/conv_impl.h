@@ -292,7 +292,7 @@ int FN(cx_conv2d_forward)(const cx_conv_shape *s, const real *x, const real *ker
     const FN(tap_map) taps_x = {gh, gw, s->h, s->w, s->cin, s->sh, s->sw, -s->pad_top, -s->pad_left, s->dh, s->dw};
     if (windowed)
         FN(zero_outside)(s, gh, gw, y);
-    if (!small && FN(winograd_applies)(s)) {
+    if (!small && FN(winograd_applies)(s, gh, gw)) {
         failed = FN(winograd_forward)(s, x, kernel, bias, act, y, gh, gw, NULL, n_threads);
         cx_scratch_trim();
         return failed;
@@ -333,7 +333,7 @@ int FN(cx_conv2d_maxpool_forward)(const cx_conv_shape *s, const real *x, const r
     if (s->n * poh == 0 || pwid == 0)
         return 0;
     const int small = patch <= CX_SMALL_PATCH;
-    if (!small && ph == 2 && pw == 2 && FN(winograd_applies)(s)) { /* a Winograd tile is a pooling window */
+    if (!small && ph == 2 && pw == 2 && FN(winograd_applies)(s, 2 * poh, 2 * pwid)) { /* a Winograd tile is a pooling window */
         const int status = FN(winograd_forward)(s, x, kernel, bias, act, NULL, 2 * poh, 2 * pwid, pooled, n_threads);
         cx_scratch_trim();
         return status;

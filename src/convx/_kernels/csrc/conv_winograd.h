@@ -91,10 +91,16 @@ static void FN(wino_kernel)(const cx_conv_shape *s, const real *kernel, real *u,
         FN(cx_gemm_pack_b_blocked)(0, cin, cout, u + xi * plane, cout, cin, upack + xi * packed);
 }
 
-static int FN(winograd_applies)(const cx_conv_shape *s)
+/* Winograd pays for a 3x3, stride-1, undilated kernel with enough channels,
+ * when the call has enough tiles to amortise the kernel's transform (16 C_in x
+ * C_out matrices per call) and the tiles are mostly inside the (gh x gw)
+ * outputs wanted (a 3x3 output needs 2x2 tiles, 16 outputs for 9). */
+static int FN(winograd_applies)(const cx_conv_shape *s, cx_int gh, cx_int gw)
 {
+    const cx_int tiles_h = (gh + 1) / 2, tiles_w = (gw + 1) / 2;
     return s->kh == 3 && s->kw == 3 && s->sh == 1 && s->sw == 1 && s->dh == 1 && s->dw == 1 &&
-           s->cin >= CX_WINO_MIN_CHANNELS && s->cout >= CX_WINO_MIN_CHANNELS;
+           s->cin >= CX_WINO_MIN_CHANNELS && s->cout >= CX_WINO_MIN_CHANNELS &&
+           s->n * tiles_h * tiles_w >= CX_WINO_MIN_TILES && 4 * gh * gw >= 3 * 4 * tiles_h * tiles_w;
 }
 
 /* pooled[c] = the first maximum of the tile's 4 outputs (scan order; a NaN
