@@ -107,14 +107,13 @@ static int FN(winograd_applies)(const cx_conv_shape *s, cx_int gh, cx_int gw)
  * wins over a number), i.e. a 2x2 max pooling of the tile. */
 static void FN(wino_pool_tile)(const real *CX_RESTRICT out, cx_int cout, real *CX_RESTRICT pooled)
 {
-    for (cx_int c = 0; c < cout; c++) {
-        real best = out[c];
-        for (int q = 1; q < 4; q++) {
-            const real v = out[q * cout + c];
-            best = ((v > best) | ((v != v) & (best == best))) ? v : best;
+    memcpy(pooled, out, sizeof(real) * cout);
+    for (int q = 1; q < 4; q++) /* channel loops of branch-free selects: they vectorise */
+        for (cx_int c = 0; c < cout; c++) {
+            const real v = out[q * cout + c], best = pooled[c];
+            const int take = (v > best) | ((v != v) & (best == best));
+            pooled[c] = take ? v : best;
         }
-        pooled[c] = best;
-    }
 }
 
 /* The outputs of rows < gh and columns < gw of every image (the caller zeroes
