@@ -46,13 +46,15 @@ def test_k_zero_gives_beta_times_c():
 def test_bit_identical_for_any_thread_count(rng):
     a = rng.standard_normal((333, 517)).astype(np.float32)
     b = rng.standard_normal((517, 291)).astype(np.float32)
+    wide = rng.standard_normal((517, 1000)).astype(np.float32)
     saved = convx.get_num_threads()
     try:
         outs = []
         for n in (1, 2, 3):
             convx.set_num_threads(n)
             outs.append(gemm.gemm(a, b))
-            outs.append(gemm.gemm(a[:20], b))  # few rows: threads split the columns
+            # few rows (above the 2^23 multiply-add parallel threshold): threads split the columns
+            outs.append(gemm.gemm(a[:20], wide))
     finally:
         convx.set_num_threads(saved)
     for i in range(2, len(outs)):

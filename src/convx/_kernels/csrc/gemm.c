@@ -9,6 +9,9 @@
 /* cx_scratch slots of cx_gemm: the shared B panels, each thread's A block. */
 enum { CX_SLOT_GEMM_B, CX_SLOT_GEMM_A };
 
+/* m * n * k below which a product stays on the calling thread (gemm_impl.h). */
+#define CX_GEMM_PARALLEL_MIN 8388608.0
+
 #define real float
 #define FN(name) name##_f32
 typedef struct {

@@ -197,9 +197,11 @@ void FN(cx_gemm)(int trans_a, int trans_b, cx_int m, cx_int n, cx_int k,
     const cx_int nc_max = CX_MIN(NC, ((n + NR - 1) / NR) * NR);
     const cx_int kc_max = CX_MIN(CX_KC, k);
 
-    /* Threads only when the product is big enough to repay the fork/join: with
-     * sleeping (passive) OpenMP workers a wake-up costs tens of microseconds. */
-    int nt = (double)m * n * k < 2097152.0 ? 1 : CX_MAX(n_threads, 1);
+    /* Threads only when the product is big enough to repay the fork/join and a
+     * barrier per K block: a sleeping (passive) worker starts ~50 us late. At
+     * 128^3 (the seed's dense layers at batch 128) two threads took 2-2.5x
+     * longer than one. */
+    int nt = (double)m * n * k < CX_GEMM_PARALLEL_MIN ? 1 : CX_MAX(n_threads, 1);
     real *bpack = cx_scratch(CX_SLOT_GEMM_B, sizeof(real) * kc_max * nc_max);
     if (!bpack)
         return;
