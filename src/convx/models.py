@@ -360,27 +360,25 @@ class Sequential:
             i += 1
         return x
 
+    def _following_pooling(self, i):
+        """Layer i + 1 when layer i is a Conv2D and it is a pooling, else None."""
+        following = self._layers[i + 1] if i + 1 < len(self._layers) else None
+        return following if isinstance(self._layers[i], Conv2D) and isinstance(following, _Pooling) else None
+
     def _pools_in_one_pass(self, i):
-        """Layer i is a Conv2D followed by a valid max pooling whose strides equal its pool size."""
-        key = ("pool", i)
-        if key not in self._windows:
-            layer, following = self._layers[i], self._layers[i + 1] if i + 1 < len(self._layers) else None
-            self._windows[key] = (isinstance(layer, Conv2D) and isinstance(following, _Pooling)
-                                  and following.rank == 2 and following.mode == "max" and following.padding == "valid"
-                                  and tuple(following.strides) == tuple(following.pool_size))
-        return self._windows[key]
+        """Layer i is a Conv2D followed by a max pooling whose windows tile its output."""
+        pooling = self._following_pooling(i)
+        return pooling is not None and pooling.tiles_its_input()
 
     def _output_window(self, i, input_shape):
         """The part of layer i's output that layer i + 1 reads, when layer i can
         skip the rest (a 2-D convolution before a valid pooling that drops edge
-        rows or columns); else None. Cached per input shape."""
+        rows or columns); else None. Cached per layer and input shape."""
         key = (i, input_shape[1:])
         if key not in self._windows:
-            layer, following = self._layers[i], self._layers[i + 1] if i + 1 < len(self._layers) else None
-            window = None
-            if isinstance(layer, Conv2D) and isinstance(following, _Pooling):
-                window = following.input_window(layer._output_shape_for(input_shape))
-            self._windows[key] = window
+            pooling = self._following_pooling(i)
+            self._windows[key] = (None if pooling is None
+                                  else pooling.input_window(self._layers[i]._output_shape_for(input_shape)))
         return self._windows[key]
 
     def _loss_and_grad(self, output, targets, fused):

@@ -51,6 +51,10 @@ class _Pooling(Layer):
         used = tuple((n - k) // s * s + k for n, k, s in zip(input_shape[1:3], self.pool_size, self.strides))
         return None if used == tuple(input_shape[1:3]) else used
 
+    def tiles_its_input(self):
+        """A 2-D max pooling whose windows tile its input: 'valid', strides equal to pool_size."""
+        return self.rank == 2 and self.mode == "max" and self.padding == "valid" and self.strides == self.pool_size
+
     def _windows_overlap(self):
         return any(s < k for s, k in zip(self.strides, self.pool_size))
 

@@ -157,6 +157,13 @@ typedef struct {
     cx_int step_y, step_x, base_y, base_x, dil_y, dil_x;
 } FN(tap_map);
 
+/* The forward's map: a (gh x gw) grid of output pixels reading x. */
+static FN(tap_map) FN(taps_of_x)(const cx_conv_shape *s, cx_int gh, cx_int gw)
+{
+    const FN(tap_map) m = {gh, gw, s->h, s->w, s->cin, s->sh, s->sw, -s->pad_top, -s->pad_left, s->dh, s->dw};
+    return m;
+}
+
 static void FN(indirection)(const cx_conv_shape *s, const FN(tap_map) *m, const real *src, cx_int r0, cx_int rows,
                             int mr, const real *zeros, const real **ptrs)
 {
@@ -286,17 +293,17 @@ int FN(cx_conv2d_forward)(const cx_conv_shape *s, const real *x, const real *ker
     const cx_int gh = small ? s->oh : CX_MIN(CX_MAX(used_h, 1), s->oh);
     const cx_int gw = small ? s->ow : CX_MIN(CX_MAX(used_w, 1), s->ow);
     const int windowed = gh < s->oh || gw < s->ow;
-    const cx_int total = s->n * gh * gw;
-    int nt = FN(team_for)(total * patch * cout, total, n_threads), failed = 0;
-    const cx_int tile = FN(split_rows)(total, FN(tile_cap)(patch), nt), ntiles = (total + tile - 1) / tile;
-    const FN(tap_map) taps_x = {gh, gw, s->h, s->w, s->cin, s->sh, s->sw, -s->pad_top, -s->pad_left, s->dh, s->dw};
     if (windowed)
         FN(zero_outside)(s, gh, gw, y);
     if (!small && FN(winograd_applies)(s, gh, gw)) {
-        failed = FN(winograd_forward)(s, x, kernel, bias, act, y, gh, gw, NULL, n_threads);
+        const int status = FN(winograd_forward)(s, x, kernel, bias, act, y, gh, gw, NULL, n_threads);
         cx_scratch_trim();
-        return failed;
+        return status;
     }
+    const cx_int total = s->n * gh * gw;
+    int nt = FN(team_for)(total * patch * cout, total, n_threads), failed = 0;
+    const cx_int tile = FN(split_rows)(total, FN(tile_cap)(patch), nt), ntiles = (total + tile - 1) / tile;
+    const FN(tap_map) taps_x = FN(taps_of_x)(s, gh, gw);
     real *bpack = small ? NULL : FN(forward_kernel)(s, kernel);
     if (!small && !bpack)
         return -1;
@@ -342,7 +349,7 @@ int FN(cx_conv2d_maxpool_forward)(const cx_conv_shape *s, const real *x, const r
     const cx_int gh = small ? s->oh : poh * ph, gw = small ? s->ow : pwid * pw;
     const cx_int band_rows = ph * gw, per_task = CX_MIN(poh, CX_MAX(1, FN(tile_cap)(patch) / band_rows));
     const cx_int tasks_per_image = (poh + per_task - 1) / per_task, tasks = s->n * tasks_per_image;
-    const FN(tap_map) taps_x = {gh, gw, s->h, s->w, s->cin, s->sh, s->sw, -s->pad_top, -s->pad_left, s->dh, s->dw};
+    const FN(tap_map) taps_x = FN(taps_of_x)(s, gh, gw);
     real *bpack = small ? NULL : FN(forward_kernel)(s, kernel);
     if (!small && !bpack)
         return -1;
