@@ -199,7 +199,7 @@ void FN(cx_gemm)(int trans_a, int trans_b, cx_int m, cx_int n, cx_int k,
 
     /* Threads only when the product is big enough to repay the fork/join and a
      * barrier per K block: a sleeping (passive) worker starts ~50 us late. At
-     * 128^3 (the seed's dense layers at batch 128) two threads took 2-2.5x
+     * 128^3 (the seed's dense layers at batch 128) two threads took 2.1-2.6x
      * longer than one. */
     int nt = (double)m * n * k < CX_GEMM_PARALLEL_MIN ? 1 : CX_MAX(n_threads, 1);
     real *bpack = cx_scratch(CX_SLOT_GEMM_B, sizeof(real) * kc_max * nc_max);
