@@ -69,6 +69,7 @@ class Sequential:
         self.trainable = trainable
         self._layers = []
         self._windows = {}
+        self._trained_pooled = None  # index of a Conv2D trained fused with its pooling in the last step
         self._input_layer = None
         self.built = False
         self.compiled = False
@@ -345,11 +346,14 @@ class Sequential:
 
     def _forward(self, x, training):
         layers, i = self._layers, 0
+        self._trained_pooled = None
         while i < len(layers):
             layer = layers[i]
-            if not training and self._pools_in_one_pass(i):
-                # inference: the convolution's output is pooled band by band, never stored
-                x = layer.forward_pooled(x, layers[i + 1].pool_size)
+            if self._pools_in_one_pass(i) and (not training or layer.trains_pooled()):
+                # the convolution's output is pooled band by band, never stored
+                x = layer.forward_pooled(x, layers[i + 1].pool_size, training=training)
+                if training:
+                    self._trained_pooled = i
                 i += 2
                 continue
             window = self._output_window(i, x.shape)
@@ -392,6 +396,10 @@ class Sequential:
         pre_activation = fused  # grad is already w.r.t. the next layer's pre-activation output
         for i in range(last, self._first_trainable - 1, -1):
             layer = self._layers[i]
+            if self._trained_pooled == i - 1:
+                # the first trainable layer and its pooling, in one pass (nothing below needs a gradient)
+                self._layers[i - 1].backward_pooled(grad)
+                return
             if pre_activation:
                 grad = layer.backward(grad, from_logits=True)
                 pre_activation = False

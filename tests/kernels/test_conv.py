@@ -455,3 +455,126 @@ def test_winograd_is_bit_identical_for_any_thread_count(rng):
         convx.set_num_threads(saved)
     for other in results[1:]:
         np.testing.assert_array_equal(other, results[0])
+
+
+# (case, pool_size, activation) of conv2d_maxpool_backward: small patches (KH * KW * C_in <= 32) only
+MAXPOOL_BACKWARD_CASES = [
+    ((3, 12, 12, 1, 3, 3, 32, (1, 1), "valid", (1, 1)), 2, "relu"),   # the seed's first layer, odd output (10 -> 5)
+    ((2, 9, 11, 3, 3, 3, 8, (1, 1), "same", (1, 1)), 2, "linear"),    # RGB, padded, a dropped column
+    ((2, 13, 13, 2, 2, 2, 16, (1, 1), "valid", (1, 1)), 3, "relu"),   # 3x3 windows, 12 -> 4
+    ((2, 15, 14, 2, 3, 3, 5, (2, 1), "valid", (1, 1)), (3, 2), "relu"),  # strided conv, C_out not a multiple of 8
+    ((1, 11, 11, 1, 3, 3, 4, (1, 1), "same", (2, 2)), 2, "relu"),     # dilated
+]
+
+
+def _maxpool_layer_by_layer(x, kernel, bias, dy, case, pool_size, activation):
+    """Gradients of conv -> max pool through the separate kernels (the unfused model path)."""
+    from convx._kernels.pool import max_pool2d_backward_windows, max_pool2d_forward
+
+    strides, padding, dilation = case[7:]
+    y = conv.conv2d_forward(x, kernel, bias, strides, padding, dilation, activation)
+    pooled, _ = max_pool2d_forward(y, pool_size, with_argmax=False)
+    dz = max_pool2d_backward_windows(dy, y, pooled, pool_size, through_relu=activation == "relu")
+    _, dkernel, dbias = conv.conv2d_backward(x, kernel, dz, strides, padding, dilation, need_dx=False)
+    return pooled, dkernel, dbias
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case, pool_size, activation", MAXPOOL_BACKWARD_CASES)
+def test_conv_maxpool_backward_equals_pool_then_conv_backward(rng, dtype, case, pool_size, activation):
+    x, kernel, bias = _random_case(rng, case, dtype)
+    strides, padding, dilation = case[7:]
+    pooled = conv.conv2d_maxpool_forward(x, kernel, bias, strides, padding, dilation, activation, pool_size)
+    dy = rng.standard_normal(pooled.shape).astype(dtype)
+    want_pooled, want_dk, want_db = _maxpool_layer_by_layer(x, kernel, bias, dy, case, pool_size, activation)
+    np.testing.assert_array_equal(pooled, want_pooled)
+    dk, db = conv.conv2d_maxpool_backward(x, kernel, dy, pooled, bias, strides, padding, dilation, activation,
+                                          pool_size)
+    assert dk.dtype == db.dtype == dtype
+    # the same dz, summed in another order
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(dk, want_dk, rtol=rtol, atol=rtol * abs(want_dk).max())
+    np.testing.assert_allclose(db, want_db, rtol=rtol, atol=rtol * abs(want_db).max())
+
+
+@pytest.mark.parametrize("case, pool_size, activation", MAXPOOL_BACKWARD_CASES[:3])
+def test_conv_maxpool_backward_matches_finite_differences(rng, case, pool_size, activation):
+    x, kernel, bias = _random_case(rng, case)
+    strides, padding, dilation = case[7:]
+    weights = rng.standard_normal(
+        conv.conv2d_maxpool_forward(x, kernel, bias, strides, padding, dilation, activation, pool_size).shape)
+
+    def loss():
+        pooled = conv.conv2d_maxpool_forward(x, kernel, bias, strides, padding, dilation, activation, pool_size)
+        return float(np.sum(pooled * weights))
+
+    pooled = conv.conv2d_maxpool_forward(x, kernel, bias, strides, padding, dilation, activation, pool_size)
+    dk, db = conv.conv2d_maxpool_backward(x, kernel, weights, pooled, bias, strides, padding, dilation, activation,
+                                          pool_size)
+    check_gradient(loss, kernel, dk)
+    check_gradient(loss, bias, db)
+
+
+@pytest.mark.parametrize("case, pool_size, activation", MAXPOOL_BACKWARD_CASES)
+def test_conv_maxpool_backward_matches_pytorch(rng, torch, case, pool_size, activation):
+    x, kernel, bias = _random_case(rng, case, np.float32)
+    strides, padding, dilation = case[7:]
+    pooled = conv.conv2d_maxpool_forward(x, kernel, bias, strides, padding, dilation, activation, pool_size)
+    dy = rng.standard_normal(pooled.shape).astype(np.float32)
+    dk, db = conv.conv2d_maxpool_backward(x, kernel, dy, pooled, bias, strides, padding, dilation, activation,
+                                          pool_size)
+    F = torch.nn.functional
+    kt = torch.tensor(kernel).permute(3, 2, 0, 1).requires_grad_()
+    bt = torch.tensor(bias).requires_grad_()
+    z = F.conv2d(torch.tensor(x).permute(0, 3, 1, 2), kt, bt, stride=strides, dilation=dilation,
+                 padding=padding if strides == (1, 1) else 0)
+    if activation == "relu":
+        z = F.relu(z)
+    pt = F.max_pool2d(z, pool_size)
+    np.testing.assert_allclose(pt.permute(0, 2, 3, 1).detach().numpy(), pooled, rtol=1e-5, atol=1e-5)
+    pt.backward(torch.tensor(dy).permute(0, 3, 1, 2))
+    np.testing.assert_allclose(dk, kt.grad.permute(2, 3, 1, 0).numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(db, bt.grad.numpy(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv_maxpool_backward_is_bit_identical_for_any_thread_count(rng, dtype):
+    # 64 images of the seed's first layer: many task groups, each summed in a fixed order
+    case = (64, 28, 28, 1, 3, 3, 32, (1, 1), "valid", (1, 1))
+    x, kernel, bias = _random_case(rng, case, dtype)
+    pooled = conv.conv2d_maxpool_forward(x, kernel, bias, activation="relu")
+    dy = rng.standard_normal(pooled.shape).astype(dtype)
+    saved = convx.get_num_threads()
+    try:
+        results = []
+        for n in (1, 2, 3):
+            convx.set_num_threads(n)
+            results.append(conv.conv2d_maxpool_backward(x, kernel, dy, pooled, bias, activation="relu"))
+    finally:
+        convx.set_num_threads(saved)
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_conv_maxpool_backward_of_an_empty_batch_is_zero(rng):
+    x, kernel, bias = _random_case(rng, (0, 8, 8, 1, 3, 3, 8))
+    dk, db = conv.conv2d_maxpool_backward(x, kernel, np.zeros((0, 3, 3, 8)), np.zeros((0, 3, 3, 8)), bias,
+                                          activation="relu", out=(np.full((3, 3, 1, 8), np.nan), None))
+    assert not dk.any() and not db.any()
+
+
+def test_conv_maxpool_backward_rejects_what_it_cannot_fuse(rng):
+    x, kernel, bias = _random_case(rng, (1, 8, 8, 1, 3, 3, 4))
+    grads = np.zeros((1, 3, 3, 4))
+    with pytest.raises(ValueError, match="'relu' or 'linear', got 'tanh'"):
+        conv.conv2d_maxpool_backward(x, kernel, grads, grads, bias, activation="tanh")
+    wide_x, wide_kernel, _ = _random_case(rng, (1, 8, 8, 4, 3, 3, 4))
+    with pytest.raises(ValueError, match=r"KH \* KW \* C_in <= 32, got kernel shape \(3, 3, 4, 4\)"):
+        conv.conv2d_maxpool_backward(wide_x, wide_kernel, grads, grads, activation="relu")
+    with pytest.raises(ValueError, match="dy must have shape"):
+        conv.conv2d_maxpool_backward(x, kernel, np.zeros((1, 6, 6, 4)), grads, bias, activation="relu")
+    with pytest.raises(ValueError, match="pooled must have shape"):
+        conv.conv2d_maxpool_backward(x, kernel, grads, np.zeros((1, 3, 3, 5)), bias, activation="relu")
+    with pytest.raises(TypeError, match="pooled"):
+        conv.conv2d_maxpool_backward(x, kernel, grads, grads.astype(np.float32), bias, activation="relu")

@@ -73,10 +73,11 @@ def test_train_steps_reuse_layer_buffers_and_write_gradients_into_the_flat_buffe
     x, y = data(rng)
     net.train_on_batch(x[:16], y[:16])
     conv, dense = net.layers[0], net.layers[3]
-    outputs = [conv._buffers["y"][0], dense._buffers["dx"][0]]
+    # the first conv trains fused with its pooling: its output buffer is the pooled one
+    outputs = [conv._buffers["pooled"][0], dense._buffers["dx"][0]]
     net.train_on_batch(x[16:32], y[16:32])
-    assert [conv._buffers["y"][0], dense._buffers["dx"][0]] == outputs  # same objects, not reallocated
-    assert len(conv._buffers["y"]) == 1
+    assert [conv._buffers["pooled"][0], dense._buffers["dx"][0]] == outputs  # same objects, not reallocated
+    assert len(conv._buffers["pooled"]) == 1 and "y" not in conv._buffers
     for w in net.trainable_weights:
         assert np.shares_memory(w.grad, net._grads)
     assert np.any(net._grads != 0)
@@ -144,7 +145,7 @@ def test_conv_skips_the_edge_a_valid_pooling_drops(rng, monkeypatch, pool):
 
 def test_inference_pools_conv_outputs_in_one_pass(rng, monkeypatch):
     """predict/evaluate fuse Conv2D + valid MaxPooling2D (strides = pool size):
-    the same numbers as running the two layers, and training is untouched."""
+    the same numbers as running the two layers."""
     convx.utils.set_random_seed(5)
     net = convx.Sequential([
         L.Conv2D(8, 3, activation="relu", input_shape=(13, 13, 1)), L.MaxPooling2D(), L.Conv2D(16, 3),
@@ -156,3 +157,47 @@ def test_inference_pools_conv_outputs_in_one_pass(rng, monkeypatch):
     fused = net.predict(x, verbose=0)
     monkeypatch.setattr(net, "_pools_in_one_pass", lambda i: False)
     np.testing.assert_array_equal(fused, net.predict(x, verbose=0))
+
+
+def _first_layer_model(activation="relu", input_shape=(13, 13, 3), frozen_first=False):
+    convx.utils.set_random_seed(11)
+    net = convx.Sequential([
+        L.Conv2D(8, 3, activation=activation, input_shape=input_shape), L.MaxPooling2D(), L.Conv2D(16, 3),
+        L.MaxPooling2D(), L.Flatten(), L.Dense(3, activation="softmax"),
+    ])
+    net.layers[0].trainable = not frozen_first
+    net.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return net
+
+
+@pytest.mark.parametrize("activation", ["relu", "linear"])
+def test_training_fuses_the_first_conv_with_its_pooling(rng, monkeypatch, activation):
+    """A first Conv2D with a small patch trains fused with its max pooling (its
+    output never stored, recomputed in the backward pass): the same training as
+    running the layers one by one, up to the order of the weight-gradient sums."""
+    x, y = rng.random((40, 13, 13, 3), dtype=np.float32), rng.integers(0, 3, 40)
+    fused, separate = _first_layer_model(activation), _first_layer_model(activation)
+    monkeypatch.setattr(separate.layers[0], "trains_pooled", lambda: False)
+    calls = []
+    backward_pooled = type(fused.layers[0]).backward_pooled
+    monkeypatch.setattr(fused.layers[0], "backward_pooled", lambda dy: calls.append(1) or backward_pooled(
+        fused.layers[0], dy))
+    fused_history = fused.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False).history
+    separate_history = separate.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False).history
+    assert len(calls) == 10 and fused._trained_pooled == 0 and separate._trained_pooled is None
+    assert "y" not in fused.layers[0]._buffers  # the conv output was never stored
+    for a, b in zip(fused.get_weights(), separate.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(fused_history["loss"], separate_history["loss"], rtol=1e-5)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: _first_layer_model("tanh"),                          # the recomputed gradient needs relu or linear
+    lambda: _first_layer_model(input_shape=(13, 13, 4)),         # 3 * 3 * 4 = 36 > 32: recomputing would not pay
+    lambda: _first_layer_model(frozen_first=True),               # first trainable layer needs no dx, but is wide
+])
+def test_training_keeps_layers_separate_when_fusion_does_not_apply(rng, make):
+    net = make()
+    x = rng.random((8,) + net.layers[0].input_shape[1:], dtype=np.float32)
+    net.train_on_batch(x, rng.integers(0, 3, 8))
+    assert net._trained_pooled is None

@@ -15,9 +15,13 @@ from convx._kernels.threads cimport effective_num_threads
 
 cnp.import_array()
 
+#: Largest patch (KH * KW * C_in) that :func:`conv2d_maxpool_backward` takes.
+SMALL_PATCH = CX_SMALL_PATCH
+
 ctypedef long long cx_int
 
 cdef extern from "conv.h" nogil:
+    enum: CX_SMALL_PATCH
     ctypedef struct cx_conv_shape:
         cx_int n, h, w, cin, kh, kw, cout, oh, ow, sh, sw, dh, dw, pad_top, pad_left
     int cx_conv2d_forward_f32(const cx_conv_shape *s, const float *x, const float *kernel,
@@ -32,6 +36,12 @@ cdef extern from "conv.h" nogil:
     int cx_conv2d_maxpool_forward_f64(const cx_conv_shape *s, const double *x, const double *kernel,
                                       const double *bias, int act, cx_int ph, cx_int pw, double *pooled,
                                       int n_threads)
+    int cx_conv2d_maxpool_backward_f32(const cx_conv_shape *s, const float *x, const float *kernel,
+                                       const float *bias, int act, cx_int ph, cx_int pw, const float *dy,
+                                       const float *pooled, float *dkernel, float *dbias, int n_threads)
+    int cx_conv2d_maxpool_backward_f64(const cx_conv_shape *s, const double *x, const double *kernel,
+                                       const double *bias, int act, cx_int ph, cx_int pw, const double *dy,
+                                       const double *pooled, double *dkernel, double *dbias, int n_threads)
     int cx_conv2d_backward_f32(const cx_conv_shape *s, const float *x, const float *kernel, const float *dz,
                                float *dx, float *dkernel, float *dbias, int n_threads)
     int cx_conv2d_backward_f64(const cx_conv_shape *s, const double *x, const double *kernel, const double *dz,
@@ -130,9 +140,17 @@ def conv2d_forward(x, kernel, bias=None, strides=(1, 1), padding="valid", dilati
     return y
 
 
+def _pooling(cx_conv_shape s, pool_size):
+    """(PH, PW) of a max pooling with equal strides after the convolution `s`."""
+    ph, pw = positive_pair(pool_size, "pool_size")
+    if s.oh // ph < 1 or s.ow // pw < 1:
+        raise ValueError(f"pool_size {(ph, pw)} is larger than the convolution's output ({s.oh}, {s.ow})")
+    return ph, pw
+
+
 def conv2d_maxpool_forward(x, kernel, bias=None, strides=(1, 1), padding="valid", dilation=(1, 1),
                            activation="linear", pool_size=(2, 2), out=None):
-    """Convolution, bias and activation followed by max pooling, for inference.
+    """Convolution, bias and activation followed by max pooling.
 
     Equal to ``max_pool2d_forward(conv2d_forward(...), pool_size)`` (windows of
     ``pool_size`` with equal strides, 'valid') without the convolution's output
@@ -156,9 +174,7 @@ def conv2d_maxpool_forward(x, kernel, bias=None, strides=(1, 1), padding="valid"
     cdef int act = activation_code(activation)
     cdef cx_conv_shape s = _geometry(x, kernel, strides, padding, dilation)
     cdef cx_int ph, pw
-    ph, pw = positive_pair(pool_size, "pool_size")
-    if s.oh // ph < 1 or s.ow // pw < 1:
-        raise ValueError(f"pool_size {(ph, pw)} is larger than the convolution's output ({s.oh}, {s.ow})")
+    ph, pw = _pooling(s, pool_size)
     bias = _bias(bias, x.dtype, s.cout)
     cdef cnp.ndarray pooled = output_array(out, "out", (s.n, s.oh // ph, s.ow // pw, s.cout), x.dtype)
     cdef void *px = _data(x)
@@ -177,6 +193,75 @@ def conv2d_maxpool_forward(x, kernel, bias=None, strides=(1, 1), padding="valid"
     if status != 0:
         raise MemoryError("conv2d_maxpool_forward: could not allocate scratch buffers")
     return pooled
+
+
+def conv2d_maxpool_backward(x, kernel, dy, pooled, bias=None, strides=(1, 1), padding="valid", dilation=(1, 1),
+                            activation="linear", pool_size=(2, 2), out=None):
+    """Kernel and bias gradients through :func:`conv2d_maxpool_forward`, for a first layer.
+
+    Equal to ``conv2d_backward(x, kernel, dz, need_dx=False)`` where ``dz`` is
+    the gradient that ``max_pool2d_backward_windows`` (``through_relu`` for a
+    relu) gives for the convolution's output, which was never stored: it is
+    computed again, band by band, and each band's gradient used while in
+    cache. Recomputing pays for small patches only, so the layer must have
+    ``KH * KW * C_in <= SMALL_PATCH`` (32) and a 'relu' or 'linear' activation;
+    there is no input gradient.
+
+    Parameters
+    ----------
+    x, kernel, bias, strides, padding, dilation, activation, pool_size
+        As given to :func:`conv2d_maxpool_forward`.
+    dy : ndarray, shape (N, OH // PH, OW // PW, C_out)
+        Gradient w.r.t. the pooled output.
+    pooled : ndarray, shape (N, OH // PH, OW // PW, C_out)
+        The forward's output.
+    out : tuple (dkernel, dbias), optional
+        Arrays written in place and returned (either may be None to allocate it).
+
+    Returns
+    -------
+    dkernel : ndarray, shape (KH, KW, C_in, C_out)
+    dbias : ndarray, shape (C_out,)
+    """
+    x, kernel = _inputs(x, kernel)
+    cdef int act = activation_code(activation)
+    if activation not in ("relu", "linear"):
+        raise ValueError(f"conv2d_maxpool_backward supports activation 'relu' or 'linear', got {activation!r}")
+    cdef cx_conv_shape s = _geometry(x, kernel, strides, padding, dilation)
+    if s.kh * s.kw * s.cin > SMALL_PATCH:
+        raise ValueError(
+            f"conv2d_maxpool_backward needs KH * KW * C_in <= {SMALL_PATCH}, got kernel shape {kernel.shape}"
+        )
+    cdef cx_int ph, pw
+    ph, pw = _pooling(s, pool_size)
+    bias = _bias(bias, x.dtype, s.cout)
+    pooled_shape = (s.n, s.oh // ph, s.ow // pw, s.cout)
+    dy = float_array(dy, "dy", ndim=4, dtype=x.dtype)
+    check_shape(dy, "dy", pooled_shape)
+    pooled = float_array(pooled, "pooled", ndim=4, dtype=x.dtype)
+    check_shape(pooled, "pooled", pooled_shape)
+    dkernel_, dbias_ = output_arrays(out, ("dkernel", "dbias"), (kernel.shape, (s.cout,)), (x.dtype,) * 2)
+    cdef cnp.ndarray dkernel = dkernel_
+    cdef cnp.ndarray dbias = dbias_
+    cdef void *px = _data(x)
+    cdef void *pk = _data(kernel)
+    cdef void *pb = _data(bias)
+    cdef void *pdy = _data(dy)
+    cdef void *pp = _data(pooled)
+    cdef void *pdk = _data(dkernel)
+    cdef void *pdb = _data(dbias)
+    cdef int nt = effective_num_threads(), status
+    if x.dtype == np.float32:
+        with nogil:
+            status = cx_conv2d_maxpool_backward_f32(&s, <float *>px, <float *>pk, <float *>pb, act, ph, pw,
+                                                    <float *>pdy, <float *>pp, <float *>pdk, <float *>pdb, nt)
+    else:
+        with nogil:
+            status = cx_conv2d_maxpool_backward_f64(&s, <double *>px, <double *>pk, <double *>pb, act, ph, pw,
+                                                    <double *>pdy, <double *>pp, <double *>pdk, <double *>pdb, nt)
+    if status != 0:
+        raise MemoryError("conv2d_maxpool_backward: could not allocate scratch buffers")
+    return dkernel, dbias
 
 
 def conv2d_backward(x, kernel, dz, strides=(1, 1), padding="valid", dilation=(1, 1), need_dx=True, out=None):

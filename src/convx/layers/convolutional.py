@@ -92,17 +92,44 @@ class _Conv(ActivationOutput, Layer):
         )
         return y if self.rank == 2 else y.reshape((y.shape[0],) + y.shape[2:])
 
-    def forward_pooled(self, x, pool_size):
-        """Inference output of this layer followed by a valid max pooling with
-        windows ``pool_size`` and equal strides, without storing this layer's
-        own output (2-D only): shape (N, OH // PH, OW // PW, filters)."""
+    def forward_pooled(self, x, pool_size, training=False):
+        """Output of this layer followed by a valid max pooling with windows
+        ``pool_size`` and equal strides, without storing this layer's own
+        output (2-D only): shape (N, OH // PH, OW // PW, filters). In training
+        (only when :meth:`trains_pooled`), :meth:`backward_pooled` follows."""
         ph, pw = pool_size
         oh, ow = self._output_shape_for(x.shape)[1:3]
-        return _conv.conv2d_maxpool_forward(
-            x, self.kernel.value, None if self.bias is None else self.bias.value, strides=self.strides,
-            padding=self.padding, dilation=self.dilation_rate, activation=self.activation, pool_size=pool_size,
+        pooled = _conv.conv2d_maxpool_forward(
+            x, self.kernel.value, self._bias_value(), strides=self.strides, padding=self.padding,
+            dilation=self.dilation_rate, activation=self.activation, pool_size=pool_size,
             out=self._buffer("pooled", (x.shape[0], oh // ph, ow // pw, self.filters), x.dtype),
         )
+        if training:
+            self._x, self._pooled, self._pool_size = x, pooled, pool_size
+        return pooled
+
+    def trains_pooled(self):
+        """Whether training may fuse this layer with a following max pooling
+        (:meth:`forward_pooled`, :meth:`backward_pooled`): a 2-D first layer
+        (no input gradient) with a small patch (``KH * KW * C_in <=
+        SMALL_PATCH``, e.g. 3x3 on grey or RGB images, whose output the
+        backward pass recomputes) and a 'relu' or 'linear' activation."""
+        patch = int(np.prod(self.kernel.shape[:-1])) if self.built else None
+        return (self.rank == 2 and not self._need_dx and self.activation in ("relu", "linear")
+                and not self.expose_logits and patch is not None and patch <= _conv.SMALL_PATCH)
+
+    def backward_pooled(self, dy):
+        """Kernel and bias gradients from ``dy``, the gradient w.r.t. the pooled
+        output of the last training :meth:`forward_pooled`; no input gradient."""
+        dbias = self.bias.grad if self.bias is not None else self._buffer("dbias", (self.filters,), dy.dtype)
+        _conv.conv2d_maxpool_backward(
+            self._x, self.kernel.value, dy, self._pooled, self._bias_value(), strides=self.strides,
+            padding=self.padding, dilation=self.dilation_rate, activation=self.activation,
+            pool_size=self._pool_size, out=(self.kernel.grad, dbias),
+        )
+
+    def _bias_value(self):
+        return None if self.bias is None else self.bias.value
 
     def backward(self, dy, from_logits=False):
         x4 = self._x

@@ -21,6 +21,10 @@ typedef struct {
     cx_int pad_top, pad_left;
 } cx_conv_shape;
 
+/* Patches of at most this many values (KH * KW * C_in: a first layer on grey
+ * or RGB images) skip GEMM packing (conv_small.h). */
+#define CX_SMALL_PATCH 32
+
 /* y = act(conv(x, kernel) + bias); bias may be NULL. Only output rows < used_h
  * and columns < used_w are computed (the others of y are set to 0) when they are
  * fewer than OH / OW: a consumer such as a valid max pooling reads no further.
@@ -37,6 +41,18 @@ int cx_conv2d_maxpool_forward_f32(const cx_conv_shape *s, const float *x, const 
                                   int act, cx_int ph, cx_int pw, float *pooled, int n_threads);
 int cx_conv2d_maxpool_forward_f64(const cx_conv_shape *s, const double *x, const double *kernel,
                                   const double *bias, int act, cx_int ph, cx_int pw, double *pooled, int n_threads);
+
+/* dkernel and dbias of the fused forward above in training, from the
+ * pooling's output `pooled` and its gradient dy (both (N, OH / ph, OW / pw,
+ * C_out)), without dx (a first layer). The convolution's output is computed
+ * again band by band, so this is for small patches (KH * KW * C_in <= 32)
+ * with a relu or linear activation: -2 otherwise. 0, or -1 without memory. */
+int cx_conv2d_maxpool_backward_f32(const cx_conv_shape *s, const float *x, const float *kernel, const float *bias,
+                                   int act, cx_int ph, cx_int pw, const float *dy, const float *pooled,
+                                   float *dkernel, float *dbias, int n_threads);
+int cx_conv2d_maxpool_backward_f64(const cx_conv_shape *s, const double *x, const double *kernel,
+                                   const double *bias, int act, cx_int ph, cx_int pw, const double *dy,
+                                   const double *pooled, double *dkernel, double *dbias, int n_threads);
 
 /* Gradients from dz, the gradient w.r.t. the pre-activation output: dkernel,
  * dbias (may be NULL) and, unless dx is NULL, the input gradient dx. */

@@ -330,7 +330,7 @@ int FN(cx_conv2d_forward)(const cx_conv_shape *s, const real *x, const real *ker
  * and no padding. Each task computes a few bands of ph output rows of one
  * image (only the columns the windows read, where the indirect GEMM is used)
  * into a per-thread buffer and pools them at once, so the convolution's output
- * never goes to memory (inference: no argmax). pooled: (N, OH / ph, OW / pw,
+ * never goes to memory (no argmax: training recomputes it, see below). pooled: (N, OH / ph, OW / pw,
  * C_out). 0, or -1 without memory. */
 int FN(cx_conv2d_maxpool_forward)(const cx_conv_shape *s, const real *x, const real *kernel, const real *bias,
                                   int act, cx_int ph, cx_int pw, real *pooled, int n_threads)
@@ -477,6 +477,75 @@ static void FN(weight_grad_groups_run)(const cx_conv_shape *s, const real *x, co
                 CX_GROUP_BODY;
     }
 #undef CX_GROUP_BODY
+}
+
+/* Kernel and bias gradients of a small-patch convolution with a relu or
+ * linear activation followed by a max pooling (ph x pw windows, equal strides,
+ * no padding), without the input gradient (a first layer; see conv.h). The
+ * fused forward never stored the convolution's output, so each task computes
+ * its bands of ph output rows again (a few multiply-adds per value for such
+ * patches: less than moving the value through memory twice), finds their
+ * gradient with the pooling's own backward while they are in cache (the dz
+ * of the layer-by-layer backward, bit for bit) and folds it into the weight
+ * gradient with the bands' patches still in the im2col buffer. Tasks form a
+ * fixed number of groups, summed in order. */
+int FN(cx_conv2d_maxpool_backward)(const cx_conv_shape *s, const real *x, const real *kernel, const real *bias,
+                                   int act, cx_int ph, cx_int pw, const real *dy, const real *pooled,
+                                   real *dkernel, real *dbias, int n_threads)
+{
+    const cx_int patch = s->kh * s->kw * s->cin, cout = s->cout, wsize = patch * cout;
+    const cx_int poh = s->oh / ph, pwid = s->ow / pw, band_rows = ph * s->ow;
+    if (patch > CX_SMALL_PATCH || (act != CX_ACT_RELU && act != CX_ACT_LINEAR))
+        return -2;
+    if (s->n * poh * pwid == 0) {
+        memset(dkernel, 0, sizeof(real) * wsize);
+        memset(dbias, 0, sizeof(real) * cout);
+        return 0;
+    }
+    const cx_int per_task = CX_MIN(poh, CX_MAX(1, FN(tile_cap)(patch) / band_rows));
+    const cx_int tasks_per_image = (poh + per_task - 1) / per_task, tasks = s->n * tasks_per_image;
+    const cx_int groups = FN(weight_grad_groups)(s->n * poh * band_rows);
+    const cx_int per_group = (tasks + groups - 1) / groups, ngroups = (tasks + per_group - 1) / per_group;
+    real *partial = dkernel, *partial_b = dbias;
+    if (ngroups > 1) {
+        partial = cx_scratch(CX_SLOT_PARTIAL, sizeof(real) * ngroups * (wsize + cout));
+        if (!partial)
+            return -1;
+        partial_b = partial + ngroups * wsize;
+    }
+    const FN(tap_map) unused_map = FN(taps_of_x)(s, s->oh, s->ow);
+    int nt = FN(team_for)(2 * s->n * poh * band_rows * wsize, ngroups, n_threads), failed = 0;
+#pragma omp parallel num_threads(nt) if (nt > 1) reduction(| : failed)
+    {
+        FN(forward_work) w;
+        real *band = cx_scratch(CX_SLOT_OUT, sizeof(real) * per_task * band_rows * cout);
+        real *dz = cx_scratch(CX_SLOT_DZ, sizeof(real) * per_task * band_rows * cout);
+        failed = !FN(forward_work_init)(s, 1, per_task * band_rows, &w) || !band || !dz;
+#pragma omp for schedule(dynamic, 1)
+        for (cx_int g = 0; g < ngroups; g++) {
+            const cx_int t0 = g * per_group, t1 = CX_MIN(t0 + per_group, tasks);
+            for (cx_int t = t0; t < t1 && !failed; t++) {
+                const cx_int img = t / tasks_per_image, pr = (t % tasks_per_image) * per_task;
+                const cx_int nb = CX_MIN(per_task, poh - pr), rows = nb * band_rows;
+                const cx_int at = (img * poh + pr) * pwid * cout;
+                const cx_pool_geom bands = {nb, ph, s->ow, cout, 1, pwid, ph, pw, ph, pw, 0, 0};
+                FN(forward_rows)(s, &unused_map, x, kernel, NULL, bias, act, (img * s->oh + pr * ph) * s->ow, rows,
+                                 &w, band);
+                FN(cx_max_pool2d_backward_windows)(dy + at, band, pooled + at, act == CX_ACT_RELU, dz, &bands, 1);
+                FN(small_wgrad)(rows, patch, cout, w.buf, dz, t == t0, partial + g * wsize);
+                FN(add_rows)(rows, cout, dz, t == t0, partial_b + g * cout);
+            }
+        }
+        if (ngroups > 1) {
+#pragma omp for schedule(static)
+            for (cx_int i0 = 0; i0 < wsize; i0 += CX_WGRAD_SUM_BLOCK)
+                FN(sum_groups)(partial + i0, wsize, ngroups, CX_MIN(CX_WGRAD_SUM_BLOCK, wsize - i0), dkernel + i0);
+        }
+    }
+    if (ngroups > 1)
+        FN(sum_groups)(partial_b, cout, ngroups, cout, dbias);
+    cx_scratch_trim();
+    return failed ? -1 : 0;
 }
 
 /* Rows of dz (total x cout) holding a nonzero (or NaN) value, listed in order

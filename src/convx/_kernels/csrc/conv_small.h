@@ -17,7 +17,6 @@
 #include "cpu_features.h"
 #include "gemm_ukernels.h"
 
-#define CX_SMALL_PATCH 32
 
 /* y[r, :] = bias + sum_p a[r, p] * kernel[p, :] for `rows` patch rows, then
  * relu(y) when `relu` (`v < 0 ? 0 : v`, NaN kept, as the epilogue does). */

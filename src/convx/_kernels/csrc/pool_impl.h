@@ -233,6 +233,23 @@ CX_MAX_POOL_BACKWARD_ROW(FN(max_pool_backward_row_generic), )
 CX_MAX_POOL_BACKWARD_ROW(FN(max_pool_backward_row_avx2), CX_TARGET_AVX2)
 #undef CX_MAX_POOL_BACKWARD_ROW
 
+/* Every dx cell of output row r (image r / OH): uncovered cells zeroed, windows scattered. */
+static void FN(max_pool_backward_windows_row)(const real *dy, const real *x, const real *y, int through_relu,
+                                              real *dx, const cx_pool_geom *g, cx_int r, int avx2)
+{
+    const cx_int n = r / g->oh, oh = r % g->oh;
+    FN(zero_uncovered)(dx, g, n, oh);
+#ifdef CX_POOL_BACKWARD_ROW_C8_AVX2
+    if (avx2 && g->c % 8 == 0)
+        CX_POOL_BACKWARD_ROW_C8_AVX2(dy, x, y, through_relu, dx, g, n, oh);
+    else
+#endif
+    if (avx2)
+        FN(max_pool_backward_row_avx2)(dy, x, y, through_relu, dx, g, n, oh);
+    else
+        FN(max_pool_backward_row_generic)(dy, x, y, through_relu, dx, g, n, oh);
+}
+
 void FN(cx_max_pool2d_backward_windows)(const real *dy, const real *x, const real *y, int through_relu, real *dx,
                                         const cx_pool_geom *g, int n_threads)
 {
@@ -240,21 +257,14 @@ void FN(cx_max_pool2d_backward_windows)(const real *dy, const real *x, const rea
     if (g->n <= 0 || g->h <= 0 || g->w <= 0 || g->c <= 0)
         return;
     const int avx2 = cx_isa_selected() == CX_ISA_AVX2;
-#pragma omp parallel for num_threads(n_threads) schedule(dynamic, CX_POOL_ROWS_PER_CHUNK) \
-    if (cx_pool_parallel(g, n_threads))
-    for (r = 0; r < rows; ++r) {
-        const cx_int n = r / g->oh, oh = r % g->oh;
-        FN(zero_uncovered)(dx, g, n, oh);
-#ifdef CX_POOL_BACKWARD_ROW_C8_AVX2
-        if (avx2 && g->c % 8 == 0)
-            CX_POOL_BACKWARD_ROW_C8_AVX2(dy, x, y, through_relu, dx, g, n, oh);
-        else
-#endif
-        if (avx2)
-            FN(max_pool_backward_row_avx2)(dy, x, y, through_relu, dx, g, n, oh);
-        else
-            FN(max_pool_backward_row_generic)(dy, x, y, through_relu, dx, g, n, oh);
+    if (!cx_pool_parallel(g, n_threads)) { /* no region: even a one-thread one costs ~1 us inside another */
+        for (r = 0; r < rows; ++r)
+            FN(max_pool_backward_windows_row)(dy, x, y, through_relu, dx, g, r, avx2);
+        return;
     }
+#pragma omp parallel for num_threads(n_threads) schedule(dynamic, CX_POOL_ROWS_PER_CHUNK)
+    for (r = 0; r < rows; ++r)
+        FN(max_pool_backward_windows_row)(dy, x, y, through_relu, dx, g, r, avx2);
 }
 
 static void FN(avg_pool_row)(const real *x, real *y, const cx_pool_geom *g, cx_int n, cx_int oh)
