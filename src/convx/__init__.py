@@ -2,7 +2,7 @@
 
 ``import convx as keras`` runs Keras code written against ``keras.Sequential``,
 ``keras.layers``, ``keras.optimizers``, ``keras.losses``, ``keras.metrics``,
-``keras.callbacks``, ``keras.datasets`` and ``keras.utils``.
+``keras.callbacks``, ``keras.datasets``, ``keras.saving`` and ``keras.utils``.
 """
 
 __version__ = "0.1.0.dev0"
@@ -16,7 +16,7 @@ from convx.layers import Input
 from convx.models import Sequential
 
 # loaded on first access, so that importing convx stays light
-_LAZY_SUBMODULES = ("callbacks", "datasets")
+_LAZY_SUBMODULES = ("callbacks", "datasets", "saving")
 
 
 def __getattr__(name):
@@ -29,5 +29,5 @@ def __getattr__(name):
 
 __all__ = [
     "Sequential", "Input", "layers", "models", "optimizers", "losses", "metrics", "initializers", "activations",
-    "utils", "callbacks", "datasets", "show_config", "get_num_threads", "set_num_threads", "__version__",
+    "utils", "callbacks", "datasets", "saving", "show_config", "get_num_threads", "set_num_threads", "__version__",
 ]

@@ -643,8 +643,37 @@ class Sequential:
             layers.append(layer_cls.from_config(entry["config"]))
         return cls(layers, trainable=config.get("trainable", True), name=config.get("name"))
 
+    # ----- saving --------------------------------------------------------------
+
+    def save(self, filepath, overwrite=True):
+        """Save the architecture, weights, compile settings and optimizer state to
+        ``filepath`` (conventionally ``*.keras``; a zip of JSON and ``.npy``, see
+        :mod:`convx.saving`). The previous file survives a failed save."""
+        from convx import saving
+
+        saving.save_model(self, filepath, overwrite=overwrite)
+
+    def save_weights(self, filepath, overwrite=True):
+        """Save the weights alone (conventionally ``*.weights.npz``)."""
+        from convx import saving
+
+        saving.save_weights(self, filepath, overwrite=overwrite)
+
+    def load_weights(self, filepath):
+        """Load weights saved by :meth:`save_weights` or :meth:`save` into this built model."""
+        from convx import saving
+
+        saving.load_weights(self, filepath)
+
     def __repr__(self):
         return f"<Sequential name={self.name}, built={self.built}>"
 
 
-__all__ = ["Sequential", "format_shape"]
+def load_model(filepath, compile=True):
+    """The model saved by :meth:`Sequential.save` (see :func:`convx.saving.load_model`)."""
+    from convx import saving
+
+    return saving.load_model(filepath, compile=compile)
+
+
+__all__ = ["Sequential", "load_model", "format_shape"]

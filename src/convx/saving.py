@@ -1,0 +1,292 @@
+"""Saving and loading models: a zip archive of JSON and ``.npy`` files, no pickle.
+
+A model file (``model.save('model.keras')``) holds::
+
+    metadata.json        {"format": "convx.model", "format_version": 1, "convx_version": ...}
+    config.json          {"class_name": "Sequential", "config": ..., "build_input_shape": ...,
+                          "compile_config": ... or null}
+    weights/00000.npy    one array per weight, in ``get_weights()`` order
+    optimizer/00000.npy  the optimizer's slots (e.g. Adam's m and v), when it has taken a step
+
+and a weights file (``model.save_weights('model.weights.npz')``) the metadata
+(format ``convx.weights``) and ``weights/``. Arrays are read with
+``allow_pickle=False``, so loading a file never runs code from it. A save is
+written to a temporary file beside the target and moved over it in one step
+(``os.replace``): a crash or a full disk mid-save leaves the previous file intact.
+The layout follows Keras 3's ``.keras`` archive, but the arrays are ``.npy``
+rather than HDF5, so Keras cannot read these files, nor convx Keras' own.
+"""
+
+import io
+import json
+import os
+import tempfile
+import warnings
+import zipfile
+
+import numpy as np
+
+MODEL_FORMAT = "convx.model"
+WEIGHTS_FORMAT = "convx.weights"
+FORMAT_VERSION = 1
+
+_HDF5_SUFFIXES = (".h5", ".hdf5")
+
+
+def save_model(model, filepath, overwrite=True):
+    """Write ``model`` (architecture, weights, compile settings and optimizer state) to ``filepath``.
+
+    Parameters
+    ----------
+    model : Sequential
+        A built model.
+    filepath : str or os.PathLike
+        Destination, conventionally ending in ``.keras``.
+    overwrite : bool, default True
+        When False, an existing file raises ``FileExistsError``.
+    """
+    path = _destination(filepath, overwrite, "model", "'.keras'")
+    if not model.built:
+        raise ValueError(f"Model '{model.name}' is not built yet: call it on data, `fit` it or `build` it before saving")
+    config = {
+        "class_name": type(model).__name__,
+        "config": model.get_config(),
+        "build_input_shape": list(model.input_shape),
+        "compile_config": _compile_config(model) if model.compiled else None,
+    }
+    optimizer_slots = _optimizer_slots(model) if model.compiled else []
+    members = {"metadata.json": _metadata(MODEL_FORMAT), "config.json": _json_bytes(config)}
+    members.update(_array_members("weights", model.get_weights()))
+    members.update(_array_members("optimizer", optimizer_slots))
+    _write_atomically(path, members)
+
+
+def load_model(filepath, compile=True):
+    """The model saved in ``filepath`` by :func:`save_model`, built, with its weights.
+
+    Parameters
+    ----------
+    filepath : str or os.PathLike
+    compile : bool, default True
+        Compile it as it was (optimizer, loss, metrics, and the optimizer's
+        state, so that ``fit`` continues where it stopped).
+
+    Returns
+    -------
+    Sequential
+    """
+    from convx.models import Sequential
+
+    with _open_archive(filepath, MODEL_FORMAT) as archive:
+        config = _read_json(archive, "config.json", filepath)
+        if config.get("class_name") != "Sequential":
+            raise ValueError(f"{os.fspath(filepath)!r} holds a {config.get('class_name')!r} model; convx loads Sequential models")
+        model = Sequential.from_config(config["config"])
+        if not model.built:
+            model.build(tuple(config["build_input_shape"]))
+        _assign_weights(model, _read_arrays(archive, "weights"), filepath)
+        compile_config = config.get("compile_config")
+        if compile and compile_config is not None:
+            _compile_from(model, compile_config)
+            _restore_optimizer(model, compile_config, _read_arrays(archive, "optimizer"), filepath)
+    return model
+
+
+def save_weights(model, filepath, overwrite=True):
+    """Write the weights of ``model`` (``get_weights()`` order) to ``filepath``, e.g. ``model.weights.npz``."""
+    path = _destination(filepath, overwrite, "weights", "'.weights.npz'")
+    if not model.built:
+        raise ValueError(f"Model '{model.name}' is not built yet: it has no weights to save")
+    members = {"metadata.json": _metadata(WEIGHTS_FORMAT)}
+    members.update(_array_members("weights", model.get_weights()))
+    _write_atomically(path, members)
+
+
+def load_weights(model, filepath):
+    """Assign the weights saved in ``filepath`` (a weights or a model file) to the built ``model``."""
+    if not model.built:
+        raise ValueError(f"Model '{model.name}' is not built yet: build it (or call it on data) before loading weights")
+    with _open_archive(filepath, (WEIGHTS_FORMAT, MODEL_FORMAT)) as archive:
+        _assign_weights(model, _read_arrays(archive, "weights"), filepath)
+
+
+# ----- writing -------------------------------------------------------------------------------------------------
+
+def _destination(filepath, overwrite, what, suffix):
+    path = os.fspath(filepath)
+    if path.lower().endswith(_HDF5_SUFFIXES):
+        raise ValueError(f"convx does not write HDF5 files ({path!r}); save the {what} to a path ending in {suffix}")
+    if not overwrite and os.path.exists(path):
+        raise FileExistsError(f"{path!r} exists and overwrite=False")
+    return path
+
+
+def _metadata(kind):
+    from convx import __version__
+
+    return _json_bytes({"format": kind, "format_version": FORMAT_VERSION, "convx_version": __version__})
+
+
+def _json_bytes(value):
+    return json.dumps(value, indent=1, sort_keys=True).encode("utf-8")
+
+
+def _npy_bytes(array):
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _array_members(folder, arrays):
+    return {f"{folder}/{i:05d}.npy": _npy_bytes(array) for i, array in enumerate(arrays)}
+
+
+def _write_atomically(path, members):
+    """Write the archive to a temporary file in the target's folder, then move it into place."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, temporary = tempfile.mkstemp(prefix=".convx-", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as archive:
+                for name, data in members.items():
+                    archive.writestr(name, data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp's 0600 would surprise whoever reads the file next
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _compile_config(model):
+    from convx import losses, optimizers
+
+    optimizer = optimizers.serialize(model.optimizer)
+    if callable(optimizer["config"].get("learning_rate")):
+        warnings.warn("the learning-rate schedule is not saved; the model will load with its current rate",
+                      stacklevel=3)
+        optimizer["config"]["learning_rate"] = model.optimizer.learning_rate
+    metrics = []
+    for spec in model._metric_specs:
+        metrics.append(spec if isinstance(spec, str) else {"class_name": type(spec).__name__,
+                                                            "config": spec.get_config()})
+    loss = None if model.loss is None else {"class_name": type(model.loss).__name__,
+                                            "config": model.loss.get_config()}
+    if loss is not None and loss["class_name"] not in losses._CLASSES:
+        raise ValueError(f"loss {loss['class_name']!r} is not one of convx's and cannot be saved")
+    return {"optimizer": optimizer, "loss": loss, "metrics": metrics,
+            "optimizer_iterations": int(model.optimizer.iterations)}
+
+
+def _optimizer_slots(model):
+    """The optimizer's state for the model's flat weight buffer (empty before its first step)."""
+    return list(model.optimizer._state.get("flat", ()))
+
+
+# ----- reading -------------------------------------------------------------------------------------------------
+
+class _open_archive:
+    """Open a convx zip archive and check its metadata (a context manager)."""
+
+    def __init__(self, filepath, formats):
+        self.path = os.fspath(filepath)
+        self.formats = (formats,) if isinstance(formats, str) else formats
+
+    def __enter__(self):
+        if not os.path.isfile(self.path):
+            raise FileNotFoundError(f"No file at {self.path!r}")
+        try:
+            self.archive = zipfile.ZipFile(self.path)
+        except zipfile.BadZipFile:
+            raise ValueError(f"{self.path!r} is not a convx file (not a zip archive)") from None
+        try:
+            metadata = _read_json(self.archive, "metadata.json", self.path)
+            kind = metadata.get("format")
+            if kind not in self.formats:
+                hint = " (a Keras file?)" if "model.weights.h5" in self.archive.namelist() else ""
+                raise ValueError(f"{self.path!r} is not a convx {' or '.join(self.formats)} file{hint}: format {kind!r}")
+            if metadata.get("format_version") != FORMAT_VERSION:
+                raise ValueError(f"{self.path!r} has format version {metadata.get('format_version')!r}; "
+                                 f"this convx reads version {FORMAT_VERSION}")
+        except BaseException:
+            self.archive.close()
+            raise
+        return self.archive
+
+    def __exit__(self, *exc):
+        self.archive.close()
+
+
+def _read_json(archive, name, filepath):
+    try:
+        return json.loads(archive.read(name).decode("utf-8"))
+    except KeyError:
+        hint = " (a Keras file?)" if "model.weights.h5" in archive.namelist() else ""
+        raise ValueError(f"{os.fspath(filepath)!r} is not a convx file{hint}: it has no {name}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{os.fspath(filepath)!r}: {name} is not valid JSON ({error})") from None
+
+
+def _read_arrays(archive, folder):
+    """The ``folder/NNNNN.npy`` arrays in order, read without pickle."""
+    names = sorted(n for n in archive.namelist() if n.startswith(folder + "/") and n.endswith(".npy"))
+    expected = [f"{folder}/{i:05d}.npy" for i in range(len(names))]
+    if names != expected:
+        raise ValueError(f"{archive.filename!r}: the {folder}/ arrays are not numbered 00000, 00001, ...")
+    arrays = []
+    for name in names:
+        with archive.open(name) as f:
+            try:
+                arrays.append(np.lib.format.read_array(f, allow_pickle=False))
+            except ValueError as error:
+                raise ValueError(f"{archive.filename!r}: {name} is not a plain array ({error})") from None
+    return arrays
+
+
+def _assign_weights(model, arrays, filepath):
+    variables = model.weights
+    if len(arrays) != len(variables):
+        raise ValueError(f"{os.fspath(filepath)!r} holds {len(arrays)} weight arrays; model '{model.name}' "
+                         f"has {len(variables)}")
+    for var, array in zip(variables, arrays):
+        if array.shape != var.shape:
+            raise ValueError(f"{os.fspath(filepath)!r}: weight {var.path!r} has shape {array.shape} in the file, "
+                             f"{var.shape} in the model")
+        if array.dtype.kind != "f":
+            raise ValueError(f"{os.fspath(filepath)!r}: weight {var.path!r} has dtype {array.dtype} in the file; "
+                             "expected floating point")
+    model.set_weights(arrays)
+
+
+def _compile_from(model, config):
+    from convx import losses, metrics, optimizers
+
+    model.compile(
+        optimizer=optimizers.get(config["optimizer"]),
+        loss=None if config["loss"] is None else losses.get(config["loss"]),
+        metrics=[m if isinstance(m, str) else metrics.get(m) for m in config["metrics"]],
+    )
+
+
+def _restore_optimizer(model, config, slots, filepath):
+    optimizer = model.optimizer
+    optimizer.iterations = int(config.get("optimizer_iterations", 0))
+    if not slots:
+        return
+    model._bind_flat()  # the flat weight buffer the state belongs to
+    size = model._params.size
+    if len(slots) != len(optimizer._slot_names) or any(s.shape != (size,) for s in slots):
+        raise ValueError(f"{os.fspath(filepath)!r}: the optimizer state does not fit model '{model.name}' "
+                         f"({len(slots)} arrays of shapes {[s.shape for s in slots]}, expected "
+                         f"{len(optimizer._slot_names)} of ({size},))")
+    optimizer._state["flat"] = tuple(np.array(s, dtype=model._params.dtype) for s in slots)
