@@ -1,7 +1,11 @@
 """convx.show_config(): what it reports matches the running build."""
 
 import io
+import json
+import os
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -74,3 +78,18 @@ def test_simd_variant(report):
 def test_default_stream_is_stdout(capsys):
     _config.show_config()
     assert _field(capsys.readouterr().out, "convx") == convx.__version__
+
+
+@pytest.mark.parametrize("user_env, expected", [
+    ({}, {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "3000"}),
+    ({"OMP_WAIT_POLICY": "ACTIVE"}, {"OMP_WAIT_POLICY": "ACTIVE", "GOMP_SPINCOUNT": None}),
+    ({"GOMP_SPINCOUNT": "0"}, {"OMP_WAIT_POLICY": None, "GOMP_SPINCOUNT": "0"}),
+])
+def test_openmp_waits_briefly_unless_the_user_chose(user_env, expected):
+    """A fresh interpreter: convx sets a short spin then sleep, and never overrides the user's choice."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    env.update(user_env)
+    code = ("import json, os, convx; "
+            "print(json.dumps({k: os.environ.get(k) for k in ('OMP_WAIT_POLICY', 'GOMP_SPINCOUNT')}))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert json.loads(out) == expected
