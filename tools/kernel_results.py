@@ -37,6 +37,22 @@ def _kernel_calls(dtype):
     yield "conv_backward_dkernel", dk
     yield "conv_backward_dbias", db
 
+    # Winograd forward (3x3, stride 1, >= 16 channels, 16 x 49 tiles), its pooled form, and a
+    # backward pass whose dz has all-zero rows (the row-skipping path)
+    x, k, b = rand(16, 14, 14, 16), rand(3, 3, 16, 16), rand(16)
+    yield "conv_forward_winograd", conv.conv2d_forward(x, k, b, padding="same", activation="relu")
+    yield "conv_maxpool_forward", conv.conv2d_maxpool_forward(x, k, b, padding="same", activation="relu")
+    dz = rand(16, 14, 14, 16) * (rng.random((16, 14, 14, 1)) < 0.5)
+    for name, value in zip(("dx", "dkernel", "dbias"), conv.conv2d_backward(x, k, dz, padding="same")):
+        yield "conv_backward_sparse_" + name, value
+
+    # a first layer trained fused with its max pooling
+    x, k, b = rand(16, 28, 28, 1), rand(3, 3, 1, 32), rand(32)
+    pooled = conv.conv2d_maxpool_forward(x, k, b, activation="relu")
+    dk, db = conv.conv2d_maxpool_backward(x, k, rand(*pooled.shape), pooled, b, activation="relu")
+    yield "conv_maxpool_backward_dkernel", dk
+    yield "conv_maxpool_backward_dbias", db
+
     x, k, b = rand(64, 300), rand(300, 128), rand(128)
     yield "dense_forward", dense.dense_forward(x, k, b, activation="tanh")
     dx, dk, db = dense.dense_backward(x, k, rand(64, 128))
@@ -49,6 +65,10 @@ def _kernel_calls(dtype):
     yield "max_pool_forward", y
     yield "max_pool_argmax", argmax
     yield "max_pool_backward", pool.max_pool2d_backward(rand(*y.shape), argmax, x.shape)
+    relu_x = np.maximum(x, 0)
+    yield "max_pool_backward_windows", pool.max_pool2d_backward_windows(
+        rand(*y.shape), relu_x, pool.max_pool2d_forward(relu_x, (2, 2), with_argmax=False)[0], (2, 2),
+        through_relu=True)
     yield "avg_pool_forward", pool.avg_pool2d_forward(x, (3, 3), (2, 2), "same")
 
     logits, labels = rand(512, 10), rng.integers(0, 10, 512)
