@@ -1,5 +1,7 @@
 """Convolution layers: Conv2D and Conv1D (a Conv2D with a height-1 kernel)."""
 
+import math
+
 import numpy as np
 
 from convx import activations, initializers
@@ -114,9 +116,8 @@ class _Conv(ActivationOutput, Layer):
         (no input gradient) with a small patch (``KH * KW * C_in <=
         SMALL_PATCH``, e.g. 3x3 on grey or RGB images, whose output the
         backward pass recomputes) and a 'relu' or 'linear' activation."""
-        patch = int(np.prod(self.kernel.shape[:-1])) if self.built else None
-        return (self.rank == 2 and not self._need_dx and self.activation in ("relu", "linear")
-                and not self.expose_logits and patch is not None and patch <= _conv.SMALL_PATCH)
+        return (self.rank == 2 and self.built and not self._need_dx and self.activation in ("relu", "linear")
+                and not self.expose_logits and math.prod(self.kernel.shape[:-1]) <= _conv.SMALL_PATCH)
 
     def backward_pooled(self, dy):
         """Kernel and bias gradients from ``dy``, the gradient w.r.t. the pooled
