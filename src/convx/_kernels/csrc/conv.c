@@ -33,6 +33,8 @@ enum { CX_SLOT_TILE, CX_SLOT_APACK, CX_SLOT_BPACK, CX_SLOT_KERNEL, CX_SLOT_PARTI
 
 /* Multiply-adds below which a call stays on the calling thread. */
 #define CX_CONV_PARALLEL_MIN 1048576
+/* dz values below which the backward's zero-row scan stays on the calling thread. */
+#define CX_SCAN_PARALLEL_MIN 65536
 
 #define real float
 #define FN(name) name##_f32

@@ -572,9 +572,11 @@ static cx_int FN(nonzero_rows)(const real *dz, cx_int total, cx_int cout, cx_int
  * MNIST: conv2 backward 2.6 -> 1.3 ms at batch 32). When at least an eighth of the rows are zero, *idx lists the others,
  * *dzg holds their dz rows gathered in order and starts[i] is the first listed
  * row of image i (i <= N); returns the rows to work on. Which rows, and so
- * every bit, depends on the data, never on the threads. -1: out of memory. */
+ * every bit, depends on the data, never on the threads. Images are scanned,
+ * then gathered, in parallel: done serially this took 8% of the seed's conv2
+ * backward at batch 128 on two threads (~0.4 ms of a 4 MB dz). -1: out of memory. */
 static cx_int FN(skip_zero_rows)(const cx_conv_shape *s, const real *dz, const cx_int **idx, const cx_int **starts,
-                                 const real **dzg)
+                                 const real **dzg, int n_threads)
 {
     const cx_int total = s->n * s->oh * s->ow, cout = s->cout, per_image = s->oh * s->ow;
     *idx = *starts = NULL;
@@ -583,23 +585,31 @@ static cx_int FN(skip_zero_rows)(const cx_conv_shape *s, const real *dz, const c
      * patches the list and gather cost more than the rows they save */
     if (FN(is_pointwise)(s) || s->kh * s->kw * s->cin <= CX_SMALL_PATCH)
         return total;
-    cx_int *list = cx_scratch(CX_SLOT_ROWS, sizeof(cx_int) * (total + s->n + 1));
-    if (!list)
+    /* each image's rows (image-relative) in its own stretch, the final list, the starts */
+    cx_int *scan = cx_scratch(CX_SLOT_ROWS, sizeof(cx_int) * (2 * total + s->n + 1));
+    if (!scan)
         return -1;
-    const cx_int rows = FN(nonzero_rows)(dz, total, cout, list);
+    cx_int *list = scan + total, *first = list + total;
+    const int nt = total * cout >= CX_SCAN_PARALLEL_MIN ? n_threads : 1;
+    cx_int i;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (i = 0; i < s->n; i++)
+        first[i + 1] = FN(nonzero_rows)(dz + i * per_image * cout, per_image, cout, scan + i * per_image);
+    first[0] = 0;
+    for (i = 0; i < s->n; i++)
+        first[i + 1] += first[i];
+    const cx_int rows = first[s->n];
     if (rows == 0 || 8 * (total - rows) < total)
         return total;
     real *gathered = cx_scratch(CX_SLOT_DZ, sizeof(real) * rows * cout);
     if (!gathered)
         return -1;
-    for (cx_int k = 0; k < rows; k++)
-        memcpy(gathered + k * cout, dz + list[k] * cout, sizeof(real) * cout);
-    cx_int *first = list + total;
-    for (cx_int i = 0, k = 0; i <= s->n; i++) {
-        while (k < rows && list[k] < i * per_image)
-            k++;
-        first[i] = k;
-    }
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (i = 0; i < s->n; i++)
+        for (cx_int k = first[i]; k < first[i + 1]; k++) {
+            list[k] = i * per_image + scan[i * per_image + k - first[i]];
+            memcpy(gathered + k * cout, dz + list[k] * cout, sizeof(real) * cout);
+        }
     *idx = list;
     *starts = first;
     *dzg = gathered;
@@ -628,7 +638,7 @@ int FN(cx_conv2d_backward)(const cx_conv_shape *s, const real *x, const real *ke
     }
     const cx_int *idx, *starts;
     const real *dzg;
-    const cx_int rows = FN(skip_zero_rows)(s, dz, &idx, &starts, &dzg);
+    const cx_int rows = FN(skip_zero_rows)(s, dz, &idx, &starts, &dzg, n_threads);
     if (rows < 0)
         return -1;
     const cx_int cap = FN(tile_cap)(patch);
