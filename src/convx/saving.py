@@ -17,6 +17,7 @@ The layout follows Keras 3's ``.keras`` archive, but the arrays are ``.npy``
 rather than HDF5, so Keras cannot read these files, nor convx Keras' own.
 """
 
+import contextlib
 import io
 import json
 import os
@@ -47,7 +48,8 @@ def save_model(model, filepath, overwrite=True):
     """
     path = _destination(filepath, overwrite, "model", "'.keras'")
     if not model.built:
-        raise ValueError(f"Model '{model.name}' is not built yet: call it on data, `fit` it or `build` it before saving")
+        raise ValueError(
+            f"Model '{model.name}' is not built yet: call it on data, `fit` it or `build` it before saving")
     config = {
         "class_name": type(model).__name__,
         "config": model.get_config(),
@@ -80,7 +82,8 @@ def load_model(filepath, compile=True):
     with _open_archive(filepath, MODEL_FORMAT) as archive:
         config = _read_json(archive, "config.json", filepath)
         if config.get("class_name") != "Sequential":
-            raise ValueError(f"{os.fspath(filepath)!r} holds a {config.get('class_name')!r} model; convx loads Sequential models")
+            raise ValueError(f"{os.fspath(filepath)!r} holds a {config.get('class_name')!r} model; "
+                             "convx loads Sequential models")
         model = Sequential.from_config(config["config"])
         if not model.built:
             model.build(tuple(config["build_input_shape"]))
@@ -195,44 +198,39 @@ def _optimizer_slots(model):
 
 # ----- reading -------------------------------------------------------------------------------------------------
 
-class _open_archive:
-    """Open a convx zip archive and check its metadata (a context manager)."""
+@contextlib.contextmanager
+def _open_archive(filepath, formats):
+    """The convx zip archive at ``filepath``, its metadata checked against ``formats``."""
+    path = os.fspath(filepath)
+    formats = (formats,) if isinstance(formats, str) else formats
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No file at {path!r}")
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile:
+        raise ValueError(f"{path!r} is not a convx file (not a zip archive)") from None
+    with archive:
+        metadata = _read_json(archive, "metadata.json", path)
+        kind = metadata.get("format")
+        if kind not in formats:
+            raise ValueError(f"{path!r} is not a convx {' or '.join(formats)} file{_keras_hint(archive)}: "
+                             f"format {kind!r}")
+        if metadata.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"{path!r} has format version {metadata.get('format_version')!r}; "
+                             f"this convx reads version {FORMAT_VERSION}")
+        yield archive
 
-    def __init__(self, filepath, formats):
-        self.path = os.fspath(filepath)
-        self.formats = (formats,) if isinstance(formats, str) else formats
 
-    def __enter__(self):
-        if not os.path.isfile(self.path):
-            raise FileNotFoundError(f"No file at {self.path!r}")
-        try:
-            self.archive = zipfile.ZipFile(self.path)
-        except zipfile.BadZipFile:
-            raise ValueError(f"{self.path!r} is not a convx file (not a zip archive)") from None
-        try:
-            metadata = _read_json(self.archive, "metadata.json", self.path)
-            kind = metadata.get("format")
-            if kind not in self.formats:
-                hint = " (a Keras file?)" if "model.weights.h5" in self.archive.namelist() else ""
-                raise ValueError(f"{self.path!r} is not a convx {' or '.join(self.formats)} file{hint}: format {kind!r}")
-            if metadata.get("format_version") != FORMAT_VERSION:
-                raise ValueError(f"{self.path!r} has format version {metadata.get('format_version')!r}; "
-                                 f"this convx reads version {FORMAT_VERSION}")
-        except BaseException:
-            self.archive.close()
-            raise
-        return self.archive
-
-    def __exit__(self, *exc):
-        self.archive.close()
+def _keras_hint(archive):
+    return " (a Keras file?)" if "model.weights.h5" in archive.namelist() else ""
 
 
 def _read_json(archive, name, filepath):
     try:
         return json.loads(archive.read(name).decode("utf-8"))
     except KeyError:
-        hint = " (a Keras file?)" if "model.weights.h5" in archive.namelist() else ""
-        raise ValueError(f"{os.fspath(filepath)!r} is not a convx file{hint}: it has no {name}") from None
+        raise ValueError(
+            f"{os.fspath(filepath)!r} is not a convx file{_keras_hint(archive)}: it has no {name}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ValueError(f"{os.fspath(filepath)!r}: {name} is not valid JSON ({error})") from None
 

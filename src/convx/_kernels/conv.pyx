@@ -10,7 +10,7 @@ cimport numpy as cnp
 from convx._kernels._checks import (
     check_output_size, check_shape, float_array, output_array, output_arrays, output_length, padding_mode, positive_pair,
 )
-from convx._kernels.activations import activation_code
+from convx._kernels.activations import ACTIVATION_CODES, activation_code
 from convx._kernels.threads cimport effective_num_threads
 
 cnp.import_array()
@@ -225,7 +225,7 @@ def conv2d_maxpool_backward(x, kernel, dy, pooled, bias=None, strides=(1, 1), pa
     """
     x, kernel = _inputs(x, kernel)
     cdef int act = activation_code(activation)
-    if activation not in ("relu", "linear"):
+    if act not in (ACTIVATION_CODES["relu"], ACTIVATION_CODES["linear"]):
         raise ValueError(f"conv2d_maxpool_backward supports activation 'relu' or 'linear', got {activation!r}")
     cdef cx_conv_shape s = _geometry(x, kernel, strides, padding, dilation)
     if s.kh * s.kw * s.cin > SMALL_PATCH:

@@ -243,7 +243,8 @@ static int FN(forward_work_init)(const cx_conv_shape *s, int small, cx_int rows,
 }
 
 /* act(conv + bias) of rows [r0, r0 + rows) of the grid of `map` into dst (rows
- * x C_out). Small patches gather output rows (their grid is the whole output). */
+ * x C_out). Small patches gather output rows (their grid is the whole output;
+ * map and bpack are unused and may be NULL). */
 static void FN(forward_rows)(const cx_conv_shape *s, const FN(tap_map) *map, const real *x, const real *kernel,
                              const real *bpack, const real *bias, int act, cx_int r0, cx_int rows,
                              const FN(forward_work) *w, real *dst)
@@ -326,6 +327,21 @@ int FN(cx_conv2d_forward)(const cx_conv_shape *s, const real *x, const real *ker
     return failed ? -1 : 0;
 }
 
+/* Bands of ph output rows (band_rows values each) per task of the fused
+ * convolution + pooling passes: as many as the tile cap holds, at least one. */
+static cx_int FN(bands_per_task)(cx_int patch, cx_int poh, cx_int band_rows)
+{
+    return CX_MIN(poh, CX_MAX(1, FN(tile_cap)(patch) / band_rows));
+}
+
+/* nb computed bands of ph rows x gw columns, seen by the pooling as nb images
+ * of one row of pwid windows (ph x pw, equal strides). */
+static cx_pool_geom FN(band_pooling)(cx_int nb, cx_int ph, cx_int pw, cx_int gw, cx_int pwid, cx_int cout)
+{
+    const cx_pool_geom g = {nb, ph, gw, cout, 1, pwid, ph, pw, ph, pw, 0, 0};
+    return g;
+}
+
 /* Max pooling of act(conv(x) + bias) over ph x pw windows with equal strides
  * and no padding. Each task computes a few bands of ph output rows of one
  * image (only the columns the windows read, where the indirect GEMM is used)
@@ -340,14 +356,15 @@ int FN(cx_conv2d_maxpool_forward)(const cx_conv_shape *s, const real *x, const r
     if (s->n * poh == 0 || pwid == 0)
         return 0;
     const int small = patch <= CX_SMALL_PATCH;
-    if (!small && ph == 2 && pw == 2 && FN(winograd_applies)(s, 2 * poh, 2 * pwid)) { /* a Winograd tile is a pooling window */
+    /* a Winograd tile is a 2x2 pooling window */
+    if (!small && ph == 2 && pw == 2 && FN(winograd_applies)(s, 2 * poh, 2 * pwid)) {
         const int status = FN(winograd_forward)(s, x, kernel, bias, act, NULL, 2 * poh, 2 * pwid, pooled, n_threads);
         cx_scratch_trim();
         return status;
     }
     /* the grid of outputs computed per image (im2col walks whole output rows) */
     const cx_int gh = small ? s->oh : poh * ph, gw = small ? s->ow : pwid * pw;
-    const cx_int band_rows = ph * gw, per_task = CX_MIN(poh, CX_MAX(1, FN(tile_cap)(patch) / band_rows));
+    const cx_int band_rows = ph * gw, per_task = FN(bands_per_task)(patch, poh, band_rows);
     const cx_int tasks_per_image = (poh + per_task - 1) / per_task, tasks = s->n * tasks_per_image;
     const FN(tap_map) taps_x = FN(taps_of_x)(s, gh, gw);
     real *bpack = small ? NULL : FN(forward_kernel)(s, kernel);
@@ -363,7 +380,7 @@ int FN(cx_conv2d_maxpool_forward)(const cx_conv_shape *s, const real *x, const r
         for (cx_int t = 0; t < tasks; t++) {
             const cx_int img = t / tasks_per_image, pr = (t % tasks_per_image) * per_task;
             const cx_int nb = CX_MIN(per_task, poh - pr);
-            const cx_pool_geom bands = {nb, ph, gw, cout, 1, pwid, ph, pw, ph, pw, 0, 0};
+            const cx_pool_geom bands = FN(band_pooling)(nb, ph, pw, gw, pwid, cout);
             if (failed)
                 continue;
             FN(forward_rows)(s, &taps_x, x, kernel, bpack, bias, act, (img * gh + pr * ph) * gw, nb * band_rows, &w,
@@ -442,6 +459,15 @@ static void FN(sum_groups)(const real *partial, cx_int stride, cx_int ngroups, c
             out[i] += partial[g * stride + i];
 }
 
+/* dkernel = the ngroups partial kernel gradients summed in order, blocks
+ * shared among the calling team (every thread of it must get here). */
+static void FN(sum_kernel_partials)(const real *partial, cx_int wsize, cx_int ngroups, real *dkernel)
+{
+#pragma omp for schedule(static)
+    for (cx_int i0 = 0; i0 < wsize; i0 += CX_WGRAD_SUM_BLOCK)
+        FN(sum_groups)(partial + i0, wsize, ngroups, CX_MIN(CX_WGRAD_SUM_BLOCK, wsize - i0), dkernel + i0);
+}
+
 /* Row groups of the weight gradient: a power of two (so that 2 or 4 threads
  * share them evenly), at most CX_WGRAD_GROUPS, at least CX_WGRAD_MIN_ROWS rows
  * each. Fixed by the problem size alone, so the sum order never depends on
@@ -502,7 +528,7 @@ int FN(cx_conv2d_maxpool_backward)(const cx_conv_shape *s, const real *x, const 
         memset(dbias, 0, sizeof(real) * cout);
         return 0;
     }
-    const cx_int per_task = CX_MIN(poh, CX_MAX(1, FN(tile_cap)(patch) / band_rows));
+    const cx_int per_task = FN(bands_per_task)(patch, poh, band_rows);
     const cx_int tasks_per_image = (poh + per_task - 1) / per_task, tasks = s->n * tasks_per_image;
     const cx_int groups = FN(weight_grad_groups)(s->n * poh * band_rows);
     const cx_int per_group = (tasks + groups - 1) / groups, ngroups = (tasks + per_group - 1) / per_group;
@@ -513,7 +539,6 @@ int FN(cx_conv2d_maxpool_backward)(const cx_conv_shape *s, const real *x, const 
             return -1;
         partial_b = partial + ngroups * wsize;
     }
-    const FN(tap_map) unused_map = FN(taps_of_x)(s, s->oh, s->ow);
     int nt = FN(team_for)(2 * s->n * poh * band_rows * wsize, ngroups, n_threads), failed = 0;
 #pragma omp parallel num_threads(nt) if (nt > 1) reduction(| : failed)
     {
@@ -528,19 +553,17 @@ int FN(cx_conv2d_maxpool_backward)(const cx_conv_shape *s, const real *x, const 
                 const cx_int img = t / tasks_per_image, pr = (t % tasks_per_image) * per_task;
                 const cx_int nb = CX_MIN(per_task, poh - pr), rows = nb * band_rows;
                 const cx_int at = (img * poh + pr) * pwid * cout;
-                const cx_pool_geom bands = {nb, ph, s->ow, cout, 1, pwid, ph, pw, ph, pw, 0, 0};
-                FN(forward_rows)(s, &unused_map, x, kernel, NULL, bias, act, (img * s->oh + pr * ph) * s->ow, rows,
-                                 &w, band);
+                const cx_pool_geom bands = FN(band_pooling)(nb, ph, pw, s->ow, pwid, cout);
+                /* small patches: forward_rows needs neither a tap map nor a packed kernel */
+                FN(forward_rows)(s, NULL, x, kernel, NULL, bias, act, (img * s->oh + pr * ph) * s->ow, rows, &w,
+                                 band);
                 FN(cx_max_pool2d_backward_windows)(dy + at, band, pooled + at, act == CX_ACT_RELU, dz, &bands, 1);
                 FN(small_wgrad)(rows, patch, cout, w.buf, dz, t == t0, partial + g * wsize);
                 FN(add_rows)(rows, cout, dz, t == t0, partial_b + g * cout);
             }
         }
-        if (ngroups > 1) {
-#pragma omp for schedule(static)
-            for (cx_int i0 = 0; i0 < wsize; i0 += CX_WGRAD_SUM_BLOCK)
-                FN(sum_groups)(partial + i0, wsize, ngroups, CX_MIN(CX_WGRAD_SUM_BLOCK, wsize - i0), dkernel + i0);
-        }
+        if (ngroups > 1)
+            FN(sum_kernel_partials)(partial, wsize, ngroups, dkernel);
     }
     if (ngroups > 1)
         FN(sum_groups)(partial_b, cout, ngroups, cout, dbias);
@@ -569,9 +592,10 @@ static cx_int FN(nonzero_rows)(const real *dz, cx_int total, cx_int cout, cx_int
  * gradient to one pixel per channel, and none to the rows and columns it
  * drops (the seed's 11x11 -> 5x5 pooling: 21 of 121 pixels; 3x3 -> 1x1: 5 of
  * 9); after a relu, more (over half of the seed's conv2 and conv3 rows on
- * MNIST: conv2 backward 2.6 -> 1.3 ms at batch 32). When at least an eighth of the rows are zero, *idx lists the others,
- * *dzg holds their dz rows gathered in order and starts[i] is the first listed
- * row of image i (i <= N); returns the rows to work on. Which rows, and so
+ * MNIST: conv2 backward 2.6 -> 1.3 ms at batch 32). When at least an eighth
+ * of the rows are zero, *idx lists the others, *dzg holds their dz rows
+ * gathered in order and starts[i] is the first listed row of image i
+ * (i <= N); returns the rows to work on. Which rows, and so
  * every bit, depends on the data, never on the threads. Images are scanned,
  * then gathered, in parallel: done serially this took 8% of the seed's conv2
  * backward at batch 128 on two threads (~0.4 ms of a 4 MB dz). -1: out of memory. */
@@ -721,12 +745,8 @@ int FN(cx_conv2d_backward)(const cx_conv_shape *s, const real *x, const real *ke
                                               starts ? starts[i1] : i1 * per_image, chunk, buf, apack);
             }
         }
-        if (ngroups > 1) {
-            /* a loop barrier has passed: every group is complete; sum them in order */
-#pragma omp for schedule(static)
-            for (cx_int i0 = 0; i0 < wsize; i0 += CX_WGRAD_SUM_BLOCK)
-                FN(sum_groups)(partial + i0, wsize, ngroups, CX_MIN(CX_WGRAD_SUM_BLOCK, wsize - i0), dkernel + i0);
-        }
+        if (ngroups > 1) /* a loop barrier has passed: every group is complete */
+            FN(sum_kernel_partials)(partial, wsize, ngroups, dkernel);
     }
     if (ngroups > 1 && dbias)
         FN(sum_groups)(partial_b, cout, ngroups, cout, dbias);
