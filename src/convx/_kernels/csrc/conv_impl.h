@@ -192,12 +192,14 @@ static cx_int FN(block_taps)(cx_int taps, cx_int depth)
     return (taps + CX_MIN(blocks, taps) - 1) / CX_MIN(blocks, taps);
 }
 
-#include "conv_winograd.h"
 
-/* Zero the outputs outside the computed window (rows >= gh or columns >= gw). */
-static void FN(zero_outside)(const cx_conv_shape *s, cx_int gh, cx_int gw, real *y)
+/* Zero the outputs outside the computed window (rows >= gh or columns >= gw),
+ * images shared among the calling team (every thread of it must get here;
+ * no barrier: the computed outputs are elsewhere). */
+static void FN(team_zero_outside)(const cx_conv_shape *s, cx_int gh, cx_int gw, real *y)
 {
     const cx_int cout = s->cout;
+#pragma omp for schedule(static) nowait
     for (cx_int i = 0; i < s->n; i++) {
         real *yi = y + i * s->oh * s->ow * cout;
         for (cx_int oy = 0; oy < gh; oy++)
@@ -205,6 +207,21 @@ static void FN(zero_outside)(const cx_conv_shape *s, cx_int gh, cx_int gw, real 
         memset(yi + gh * s->ow * cout, 0, sizeof(real) * (s->oh - gh) * s->ow * cout);
     }
 }
+
+/* B of a GEMM packed by the calling team, panels shared out statically (every
+ * thread of it must get here; all have the whole of it on return). Packing
+ * the weights before the parallel region kept the other thread waiting:
+ * 50-150 us per layer call on the seed at batch 128. */
+static void FN(team_pack_b)(int trans_b, cx_int k, cx_int n, const real *b, cx_int ldb, cx_int kc_block,
+                            real *packed)
+{
+    const cx_int npanels = FN(cx_gemm_b_panels)(n);
+#pragma omp for schedule(static)
+    for (cx_int jp = 0; jp < npanels; jp++)
+        FN(cx_gemm_pack_b_panels)(trans_b, k, n, b, ldb, kc_block, jp, jp + 1, packed);
+}
+
+#include "conv_winograd.h"
 
 /* Copy `rows` rows of a computed (gh x gw per image) grid, from grid row r0,
  * to their places in y (OH x OW per image). */
@@ -262,15 +279,17 @@ static void FN(forward_rows)(const cx_conv_shape *s, const FN(tap_map) *map, con
     FN(cx_bias_act)(dst, rows, cout, bias, act, 1);
 }
 
-/* The kernel packed for the indirect GEMM (shared scratch), or NULL without memory. */
-static real *FN(forward_kernel)(const cx_conv_shape *s, const real *kernel)
+/* Shared scratch for the kernel packed for the indirect GEMM (NULL without memory). */
+static real *FN(forward_kernel_buffer)(const cx_conv_shape *s)
 {
-    const cx_int patch = s->kh * s->kw * s->cin;
-    real *bpack = cx_scratch(CX_SLOT_KERNEL, sizeof(real) * FN(cx_gemm_packed_b_size)(patch, s->cout));
-    if (bpack)
-        FN(cx_gemm_pack_b_blocked)(0, patch, s->cout, kernel, s->cout, FN(block_taps)(s->kh * s->kw, s->cin) * s->cin,
-                                   bpack);
-    return bpack;
+    return cx_scratch(CX_SLOT_KERNEL, sizeof(real) * FN(cx_gemm_packed_b_size)(s->kh * s->kw * s->cin, s->cout));
+}
+
+/* The kernel packed into bpack for the indirect GEMM, by the calling team. */
+static void FN(team_pack_forward_kernel)(const cx_conv_shape *s, const real *kernel, real *bpack)
+{
+    FN(team_pack_b)(0, s->kh * s->kw * s->cin, s->cout, kernel, s->cout,
+                    FN(block_taps)(s->kh * s->kw, s->cin) * s->cin, bpack);
 }
 
 /* Forward, one parallel region over row tiles. Small patches: im2col of the
@@ -294,8 +313,6 @@ int FN(cx_conv2d_forward)(const cx_conv_shape *s, const real *x, const real *ker
     const cx_int gh = small ? s->oh : CX_MIN(CX_MAX(used_h, 1), s->oh);
     const cx_int gw = small ? s->ow : CX_MIN(CX_MAX(used_w, 1), s->ow);
     const int windowed = gh < s->oh || gw < s->ow;
-    if (windowed)
-        FN(zero_outside)(s, gh, gw, y);
     if (!small && FN(winograd_applies)(s, gh, gw)) {
         const int status = FN(winograd_forward)(s, x, kernel, bias, act, y, gh, gw, NULL, n_threads);
         cx_scratch_trim();
@@ -305,7 +322,7 @@ int FN(cx_conv2d_forward)(const cx_conv_shape *s, const real *x, const real *ker
     int nt = FN(team_for)(total * patch * cout, total, n_threads), failed = 0;
     const cx_int tile = FN(split_rows)(total, FN(tile_cap)(patch), nt), ntiles = (total + tile - 1) / tile;
     const FN(tap_map) taps_x = FN(taps_of_x)(s, gh, gw);
-    real *bpack = small ? NULL : FN(forward_kernel)(s, kernel);
+    real *bpack = small ? NULL : FN(forward_kernel_buffer)(s);
     if (!small && !bpack)
         return -1;
 #pragma omp parallel num_threads(nt) if (nt > 1) reduction(| : failed)
@@ -313,6 +330,10 @@ int FN(cx_conv2d_forward)(const cx_conv_shape *s, const real *x, const real *ker
         FN(forward_work) w;
         real *out = windowed ? cx_scratch(CX_SLOT_OUT, sizeof(real) * tile * cout) : NULL;
         failed = !FN(forward_work_init)(s, small, tile, &w) || (windowed && !out);
+        if (!small)
+            FN(team_pack_forward_kernel)(s, kernel, bpack);
+        if (windowed)
+            FN(team_zero_outside)(s, gh, gw, y);
 #pragma omp for schedule(dynamic, 1)
         for (cx_int t = 0; t < ntiles; t++) {
             const cx_int r0 = t * tile, rows = CX_MIN(tile, total - r0);
@@ -367,7 +388,7 @@ int FN(cx_conv2d_maxpool_forward)(const cx_conv_shape *s, const real *x, const r
     const cx_int band_rows = ph * gw, per_task = FN(bands_per_task)(patch, poh, band_rows);
     const cx_int tasks_per_image = (poh + per_task - 1) / per_task, tasks = s->n * tasks_per_image;
     const FN(tap_map) taps_x = FN(taps_of_x)(s, gh, gw);
-    real *bpack = small ? NULL : FN(forward_kernel)(s, kernel);
+    real *bpack = small ? NULL : FN(forward_kernel_buffer)(s);
     if (!small && !bpack)
         return -1;
     int nt = FN(team_for)(s->n * poh * band_rows * patch * cout, tasks, n_threads), failed = 0;
@@ -376,6 +397,8 @@ int FN(cx_conv2d_maxpool_forward)(const cx_conv_shape *s, const real *x, const r
         FN(forward_work) w;
         real *band = cx_scratch(CX_SLOT_OUT, sizeof(real) * per_task * band_rows * cout);
         failed = !FN(forward_work_init)(s, small, per_task * band_rows, &w) || !band;
+        if (!small)
+            FN(team_pack_forward_kernel)(s, kernel, bpack);
 #pragma omp for schedule(dynamic, 1)
         for (cx_int t = 0; t < tasks; t++) {
             const cx_int img = t / tasks_per_image, pr = (t % tasks_per_image) * per_task;
@@ -697,22 +720,16 @@ int FN(cx_conv2d_backward)(const cx_conv_shape *s, const real *x, const real *ke
             return -1;
         partial_b = partial + ngroups * wsize;
     }
+    real *kt = NULL;
     if (direct_dx) {
-        /* B[(t, co), ci] = kernel[t, ci, co]: each tap's (C_in, C_out) block transposed */
-        real *kt = cx_scratch(CX_SLOT_KT, sizeof(real) * wsize);
+        kt = cx_scratch(CX_SLOT_KT, sizeof(real) * wsize);
         kpack = cx_scratch(CX_SLOT_KERNEL, sizeof(real) * FN(cx_gemm_packed_b_size)(taps * cout, s->cin));
         if (!kt || !kpack)
             return -1;
-        for (cx_int t = 0; t < taps; t++)
-            for (cx_int ci = 0; ci < s->cin; ci++)
-                for (cx_int co = 0; co < cout; co++)
-                    kt[(t * cout + co) * s->cin + ci] = kernel[(t * s->cin + ci) * cout + co];
-        FN(cx_gemm_pack_b_blocked)(0, taps * cout, s->cin, kt, s->cin, dx_block_taps * cout, kpack);
     } else if (dx) {
         kpack = cx_scratch(CX_SLOT_KERNEL, sizeof(real) * FN(cx_gemm_packed_b_size)(cout, patch));
         if (!kpack)
             return -1;
-        FN(cx_gemm_pack_b)(1, cout, patch, kernel, cout, kpack);
     }
 #pragma omp parallel num_threads(nt) if (nt > 1) reduction(| : failed)
     {
@@ -720,6 +737,17 @@ int FN(cx_conv2d_backward)(const cx_conv_shape *s, const real *x, const real *ke
         real *bpack = cx_scratch(CX_SLOT_BPACK, sizeof(real) * FN(cx_gemm_packed_b_size)(tile, cout));
         real *apack = cx_scratch(CX_SLOT_APACK, sizeof(real) * FN(cx_gemm_apack_size)());
         failed = !buf || !bpack || !apack;
+        if (direct_dx) {
+            /* B[(t, co), ci] = kernel[t, ci, co]: each tap's (C_in, C_out) block transposed */
+#pragma omp for schedule(static)
+            for (cx_int t = 0; t < taps; t++)
+                for (cx_int ci = 0; ci < s->cin; ci++)
+                    for (cx_int co = 0; co < cout; co++)
+                        kt[(t * cout + co) * s->cin + ci] = kernel[(t * s->cin + ci) * cout + co];
+            FN(team_pack_b)(0, taps * cout, s->cin, kt, s->cin, dx_block_taps * cout, kpack);
+        } else if (dx) {
+            FN(team_pack_b)(1, cout, patch, kernel, cout, CX_GEMM_KC, kpack);
+        }
         FN(weight_grad_groups_run)(s, x, dzg, idx, rows, group_rows, ngroups, tile, buf, bpack, apack, partial,
                                    partial_b, failed, dx != NULL);
         if (direct_dx) {

@@ -64,10 +64,12 @@ static void FN(wino_output_tile)(const real *CX_RESTRICT m, cx_int mstride, cx_i
 }
 
 /* U[xi] = (G g G^T)[xi] for every (C_in, C_out) pair, each packed as the
- * indirect GEMM's B (one block of depth C_in). */
-static void FN(wino_kernel)(const cx_conv_shape *s, const real *kernel, real *u, real *upack)
+ * indirect GEMM's B (one block of depth C_in), by the calling team (every
+ * thread of it must get here; all have the whole of upack on return). */
+static void FN(team_wino_kernel)(const cx_conv_shape *s, const real *kernel, real *u, real *upack)
 {
     const cx_int cin = s->cin, cout = s->cout, plane = cin * cout;
+#pragma omp for schedule(static)
     for (cx_int i = 0; i < plane; i++) {
         real g[3][3], t[4][3];
         for (int ky = 0; ky < 3; ky++)
@@ -87,6 +89,7 @@ static void FN(wino_kernel)(const cx_conv_shape *s, const real *kernel, real *u,
         }
     }
     const cx_int packed = FN(cx_gemm_packed_b_size)(cin, cout);
+#pragma omp for schedule(static)
     for (int xi = 0; xi < 16; xi++)
         FN(cx_gemm_pack_b_blocked)(0, cin, cout, u + xi * plane, cout, cin, upack + xi * packed);
 }
@@ -116,8 +119,8 @@ static void FN(wino_pool_tile)(const real *CX_RESTRICT out, cx_int cout, real *C
         }
 }
 
-/* The outputs of rows < gh and columns < gw of every image (the caller zeroes
- * the others), bias and activation included; or, when `pooled` is not NULL,
+/* The outputs of rows < gh and columns < gw of every image (the others are
+ * set to 0), bias and activation included; or, when `pooled` is not NULL,
  * their 2x2 max pooling (gh, gw even) into pooled instead of y. 0, or -1
  * without memory. */
 static int FN(winograd_forward)(const cx_conv_shape *s, const real *x, const real *kernel, const real *bias,
@@ -130,10 +133,12 @@ static int FN(winograd_forward)(const cx_conv_shape *s, const real *x, const rea
     real *upack = cx_scratch(CX_SLOT_KERNEL, sizeof(real) * 16 * packed);
     if (!u || !upack)
         return -1;
-    FN(wino_kernel)(s, kernel, u, upack);
     int nt = FN(team_for)(tiles * 16 * cin * cout, blocks, n_threads), failed = 0;
 #pragma omp parallel num_threads(nt) if (nt > 1) reduction(| : failed)
     {
+        FN(team_wino_kernel)(s, kernel, u, upack);
+        if (!pooled && (gh < s->oh || gw < s->ow))
+            FN(team_zero_outside)(s, gh, gw, y);
         real *v = cx_scratch(CX_SLOT_TILE, sizeof(real) * 16 * tb * cin);
         real *m = cx_scratch(CX_SLOT_OUT, sizeof(real) * (16 + 4) * tb * cout);
         const real **rows = cx_scratch(CX_SLOT_PTRS, sizeof(real *) * tb);

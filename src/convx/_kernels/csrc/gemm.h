@@ -12,6 +12,9 @@
 
 #include "convx_common.h"
 
+/* Rows of B per packed K block of cx_gemm and cx_gemm_pack_b. */
+#define CX_GEMM_KC 256
+
 void cx_gemm_f32(int trans_a, int trans_b, cx_int m, cx_int n, cx_int k,
                  const float *a, cx_int lda, const float *b, cx_int ldb,
                  float beta, float *c, cx_int ldc, int n_threads);
@@ -27,6 +30,9 @@ void cx_gemm_f64(int trans_a, int trans_b, cx_int m, cx_int n, cx_int k,
  * exactly as cx_gemm does it, so the two give identical bits. cx_gemm_mr is the
  * micro-kernel's row count (tiles that are multiples of it waste no work).
  *
+ * cx_gemm_pack_b_panels packs only the NR-column panels [jp0, jp1) of every
+ * K block (of cx_gemm_b_panels(n)), so that a team can share the packing.
+ *
  * Indirect GEMM (convolution without im2col, Dukhan 2019): C (m x n) = A @ B
  * where row i of A is the concatenation over taps t of the `cin` values at
  * ptrs[(i / MR) * taps * MR + t * MR + i % MR]; rows past m in the last group
@@ -41,6 +47,9 @@ void cx_gemm_f64(int trans_a, int trans_b, cx_int m, cx_int n, cx_int k,
                                  const real *packed_b, real beta, real *c, cx_int ldc, real *apack);   \
     void cx_gemm_pack_b_blocked_##sfx(int trans_b, cx_int k, cx_int n, const real *b, cx_int ldb,       \
                                       cx_int kc_block, real *packed);                                  \
+    cx_int cx_gemm_b_panels_##sfx(cx_int n);                                                           \
+    void cx_gemm_pack_b_panels_##sfx(int trans_b, cx_int k, cx_int n, const real *b, cx_int ldb,        \
+                                     cx_int kc_block, cx_int jp0, cx_int jp1, real *packed);           \
     void cx_gemm_indirect_##sfx(cx_int m, cx_int n, cx_int taps, cx_int cin, const real *const *ptrs,  \
                                 const real *packed_b, cx_int block_taps, real *c, cx_int ldc);
 CX_GEMM_PREPACKED_DECL(float, f32)

@@ -2,8 +2,6 @@
  * Expects `real`, `FN(name)` and FN(select_ukernel) to be defined.
  */
 
-#define CX_KC 256
-
 /* Pack rows [i0, i0 + mc) x columns [p0, p0 + kc) of op(A) into MR-row panels,
  * zero-padding the last panel. */
 static void FN(pack_a)(const FN(ukernel_t) *uk, int trans_a, const real *a, cx_int lda,
@@ -63,17 +61,24 @@ static void FN(pack_b_panel)(const FN(ukernel_t) *uk, int trans_b, const real *b
                              cx_int p0, cx_int kc, cx_int j0, int cols, real *buf)
 {
     const int NR = uk->nr;
-    for (cx_int p = 0; p < kc; p++, buf += NR) {
-        int j = 0;
-        if (trans_b) {
-            const real *src = b + j0 * ldb + (p0 + p);
-            for (; j < cols; j++)
-                buf[j] = src[j * ldb];
-        } else {
-            const real *src = b + (p0 + p) * ldb + j0;
-            for (; j < cols; j++)
-                buf[j] = src[j];
+    if (trans_b) {
+        /* op(B) columns are rows of `b`: read each along k, write with stride NR
+         * (the panel stays in L1; NR strided loads per k step were 2-3x slower) */
+        for (int j = 0; j < cols; j++) {
+            const real *src = b + (j0 + j) * ldb + p0;
+            for (cx_int p = 0; p < kc; p++)
+                buf[p * NR + j] = src[p];
         }
+        for (int j = cols; j < NR; j++)
+            for (cx_int p = 0; p < kc; p++)
+                buf[p * NR + j] = 0;
+        return;
+    }
+    for (cx_int p = 0; p < kc; p++, buf += NR) {
+        const real *src = b + (p0 + p) * ldb + j0;
+        int j = 0;
+        for (; j < cols; j++)
+            buf[j] = src[j];
         for (; j < NR; j++)
             buf[j] = 0;
     }
@@ -114,11 +119,17 @@ cx_int FN(cx_gemm_packed_b_size)(cx_int k, cx_int n)
 
 cx_int FN(cx_gemm_apack_size)(void)
 {
-    return (CX_MC_TARGET + FN(select_ukernel)()->mr) * CX_KC;
+    return (CX_MC_TARGET + FN(select_ukernel)()->mr) * CX_GEMM_KC;
 }
 
-void FN(cx_gemm_pack_b_blocked)(int trans_b, cx_int k, cx_int n, const real *b, cx_int ldb, cx_int kc_block,
-                                real *packed)
+cx_int FN(cx_gemm_b_panels)(cx_int n)
+{
+    const int NR = FN(select_ukernel)()->nr;
+    return (n + NR - 1) / NR;
+}
+
+void FN(cx_gemm_pack_b_panels)(int trans_b, cx_int k, cx_int n, const real *b, cx_int ldb, cx_int kc_block,
+                               cx_int jp0, cx_int jp1, real *packed)
 {
     const FN(ukernel_t) *uk = FN(select_ukernel)();
     const int NR = uk->nr;
@@ -126,15 +137,21 @@ void FN(cx_gemm_pack_b_blocked)(int trans_b, cx_int k, cx_int n, const real *b, 
     for (cx_int pc = 0; pc < k; pc += kc_block) {
         const cx_int kc = CX_MIN(kc_block, k - pc);
         real *block = packed + pc * npanels * NR;
-        for (cx_int jp = 0; jp < npanels; jp++)
+        for (cx_int jp = jp0; jp < CX_MIN(jp1, npanels); jp++)
             FN(pack_b_panel)(uk, trans_b, b, ldb, pc, kc, jp * NR, (int)CX_MIN(NR, n - jp * NR),
                              block + jp * NR * kc);
     }
 }
 
+void FN(cx_gemm_pack_b_blocked)(int trans_b, cx_int k, cx_int n, const real *b, cx_int ldb, cx_int kc_block,
+                                real *packed)
+{
+    FN(cx_gemm_pack_b_panels)(trans_b, k, n, b, ldb, kc_block, 0, FN(cx_gemm_b_panels)(n), packed);
+}
+
 void FN(cx_gemm_pack_b)(int trans_b, cx_int k, cx_int n, const real *b, cx_int ldb, real *packed)
 {
-    FN(cx_gemm_pack_b_blocked)(trans_b, k, n, b, ldb, CX_KC, packed);
+    FN(cx_gemm_pack_b_blocked)(trans_b, k, n, b, ldb, CX_GEMM_KC, packed);
 }
 
 void FN(cx_gemm_indirect)(cx_int m, cx_int n, cx_int taps, cx_int cin, const real *const *ptrs,
@@ -168,8 +185,8 @@ void FN(cx_gemm_prepacked)(int trans_a, cx_int m, cx_int n, cx_int k, const real
     const FN(ukernel_t) *uk = FN(select_ukernel)();
     const int MR = uk->mr, NR = uk->nr;
     const cx_int MC = MR * (cx_int)(CX_MC_TARGET / MR), npanels = (n + NR - 1) / NR;
-    for (cx_int pc = 0; pc < k; pc += CX_KC) {
-        const cx_int kc = CX_MIN(CX_KC, k - pc);
+    for (cx_int pc = 0; pc < k; pc += CX_GEMM_KC) {
+        const cx_int kc = CX_MIN(CX_GEMM_KC, k - pc);
         const real beta_block = pc == 0 ? beta : (real)1;
         for (cx_int ic = 0; ic < m; ic += MC) {
             const cx_int mc = CX_MIN(MC, m - ic);
@@ -195,7 +212,7 @@ void FN(cx_gemm)(int trans_a, int trans_b, cx_int m, cx_int n, cx_int k,
     const cx_int MC = MR * (cx_int)(CX_MC_TARGET / MR);
     const cx_int NC = NR * (cx_int)(CX_NC_TARGET / NR);
     const cx_int nc_max = CX_MIN(NC, ((n + NR - 1) / NR) * NR);
-    const cx_int kc_max = CX_MIN(CX_KC, k);
+    const cx_int kc_max = CX_MIN(CX_GEMM_KC, k);
 
     /* Threads only when the product is big enough to repay the fork/join and a
      * barrier per K block: a sleeping (passive) worker starts ~50 us late. At
@@ -213,8 +230,8 @@ void FN(cx_gemm)(int trans_a, int trans_b, cx_int m, cx_int n, cx_int k,
         for (cx_int jc = 0; jc < n; jc += NC) {
             const cx_int nc = CX_MIN(NC, n - jc);
             const cx_int npanels = (nc + NR - 1) / NR;
-            for (cx_int pc = 0; pc < k; pc += CX_KC) {
-                const cx_int kc = CX_MIN(CX_KC, k - pc);
+            for (cx_int pc = 0; pc < k; pc += CX_GEMM_KC) {
+                const cx_int kc = CX_MIN(CX_GEMM_KC, k - pc);
                 const real beta_block = pc == 0 ? beta : (real)1;
 #pragma omp for schedule(static)
                 for (cx_int jp = 0; jp < npanels; jp++)
@@ -251,4 +268,3 @@ void FN(cx_gemm)(int trans_a, int trans_b, cx_int m, cx_int n, cx_int k,
     cx_scratch_trim();
 }
 
-#undef CX_KC
