@@ -53,6 +53,21 @@ def _kernel_calls(dtype):
     yield "conv_maxpool_backward_dkernel", dk
     yield "conv_maxpool_backward_dbias", db
 
+    # inner layers trained fused with their max pooling, through the maxima's codes: Winograd
+    # (2x2 windows) and the direct product (3x2 windows); rows listed and gathered in parallel
+    x, k, b = np.maximum(rand(32, 13, 13, 32), 0), rand(3, 3, 32, 64), rand(64)
+    for pool_size in ((2, 2), (3, 2)):
+        shape = conv.conv2d_maxpool_forward(x, k, b, activation="relu", pool_size=pool_size).shape
+        codes = np.empty(shape, np.uint8)
+        pooled = conv.conv2d_maxpool_forward(x, k, b, activation="relu", pool_size=pool_size, codes=codes)
+        tag = f"conv_maxpool_codes_{pool_size[0]}x{pool_size[1]}_"
+        yield tag + "pooled", pooled
+        yield tag + "codes", codes
+        grads = conv.conv2d_maxpool_backward_codes(x, k, rand(*shape), pooled, codes, activation="relu",
+                                                   pool_size=pool_size)
+        for name, value in zip(("dx", "dkernel", "dbias"), grads):
+            yield tag + name, value
+
     x, k, b = rand(64, 300), rand(300, 128), rand(128)
     yield "dense_forward", dense.dense_forward(x, k, b, activation="tanh")
     dx, dk, db = dense.dense_backward(x, k, rand(64, 128))

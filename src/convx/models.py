@@ -69,7 +69,7 @@ class Sequential:
         self.trainable = trainable
         self._layers = []
         self._windows = {}
-        self._trained_pooled = None  # index of a Conv2D trained fused with its pooling in the last step
+        self._trained_pooled = set()  # indices of the Conv2D layers trained fused with their pooling in the last step
         self._input_layer = None
         self.built = False
         self.compiled = False
@@ -346,14 +346,16 @@ class Sequential:
 
     def _forward(self, x, training):
         layers, i = self._layers, 0
-        self._trained_pooled = None
+        self._trained_pooled = set()
         while i < len(layers):
             layer = layers[i]
-            if self._pools_in_one_pass(i) and (not training or layer.trains_pooled()):
-                # the convolution's output is pooled band by band, never stored
-                x = layer.forward_pooled(x, layers[i + 1].pool_size, training=training)
-                if training:
-                    self._trained_pooled = i
+            if self._pools_in_one_pass(i) and (not training or layer.trains_pooled(layers[i + 1].pool_size)):
+                # the convolution's output is pooled band by band, never stored; the
+                # backward pass goes through both layers at once (none below the first trainable one)
+                trained = training and self._first_trainable is not None and i >= self._first_trainable
+                x = layer.forward_pooled(x, layers[i + 1].pool_size, training=trained)
+                if trained:
+                    self._trained_pooled.add(i)
                 i += 2
                 continue
             window = self._output_window(i, x.shape)
@@ -392,14 +394,15 @@ class Sequential:
     def _backward(self, grad, fused):
         if self._first_trainable is None:
             return
-        last = len(self._layers) - 1
         pre_activation = fused  # grad is already w.r.t. the next layer's pre-activation output
-        for i in range(last, self._first_trainable - 1, -1):
+        i = len(self._layers) - 1
+        while i >= self._first_trainable:
             layer = self._layers[i]
-            if self._trained_pooled == i - 1:
-                # the first trainable layer and its pooling, in one pass (nothing below needs a gradient)
-                self._layers[i - 1].backward_pooled(grad)
-                return
+            if i - 1 in self._trained_pooled:
+                # a convolution and its pooling in one pass (a pooling's input has no pending activation)
+                grad = self._layers[i - 1].backward_pooled(grad)
+                i -= 2
+                continue
             if pre_activation:
                 grad = layer.backward(grad, from_logits=True)
                 pre_activation = False
@@ -409,6 +412,7 @@ class Sequential:
                 pre_activation = True
             else:
                 grad = layer.backward(grad)
+            i -= 1
 
     def _relu_before_max_pool(self, i):
         """Layer i is a max pooling fed by a layer whose own activation is relu."""

@@ -365,6 +365,7 @@ def test_output_window_is_validated(rng):
     ((2, 9, 10, 5, 3, 3, 16, (1, 1), "same", (1, 1)), (2, 3), "tanh"),  # non-square pool, padded conv
     ((3, 15, 14, 8, 3, 3, 7, (2, 1), "valid", (1, 1)), (3, 2), "softmax"),
     ((2, 5, 5, 64, 3, 3, 128, (1, 1), "valid", (1, 1)), 2, "linear"),  # one pooled pixel from a 3x3 output
+    ((9, 5, 5, 16, 3, 3, 24, (1, 1), "valid", (1, 1)), 2, "relu"),      # tasks of whole images (5 + 4)
     ((16, 9, 8, 16, 3, 3, 20, (1, 1), "same", (1, 1)), 2, "relu"),       # Winograd: a tile is a pooling window
     ((16, 9, 8, 16, 3, 3, 20, (1, 1), "same", (1, 1)), (2, 3), "relu"),  # Winograd, but the fused pass is direct
 ])
@@ -528,18 +529,26 @@ def test_conv_maxpool_backward_matches_pytorch(rng, torch, case, pool_size, acti
     dy = rng.standard_normal(pooled.shape).astype(np.float32)
     dk, db = conv.conv2d_maxpool_backward(x, kernel, dy, pooled, bias, strides, padding, dilation, activation,
                                           pool_size)
+    _, want_dk, want_db = _torch_conv_pool_grads(torch, x, kernel, bias, dy, pooled, case, pool_size, activation)
+    np.testing.assert_allclose(dk, want_dk, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(db, want_db, rtol=1e-4, atol=1e-4)
+
+
+def _torch_conv_pool_grads(torch, x, kernel, bias, dy, pooled, case, pool_size, activation):
+    """PyTorch's (dx, dkernel, dbias) of max_pool(act(conv(x))) given dy, in convx's layouts,
+    after checking its forward against `pooled`."""
+    strides, padding, dilation = case[7:]
     F = torch.nn.functional
+    xt = torch.tensor(x).permute(0, 3, 1, 2).requires_grad_()
     kt = torch.tensor(kernel).permute(3, 2, 0, 1).requires_grad_()
     bt = torch.tensor(bias).requires_grad_()
-    z = F.conv2d(torch.tensor(x).permute(0, 3, 1, 2), kt, bt, stride=strides, dilation=dilation,
-                 padding=padding if strides == (1, 1) else 0)
+    z = F.conv2d(xt, kt, bt, stride=strides, dilation=dilation, padding=padding if strides == (1, 1) else 0)
     if activation == "relu":
         z = F.relu(z)
     pt = F.max_pool2d(z, pool_size)
-    np.testing.assert_allclose(pt.permute(0, 2, 3, 1).detach().numpy(), pooled, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(pt.permute(0, 2, 3, 1).detach().numpy(), pooled, rtol=1e-4, atol=1e-4)
     pt.backward(torch.tensor(dy).permute(0, 3, 1, 2))
-    np.testing.assert_allclose(dk, kt.grad.permute(2, 3, 1, 0).numpy(), rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(db, bt.grad.numpy(), rtol=1e-4, atol=1e-4)
+    return xt.grad.permute(0, 2, 3, 1).numpy(), kt.grad.permute(2, 3, 1, 0).numpy(), bt.grad.numpy()
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -583,3 +592,169 @@ def test_conv_maxpool_backward_rejects_what_it_cannot_fuse(rng):
         conv.conv2d_maxpool_backward(x, kernel, grads, np.zeros((1, 3, 3, 5)), bias, activation="relu")
     with pytest.raises(TypeError, match="pooled"):
         conv.conv2d_maxpool_backward(x, kernel, grads, grads.astype(np.float32), bias, activation="relu")
+
+
+# (case, pool_size, activation) of conv2d_maxpool_backward_codes: any patch, with dx
+MAXPOOL_CODES_CASES = [
+    ((4, 13, 13, 32, 3, 3, 64, (1, 1), "valid", (1, 1)), 2, "relu"),    # the seed's second layer: rows listed
+    ((3, 5, 5, 64, 3, 3, 128, (1, 1), "valid", (1, 1)), 2, "linear"),   # the seed's third: 1 pooled pixel of 3x3
+    ((16, 9, 8, 16, 3, 3, 20, (1, 1), "same", (1, 1)), 2, "relu"),      # Winograd tiles as pooling windows
+    ((2, 9, 11, 3, 3, 3, 8, (1, 1), "same", (1, 1)), 2, "linear"),      # small patch: the whole dz
+    ((3, 8, 8, 16, 1, 1, 16, (1, 1), "valid", (1, 1)), 2, "relu"),      # pointwise: dx is a GEMM of all of dz
+    ((2, 12, 12, 20, 3, 3, 24, (1, 1), "same", (1, 1)), (3, 2), "relu"),  # dx as a convolution of all of dz
+    ((2, 15, 14, 8, 3, 3, 7, (2, 1), "valid", (1, 1)), (3, 2), "relu"),   # strided, C_out not a multiple of 8
+    ((1, 11, 11, 6, 3, 3, 4, (1, 1), "same", (2, 2)), 2, "relu"),        # dilated
+]
+
+
+def _window_positions(argmax, y_shape, pool_size):
+    """Positions (row-major in the window) of max_pool2d_forward's argmax (flat indices into y)."""
+    ph, pw = (pool_size, pool_size) if isinstance(pool_size, int) else pool_size
+    _, h, w, c = y_shape
+    oy = argmax // c % (h * w) // w
+    ox = argmax // c % w
+    return ((oy % ph) * pw + ox % pw).astype(np.uint8)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case, pool_size, activation", MAXPOOL_CODES_CASES)
+def test_conv_maxpool_codes_are_the_poolings_first_maxima(rng, dtype, case, pool_size, activation):
+    from convx._kernels.pool import max_pool2d_forward
+
+    x, kernel, bias = _random_case(rng, case, dtype)
+    strides, padding, dilation = case[7:]
+    pooled_shape = conv.conv2d_maxpool_forward(x, kernel, bias, strides, padding, dilation, activation,
+                                               pool_size).shape
+    codes = np.full(pooled_shape, 255, np.uint8)
+    pooled = conv.conv2d_maxpool_forward(x, kernel, bias, strides, padding, dilation, activation, pool_size,
+                                         codes=codes)
+    y = conv.conv2d_forward(x, kernel, bias, strides, padding, dilation, activation)
+    want, argmax = max_pool2d_forward(y, pool_size)
+    if not np.array_equal(pooled, want):  # 1x1 kernels: a GEMM of x when whole, an indirect GEMM when fused
+        np.testing.assert_allclose(pooled, want, rtol=1e-5, atol=1e-5 * abs(want).max())
+        return
+    np.testing.assert_array_equal(codes, _window_positions(argmax, y.shape, pool_size))
+
+
+def _codes_layer_by_layer(x, kernel, bias, dy, case, pool_size, activation):
+    """conv -> max pool gradients through the separate kernels, dx included."""
+    from convx._kernels.pool import max_pool2d_backward_windows, max_pool2d_forward
+
+    strides, padding, dilation = case[7:]
+    y = conv.conv2d_forward(x, kernel, bias, strides, padding, dilation, activation)
+    pooled, _ = max_pool2d_forward(y, pool_size, with_argmax=False)
+    dz = max_pool2d_backward_windows(dy, y, pooled, pool_size, through_relu=activation == "relu")
+    return pooled, conv.conv2d_backward(x, kernel, dz, strides, padding, dilation)
+
+
+def _codes_forward(x, kernel, bias, case, pool_size, activation):
+    strides, padding, dilation = case[7:]
+    shape = conv.conv2d_maxpool_forward(x, kernel, bias, strides, padding, dilation, activation, pool_size).shape
+    codes = np.empty(shape, np.uint8)
+    pooled = conv.conv2d_maxpool_forward(x, kernel, bias, strides, padding, dilation, activation, pool_size,
+                                         codes=codes)
+    return pooled, codes
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case, pool_size, activation", MAXPOOL_CODES_CASES)
+def test_conv_maxpool_backward_codes_is_pool_then_conv_backward_bit_for_bit(rng, dtype, case, pool_size,
+                                                                             activation):
+    x, kernel, bias = _random_case(rng, case, dtype)
+    x = np.maximum(x, 0)  # a relu's output: most rows of dz are zero after a relu and a pooling
+    strides, padding, dilation = case[7:]
+    pooled, codes = _codes_forward(x, kernel, bias, case, pool_size, activation)
+    dy = rng.standard_normal(pooled.shape).astype(dtype)
+    want_pooled, want = _codes_layer_by_layer(x, kernel, bias, dy, case, pool_size, activation)
+    got = conv.conv2d_maxpool_backward_codes(x, kernel, dy, want_pooled, codes, strides, padding, dilation,
+                                             activation, pool_size)
+    if not np.array_equal(pooled, want_pooled):  # 1x1: the forward passes differ by ulps (see above)
+        got = conv.conv2d_maxpool_backward_codes(x, kernel, dy, pooled, codes, strides, padding, dilation,
+                                                 activation, pool_size)
+        for a, b in zip(got, want):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * abs(b).max())
+        return
+    for a, b in zip(got, want):
+        assert a.dtype == dtype
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("case, pool_size, activation", [
+    ((2, 5, 5, 4, 3, 3, 6, (1, 1), "valid", (1, 1)), 2, "linear"),  # 1 pooled pixel of 3x3, like the seed's third
+    ((2, 7, 7, 5, 3, 3, 4, (1, 1), "valid", (1, 1)), 2, "relu"),    # rows listed (a patch of 45 values)
+] + [MAXPOOL_CODES_CASES[i] for i in (3, 6, 7)])
+def test_conv_maxpool_backward_codes_matches_finite_differences(rng, case, pool_size, activation):
+    x, kernel, bias = _random_case(rng, case)
+    strides, padding, dilation = case[7:]
+    pooled, codes = _codes_forward(x, kernel, bias, case, pool_size, activation)
+    weights = rng.standard_normal(pooled.shape)
+
+    def loss():
+        return float(np.sum(_codes_forward(x, kernel, bias, case, pool_size, activation)[0] * weights))
+
+    dx, dk, db = conv.conv2d_maxpool_backward_codes(x, kernel, weights, pooled, codes, strides, padding, dilation,
+                                                    activation, pool_size)
+    check_gradient(loss, x, dx)
+    check_gradient(loss, kernel, dk)
+    check_gradient(loss, bias, db)
+
+
+@pytest.mark.parametrize("case, pool_size, activation", MAXPOOL_CODES_CASES)
+def test_conv_maxpool_backward_codes_matches_pytorch(rng, torch, case, pool_size, activation):
+    x, kernel, bias = _random_case(rng, case, np.float32)
+    strides, padding, dilation = case[7:]
+    pooled, codes = _codes_forward(x, kernel, bias, case, pool_size, activation)
+    dy = rng.standard_normal(pooled.shape).astype(np.float32)
+    dx, dk, db = conv.conv2d_maxpool_backward_codes(x, kernel, dy, pooled, codes, strides, padding, dilation,
+                                                    activation, pool_size)
+    want = _torch_conv_pool_grads(torch, x, kernel, bias, dy, pooled, case, pool_size, activation)
+    for got, ref in zip((dx, dk, db), want):
+        np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv_maxpool_backward_codes_is_bit_identical_for_any_thread_count(rng, dtype):
+    # 32 images of the seed's second layer: the listing, gathering and gradients all run in parallel
+    case = (32, 13, 13, 32, 3, 3, 64, (1, 1), "valid", (1, 1))
+    x, kernel, bias = _random_case(rng, case, dtype)
+    x = np.maximum(x, 0)
+    saved = convx.get_num_threads()
+    try:
+        results = []
+        for n in (1, 2, 3):
+            convx.set_num_threads(n)
+            pooled, codes = _codes_forward(x, kernel, bias, case, 2, "relu")
+            dy = np.random.default_rng(5).standard_normal(pooled.shape).astype(dtype)
+            results.append((pooled, codes) + conv.conv2d_maxpool_backward_codes(x, kernel, dy, pooled, codes,
+                                                                                activation="relu"))
+    finally:
+        convx.set_num_threads(saved)
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_conv_maxpool_backward_codes_of_an_empty_batch_is_zero(rng):
+    x, kernel, _ = _random_case(rng, (0, 8, 8, 3, 3, 3, 8))
+    empty = np.zeros((0, 3, 3, 8))
+    dx, dk, db = conv.conv2d_maxpool_backward_codes(x, kernel, empty, empty, np.zeros((0, 3, 3, 8), np.uint8),
+                                                    activation="relu", out=(None, np.full((3, 3, 3, 8), np.nan), None))
+    assert dx.shape == x.shape and not dk.any() and not db.any()
+
+
+def test_conv_maxpool_codes_reject_bad_input(rng):
+    x, kernel, _ = _random_case(rng, (1, 8, 8, 2, 3, 3, 4))
+    grads, codes = np.zeros((1, 3, 3, 4)), np.zeros((1, 3, 3, 4), np.uint8)
+    with pytest.raises(ValueError, match="'relu' or 'linear', got 'tanh'"):
+        conv.conv2d_maxpool_backward_codes(x, kernel, grads, grads, codes, activation="tanh")
+    with pytest.raises(TypeError, match="codes must be a uint8 numpy.ndarray, got int64"):
+        conv.conv2d_maxpool_backward_codes(x, kernel, grads, grads, codes.astype(np.int64), activation="relu")
+    with pytest.raises(ValueError, match="codes must have shape"):
+        conv.conv2d_maxpool_backward_codes(x, kernel, grads, grads, codes[:, :2], activation="relu")
+    with pytest.raises(ValueError, match=r"codes must be < 4 \(positions in 2x2 windows\), got 4"):
+        conv.conv2d_maxpool_backward_codes(x, kernel, grads, grads, codes + 4, activation="relu")
+    with pytest.raises(TypeError, match="codes must have dtype uint8"):
+        conv.conv2d_maxpool_forward(x, kernel, codes=grads)
+    big_x, big_kernel, _ = _random_case(rng, (1, 19, 19, 1, 3, 3, 2))
+    with pytest.raises(ValueError, match=r"at most 256 cells, got pool_size \(17, 17\)"):
+        conv.conv2d_maxpool_forward(big_x, big_kernel, pool_size=17, codes=np.zeros((1, 1, 1, 2), np.uint8))

@@ -170,34 +170,60 @@ def _first_layer_model(activation="relu", input_shape=(13, 13, 3), frozen_first=
     return net
 
 
+def _train_separately(net, monkeypatch):
+    for layer in net.layers:
+        if hasattr(layer, "trains_pooled"):
+            monkeypatch.setattr(layer, "trains_pooled", lambda pool_size: False)
+
+
 @pytest.mark.parametrize("activation", ["relu", "linear"])
-def test_training_fuses_the_first_conv_with_its_pooling(rng, monkeypatch, activation):
-    """A first Conv2D with a small patch trains fused with its max pooling (its
-    output never stored, recomputed in the backward pass): the same training as
-    running the layers one by one, up to the order of the weight-gradient sums."""
+def test_training_fuses_each_conv_with_its_pooling(rng, monkeypatch, activation):
+    """Both Conv2D + MaxPooling2D pairs train fused: the first (a small patch,
+    no input gradient) recomputes its output in the backward pass, the second
+    keeps only its maxima's positions. The same training as running the layers
+    one by one, up to the order of the first layer's weight-gradient sums."""
     x, y = rng.random((40, 13, 13, 3), dtype=np.float32), rng.integers(0, 3, 40)
     fused, separate = _first_layer_model(activation), _first_layer_model(activation)
-    monkeypatch.setattr(separate.layers[0], "trains_pooled", lambda: False)
+    _train_separately(separate, monkeypatch)
     calls = []
-    backward_pooled = type(fused.layers[0]).backward_pooled
-    monkeypatch.setattr(fused.layers[0], "backward_pooled", lambda dy: calls.append(1) or backward_pooled(
-        fused.layers[0], dy))
+    for i in (0, 2):
+        backward_pooled = type(fused.layers[i]).backward_pooled
+        monkeypatch.setattr(fused.layers[i], "backward_pooled", lambda dy, i=i, f=backward_pooled: calls.append(i) or f(
+            fused.layers[i], dy))
     fused_history = fused.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False).history
     separate_history = separate.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False).history
-    assert len(calls) == 10 and fused._trained_pooled == 0 and separate._trained_pooled is None
-    assert "y" not in fused.layers[0]._buffers  # the conv output was never stored
+    assert calls == [2, 0] * 10 and fused._trained_pooled == {0, 2} and separate._trained_pooled == set()
+    assert fused.layers[0]._pool_codes is None and fused.layers[2]._pool_codes is not None
+    assert "y" not in fused.layers[0]._buffers and "y" not in fused.layers[2]._buffers  # outputs never stored
     for a, b in zip(fused.get_weights(), separate.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(fused_history["loss"], separate_history["loss"], rtol=1e-5)
 
 
-@pytest.mark.parametrize("make", [
-    lambda: _first_layer_model("tanh"),                          # the recomputed gradient needs relu or linear
-    lambda: _first_layer_model(input_shape=(13, 13, 4)),         # 3 * 3 * 4 = 36 > 32: recomputing would not pay
-    lambda: _first_layer_model(frozen_first=True),               # first trainable layer needs no dx, but is wide
+@pytest.mark.parametrize("activation", ["relu", "linear"])
+def test_training_through_pooling_codes_is_the_layer_by_layer_training(rng, monkeypatch, activation):
+    """Pairs trained from the pooling's codes (here both: the first layer's
+    patch of 36 values is too large to recompute) give every bit of the
+    layer-by-layer training: same forward values, same gradient rows, same sums."""
+    x, y = rng.random((40, 13, 13, 4), dtype=np.float32), rng.integers(0, 3, 40)
+    fused = _first_layer_model(activation, input_shape=(13, 13, 4))
+    separate = _first_layer_model(activation, input_shape=(13, 13, 4))
+    _train_separately(separate, monkeypatch)
+    fused_history = fused.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False).history
+    separate_history = separate.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False).history
+    assert fused._trained_pooled == {0, 2} and fused.layers[0]._pool_codes is not None
+    for a, b in zip(fused.get_weights(), separate.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert fused_history == separate_history
+
+
+@pytest.mark.parametrize("make, fused_pairs", [
+    (lambda: _first_layer_model("tanh"), {2}),                         # the pooling's gradient needs relu or linear
+    (lambda: _first_layer_model(input_shape=(13, 13, 4)), {0, 2}),     # 36 > 32 values: codes, not recomputing
+    (lambda: _first_layer_model(frozen_first=True), {2}),              # below the first trainable layer: no backward
 ])
-def test_training_keeps_layers_separate_when_fusion_does_not_apply(rng, make):
+def test_training_fuses_the_pairs_it_can(rng, make, fused_pairs):
     net = make()
     x = rng.random((8,) + net.layers[0].input_shape[1:], dtype=np.float32)
     net.train_on_batch(x, rng.integers(0, 3, 8))
-    assert net._trained_pooled is None
+    assert net._trained_pooled == fused_pairs

@@ -6,6 +6,7 @@ Conv1D is the same kernel with H = 1: the layer reshapes (N, L, C) to (N, 1, L, 
 import numpy as np
 
 cimport numpy as cnp
+from libc.stdint cimport uint8_t
 
 from convx._kernels._checks import (
     check_output_size, check_shape, float_array, output_array, output_arrays, output_length, padding_mode, positive_pair,
@@ -32,10 +33,18 @@ cdef extern from "conv.h" nogil:
                                int n_threads)
     int cx_conv2d_maxpool_forward_f32(const cx_conv_shape *s, const float *x, const float *kernel,
                                       const float *bias, int act, cx_int ph, cx_int pw, float *pooled,
-                                      int n_threads)
+                                      uint8_t *codes, int n_threads)
     int cx_conv2d_maxpool_forward_f64(const cx_conv_shape *s, const double *x, const double *kernel,
                                       const double *bias, int act, cx_int ph, cx_int pw, double *pooled,
-                                      int n_threads)
+                                      uint8_t *codes, int n_threads)
+    int cx_conv2d_maxpool_backward_codes_f32(const cx_conv_shape *s, const float *x, const float *kernel, int act,
+                                             cx_int ph, cx_int pw, const float *dy, const float *pooled,
+                                             const uint8_t *codes, float *dx, float *dkernel, float *dbias,
+                                             int n_threads)
+    int cx_conv2d_maxpool_backward_codes_f64(const cx_conv_shape *s, const double *x, const double *kernel,
+                                             int act, cx_int ph, cx_int pw, const double *dy, const double *pooled,
+                                             const uint8_t *codes, double *dx, double *dkernel, double *dbias,
+                                             int n_threads)
     int cx_conv2d_maxpool_backward_f32(const cx_conv_shape *s, const float *x, const float *kernel,
                                        const float *bias, int act, cx_int ph, cx_int pw, const float *dy,
                                        const float *pooled, float *dkernel, float *dbias, int n_threads)
@@ -149,7 +158,7 @@ def _pooling(cx_conv_shape s, pool_size):
 
 
 def conv2d_maxpool_forward(x, kernel, bias=None, strides=(1, 1), padding="valid", dilation=(1, 1),
-                           activation="linear", pool_size=(2, 2), out=None):
+                           activation="linear", pool_size=(2, 2), out=None, codes=None):
     """Convolution, bias and activation followed by max pooling.
 
     Equal to ``max_pool2d_forward(conv2d_forward(...), pool_size)`` (windows of
@@ -165,6 +174,10 @@ def conv2d_maxpool_forward(x, kernel, bias=None, strides=(1, 1), padding="valid"
         Pooling window (PH, PW), also its strides.
     out : ndarray, shape (N, OH // PH, OW // PW, C_out), optional
         Written in place and returned.
+    codes : ndarray, uint8, shape (N, OH // PH, OW // PW, C_out), optional
+        Written in place (not returned): the position of each maximum in its
+        window, row-major (the pooling's first maximum; a NaN wins), for
+        :func:`conv2d_maxpool_backward_codes`. Needs PH * PW <= 256.
 
     Returns
     -------
@@ -176,20 +189,26 @@ def conv2d_maxpool_forward(x, kernel, bias=None, strides=(1, 1), padding="valid"
     cdef cx_int ph, pw
     ph, pw = _pooling(s, pool_size)
     bias = _bias(bias, x.dtype, s.cout)
-    cdef cnp.ndarray pooled = output_array(out, "out", (s.n, s.oh // ph, s.ow // pw, s.cout), x.dtype)
+    pooled_shape = (s.n, s.oh // ph, s.ow // pw, s.cout)
+    cdef cnp.ndarray pooled = output_array(out, "out", pooled_shape, x.dtype)
+    cdef cnp.ndarray codes_ = None
+    if codes is not None:
+        _check_code_range(ph, pw)
+        codes_ = output_array(codes, "codes", pooled_shape, np.dtype(np.uint8))
     cdef void *px = _data(x)
     cdef void *pk = _data(kernel)
     cdef void *pb = _data(bias)
     cdef void *pp = _data(pooled)
+    cdef uint8_t *pc = <uint8_t *>_data(codes_)
     cdef int nt = effective_num_threads(), status
     if x.dtype == np.float32:
         with nogil:
             status = cx_conv2d_maxpool_forward_f32(&s, <float *>px, <float *>pk, <float *>pb, act, ph, pw,
-                                                   <float *>pp, nt)
+                                                   <float *>pp, pc, nt)
     else:
         with nogil:
             status = cx_conv2d_maxpool_forward_f64(&s, <double *>px, <double *>pk, <double *>pb, act, ph, pw,
-                                                   <double *>pp, nt)
+                                                   <double *>pp, pc, nt)
     if status != 0:
         raise MemoryError("conv2d_maxpool_forward: could not allocate scratch buffers")
     return pooled
@@ -262,6 +281,92 @@ def conv2d_maxpool_backward(x, kernel, dy, pooled, bias=None, strides=(1, 1), pa
     if status != 0:
         raise MemoryError("conv2d_maxpool_backward: could not allocate scratch buffers")
     return dkernel, dbias
+
+
+def _check_code_range(ph, pw):
+    if ph * pw > 256:
+        raise ValueError(f"codes need pool windows of at most 256 cells, got pool_size {(ph, pw)}")
+
+
+def conv2d_maxpool_backward_codes(x, kernel, dy, pooled, codes, strides=(1, 1), padding="valid", dilation=(1, 1),
+                                  activation="linear", pool_size=(2, 2), need_dx=True, out=None):
+    """Gradients through :func:`conv2d_maxpool_forward` from its ``codes``.
+
+    Equal, bit for bit, to ``conv2d_backward(x, kernel, dz, ...)`` where ``dz``
+    is the gradient that ``max_pool2d_backward_windows`` (``through_relu``
+    for a relu) gives for the convolution's output, which was never stored:
+    ``dz`` is built from ``dy``, ``pooled`` and ``codes`` for the output
+    pixels that get a gradient only. Any patch size; the activation must be
+    'relu' or 'linear'.
+
+    Parameters
+    ----------
+    x, kernel, strides, padding, dilation, activation, pool_size
+        As given to :func:`conv2d_maxpool_forward`.
+    dy : ndarray, shape (N, OH // PH, OW // PW, C_out)
+        Gradient w.r.t. the pooled output.
+    pooled : ndarray, shape (N, OH // PH, OW // PW, C_out)
+        The forward's output.
+    codes : ndarray, uint8, shape (N, OH // PH, OW // PW, C_out)
+        The forward's ``codes`` (each value < PH * PW).
+    need_dx : bool, default True
+        Skip the input gradient (first layer) when False.
+    out : tuple (dx, dkernel, dbias), optional
+        Arrays written in place and returned (any entry may be None to allocate it).
+
+    Returns
+    -------
+    dx : ndarray, shape (N, H, W, C_in), or None when `need_dx` is False
+    dkernel : ndarray, shape (KH, KW, C_in, C_out)
+    dbias : ndarray, shape (C_out,)
+    """
+    x, kernel = _inputs(x, kernel)
+    cdef int act = activation_code(activation)
+    if act not in (ACTIVATION_CODES["relu"], ACTIVATION_CODES["linear"]):
+        raise ValueError(f"conv2d_maxpool_backward_codes supports activation 'relu' or 'linear', got {activation!r}")
+    cdef cx_conv_shape s = _geometry(x, kernel, strides, padding, dilation)
+    cdef cx_int ph, pw
+    ph, pw = _pooling(s, pool_size)
+    _check_code_range(ph, pw)
+    pooled_shape = (s.n, s.oh // ph, s.ow // pw, s.cout)
+    dy = float_array(dy, "dy", ndim=4, dtype=x.dtype)
+    check_shape(dy, "dy", pooled_shape)
+    pooled = float_array(pooled, "pooled", ndim=4, dtype=x.dtype)
+    check_shape(pooled, "pooled", pooled_shape)
+    if not isinstance(codes, np.ndarray) or codes.dtype != np.uint8:
+        raise TypeError(f"codes must be a uint8 numpy.ndarray, got {getattr(codes, 'dtype', type(codes).__name__)}")
+    check_shape(codes, "codes", pooled_shape)
+    codes = np.ascontiguousarray(codes)
+    if codes.size and codes.max() >= ph * pw:
+        raise ValueError(f"codes must be < {ph * pw} (positions in {ph}x{pw} windows), got {codes.max()}")
+    dx_, dkernel_, dbias_ = output_arrays(
+        out, ("dx", "dkernel", "dbias"), (x.shape if need_dx else None, kernel.shape, (s.cout,)), (x.dtype,) * 3
+    )
+    cdef cnp.ndarray dkernel = dkernel_
+    cdef cnp.ndarray dbias = dbias_
+    cdef cnp.ndarray dx = dx_
+    cdef void *px = _data(x)
+    cdef void *pk = _data(kernel)
+    cdef void *pdy = _data(dy)
+    cdef void *pp = _data(pooled)
+    cdef const uint8_t *pc = <const uint8_t *>_data(codes)
+    cdef void *pdk = _data(dkernel)
+    cdef void *pdb = _data(dbias)
+    cdef void *pdx = _data(dx)
+    cdef int nt = effective_num_threads(), status
+    if x.dtype == np.float32:
+        with nogil:
+            status = cx_conv2d_maxpool_backward_codes_f32(&s, <float *>px, <float *>pk, act, ph, pw, <float *>pdy,
+                                                          <float *>pp, pc, <float *>pdx, <float *>pdk, <float *>pdb,
+                                                          nt)
+    else:
+        with nogil:
+            status = cx_conv2d_maxpool_backward_codes_f64(&s, <double *>px, <double *>pk, act, ph, pw,
+                                                          <double *>pdy, <double *>pp, pc, <double *>pdx,
+                                                          <double *>pdk, <double *>pdb, nt)
+    if status != 0:
+        raise MemoryError("conv2d_maxpool_backward_codes: could not allocate scratch buffers")
+    return dx, dkernel, dbias
 
 
 def conv2d_backward(x, kernel, dz, strides=(1, 1), padding="valid", dilation=(1, 1), need_dx=True, out=None):

@@ -101,33 +101,50 @@ class _Conv(ActivationOutput, Layer):
         (only when :meth:`trains_pooled`), :meth:`backward_pooled` follows."""
         ph, pw = pool_size
         oh, ow = self._output_shape_for(x.shape)[1:3]
+        pooled_shape = (x.shape[0], oh // ph, ow // pw, self.filters)
+        # the maxima's positions, unless the backward pass recomputes this layer's output
+        codes = self._buffer("codes", pooled_shape, np.uint8) if training and not self._recomputes_pooled() else None
         pooled = _conv.conv2d_maxpool_forward(
             x, self.kernel.value, self._bias_value(), strides=self.strides, padding=self.padding,
             dilation=self.dilation_rate, activation=self.activation, pool_size=pool_size,
-            out=self._buffer("pooled", (x.shape[0], oh // ph, ow // pw, self.filters), x.dtype),
+            out=self._buffer("pooled", pooled_shape, x.dtype), codes=codes,
         )
         if training:
-            self._x, self._pooled, self._pool_size = x, pooled, pool_size
+            self._x, self._pooled, self._pool_size, self._pool_codes = x, pooled, pool_size, codes
         return pooled
 
-    def trains_pooled(self):
+    def trains_pooled(self, pool_size):
         """Whether training may fuse this layer with a following max pooling
-        (:meth:`forward_pooled`, :meth:`backward_pooled`): a 2-D first layer
-        (no input gradient) with a small patch (``KH * KW * C_in <=
-        SMALL_PATCH``, e.g. 3x3 on grey or RGB images, whose output the
-        backward pass recomputes) and a 'relu' or 'linear' activation."""
-        return (self.rank == 2 and self.built and not self._need_dx and self.activation in ("relu", "linear")
-                and not self.expose_logits and math.prod(self.kernel.shape[:-1]) <= _conv.SMALL_PATCH)
+        with windows ``pool_size`` (:meth:`forward_pooled`,
+        :meth:`backward_pooled`): a 2-D layer with a 'relu' or 'linear'
+        activation, whose gradient then comes from the pooling's output and
+        its maxima's positions alone, and windows of at most 256 cells."""
+        return (self.rank == 2 and self.built and self.activation in ("relu", "linear") and not self.expose_logits
+                and math.prod(pool_size) <= 256)
+
+    def _recomputes_pooled(self):
+        """A first layer (no input gradient) with a small patch (``KH * KW *
+        C_in <= SMALL_PATCH``, e.g. 3x3 on grey or RGB images) trains fused by
+        recomputing its output in the backward pass (cheaper than storing it)."""
+        return not self._need_dx and math.prod(self.kernel.shape[:-1]) <= _conv.SMALL_PATCH
 
     def backward_pooled(self, dy):
-        """Kernel and bias gradients from ``dy``, the gradient w.r.t. the pooled
-        output of the last training :meth:`forward_pooled`; no input gradient."""
+        """Gradient w.r.t. the input (None for a first layer) from ``dy``, the
+        gradient w.r.t. the pooled output of the last training
+        :meth:`forward_pooled`; fills the kernel and bias gradients."""
         dbias = self.bias.grad if self.bias is not None else self._buffer("dbias", (self.filters,), dy.dtype)
-        _conv.conv2d_maxpool_backward(
-            self._x, self.kernel.value, dy, self._pooled, self._bias_value(), strides=self.strides,
-            padding=self.padding, dilation=self.dilation_rate, activation=self.activation,
-            pool_size=self._pool_size, out=(self.kernel.grad, dbias),
+        geometry = dict(strides=self.strides, padding=self.padding, dilation=self.dilation_rate,
+                        activation=self.activation, pool_size=self._pool_size)
+        if self._pool_codes is None:
+            _conv.conv2d_maxpool_backward(self._x, self.kernel.value, dy, self._pooled, self._bias_value(),
+                                          out=(self.kernel.grad, dbias), **geometry)
+            return None
+        dx = self._buffer("dx", self._x.shape, self._x.dtype) if self._need_dx else None
+        dx, _, _ = _conv.conv2d_maxpool_backward_codes(
+            self._x, self.kernel.value, dy, self._pooled, self._pool_codes, need_dx=self._need_dx,
+            out=(dx, self.kernel.grad, dbias), **geometry,
         )
+        return dx
 
     def _bias_value(self):
         return None if self.bias is None else self.bias.value

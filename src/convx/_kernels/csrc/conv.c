@@ -18,7 +18,7 @@
 
 /* cx_scratch slots: per-thread tile buffers, and the master's shared ones. */
 enum { CX_SLOT_TILE, CX_SLOT_APACK, CX_SLOT_BPACK, CX_SLOT_KERNEL, CX_SLOT_PARTIAL, CX_SLOT_ZEROS,
-       CX_SLOT_KT, CX_SLOT_PTRS, CX_SLOT_ROWS, CX_SLOT_DZ, CX_SLOT_OUT };
+       CX_SLOT_KT, CX_SLOT_PTRS, CX_SLOT_ROWS, CX_SLOT_DZ, CX_SLOT_OUT, CX_SLOT_DZ_FULL };
 
 /* Depth (patch values) of the forward's K blocks: whole taps, B panels in L1. */
 #define CX_KC_CONV 256

@@ -36,11 +36,15 @@ int cx_conv2d_forward_f64(const cx_conv_shape *s, const double *x, const double 
 
 /* pooled = max pooling (ph x pw windows, strides ph x pw, no padding) of
  * act(conv(x, kernel) + bias), without the convolution's output ever going to
- * memory: shape (N, OH / ph, OW / pw, C_out). Returns 0, or -1 without memory. */
+ * memory: shape (N, OH / ph, OW / pw, C_out). When codes is not NULL (same
+ * shape, ph * pw <= 256), it receives each window's maximum's position in the
+ * window (row-major; the pooling's first maximum, a NaN winning) for
+ * cx_conv2d_maxpool_backward_codes. Returns 0, or -1 without memory. */
 int cx_conv2d_maxpool_forward_f32(const cx_conv_shape *s, const float *x, const float *kernel, const float *bias,
-                                  int act, cx_int ph, cx_int pw, float *pooled, int n_threads);
+                                  int act, cx_int ph, cx_int pw, float *pooled, uint8_t *codes, int n_threads);
 int cx_conv2d_maxpool_forward_f64(const cx_conv_shape *s, const double *x, const double *kernel,
-                                  const double *bias, int act, cx_int ph, cx_int pw, double *pooled, int n_threads);
+                                  const double *bias, int act, cx_int ph, cx_int pw, double *pooled, uint8_t *codes,
+                                  int n_threads);
 
 /* dkernel and dbias of the fused forward above in training, from the
  * pooling's output `pooled` and its gradient dy (both (N, OH / ph, OW / pw,
@@ -53,6 +57,22 @@ int cx_conv2d_maxpool_backward_f32(const cx_conv_shape *s, const float *x, const
 int cx_conv2d_maxpool_backward_f64(const cx_conv_shape *s, const double *x, const double *kernel,
                                    const double *bias, int act, cx_int ph, cx_int pw, const double *dy,
                                    const double *pooled, double *dkernel, double *dbias, int n_threads);
+
+/* dx (unless NULL), dkernel and dbias (may be NULL) of the fused forward
+ * above in training, from the pooling's output `pooled`, its gradient dy and
+ * the forward's codes, for any patch size with a relu or linear activation
+ * (-2 otherwise): the gradient w.r.t. the convolution's output is built from
+ * them for the pixels that get one, never as a whole. Every bit is that of
+ * cx_conv2d_backward after the pooling's (and relu's) backward. 0, or -1
+ * without memory. */
+int cx_conv2d_maxpool_backward_codes_f32(const cx_conv_shape *s, const float *x, const float *kernel, int act,
+                                         cx_int ph, cx_int pw, const float *dy, const float *pooled,
+                                         const uint8_t *codes, float *dx, float *dkernel, float *dbias,
+                                         int n_threads);
+int cx_conv2d_maxpool_backward_codes_f64(const cx_conv_shape *s, const double *x, const double *kernel, int act,
+                                         cx_int ph, cx_int pw, const double *dy, const double *pooled,
+                                         const uint8_t *codes, double *dx, double *dkernel, double *dbias,
+                                         int n_threads);
 
 /* Gradients from dz, the gradient w.r.t. the pre-activation output: dkernel,
  * dbias (may be NULL) and, unless dx is NULL, the input gradient dx. */

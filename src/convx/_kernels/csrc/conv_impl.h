@@ -314,7 +314,7 @@ int FN(cx_conv2d_forward)(const cx_conv_shape *s, const real *x, const real *ker
     const cx_int gw = small ? s->ow : CX_MIN(CX_MAX(used_w, 1), s->ow);
     const int windowed = gh < s->oh || gw < s->ow;
     if (!small && FN(winograd_applies)(s, gh, gw)) {
-        const int status = FN(winograd_forward)(s, x, kernel, bias, act, y, gh, gw, NULL, n_threads);
+        const int status = FN(winograd_forward)(s, x, kernel, bias, act, y, gh, gw, NULL, NULL, n_threads);
         cx_scratch_trim();
         return status;
     }
@@ -363,14 +363,40 @@ static cx_pool_geom FN(band_pooling)(cx_int nb, cx_int ph, cx_int pw, cx_int gw,
     return g;
 }
 
+/* Max pooling of nb bands of ph rows x gw columns (cout channels) over ph x
+ * pw windows, pwid per band, into pooled, and each maximum's row-major
+ * position in its window into codes: the pooling's own rule (the first
+ * maximum in scan order; a NaN wins over a number), in branch-free selects. */
+static void FN(pool_bands_with_codes)(const real *band, cx_int nb, cx_int ph, cx_int pw, cx_int gw, cx_int pwid,
+                                      cx_int cout, real *CX_RESTRICT pooled, uint8_t *CX_RESTRICT codes)
+{
+    for (cx_int b = 0; b < nb; b++)
+        for (cx_int wx = 0; wx < pwid; wx++) {
+            const real *corner = band + (b * ph * gw + wx * pw) * cout;
+            real *CX_RESTRICT best = pooled + (b * pwid + wx) * cout;
+            uint8_t *CX_RESTRICT code = codes + (b * pwid + wx) * cout;
+            memcpy(best, corner, sizeof(real) * cout);
+            memset(code, 0, (size_t)cout);
+            for (cx_int q = 1; q < ph * pw; q++) {
+                const real *CX_RESTRICT v = corner + ((q / pw) * gw + q % pw) * cout;
+                for (cx_int c = 0; c < cout; c++) {
+                    const int take = (v[c] > best[c]) | ((v[c] != v[c]) & (best[c] == best[c]));
+                    best[c] = take ? v[c] : best[c];
+                    code[c] = take ? (uint8_t)q : code[c];
+                }
+            }
+        }
+}
+
 /* Max pooling of act(conv(x) + bias) over ph x pw windows with equal strides
  * and no padding. Each task computes a few bands of ph output rows of one
  * image (only the columns the windows read, where the indirect GEMM is used)
  * into a per-thread buffer and pools them at once, so the convolution's output
- * never goes to memory (no argmax: training recomputes it, see below). pooled: (N, OH / ph, OW / pw,
- * C_out). 0, or -1 without memory. */
+ * never goes to memory. pooled: (N, OH / ph, OW / pw, C_out); codes (unless
+ * NULL): each maximum's position in its window (see conv.h). 0, or -1
+ * without memory. */
 int FN(cx_conv2d_maxpool_forward)(const cx_conv_shape *s, const real *x, const real *kernel, const real *bias,
-                                  int act, cx_int ph, cx_int pw, real *pooled, int n_threads)
+                                  int act, cx_int ph, cx_int pw, real *pooled, uint8_t *codes, int n_threads)
 {
     const cx_int patch = s->kh * s->kw * s->cin, cout = s->cout;
     const cx_int poh = s->oh / ph, pwid = s->ow / pw;
@@ -379,14 +405,26 @@ int FN(cx_conv2d_maxpool_forward)(const cx_conv_shape *s, const real *x, const r
     const int small = patch <= CX_SMALL_PATCH;
     /* a Winograd tile is a 2x2 pooling window */
     if (!small && ph == 2 && pw == 2 && FN(winograd_applies)(s, 2 * poh, 2 * pwid)) {
-        const int status = FN(winograd_forward)(s, x, kernel, bias, act, NULL, 2 * poh, 2 * pwid, pooled, n_threads);
+        const int status = FN(winograd_forward)(s, x, kernel, bias, act, NULL, 2 * poh, 2 * pwid, pooled, codes,
+                                                n_threads);
         cx_scratch_trim();
         return status;
     }
     /* the grid of outputs computed per image (im2col walks whole output rows) */
     const cx_int gh = small ? s->oh : poh * ph, gw = small ? s->ow : pwid * pw;
-    const cx_int band_rows = ph * gw, per_task = FN(bands_per_task)(patch, poh, band_rows);
-    const cx_int tasks_per_image = (poh + per_task - 1) / per_task, tasks = s->n * tasks_per_image;
+    const cx_int band_rows = ph * gw;
+    cx_int per_task = FN(bands_per_task)(patch, poh, band_rows), tasks_per_image = (poh + per_task - 1) / per_task;
+    cx_int images_per_task = 1;
+    if (!small && per_task == poh) {
+        /* small images (the seed's third layer: 2x2 computed outputs each): tasks of whole images,
+         * whose grid rows and pooled rows follow on, so that the GEMM gets rows enough */
+        cx_int ntasks = CX_MAX((s->n * poh * band_rows + FN(tile_cap)(patch) - 1) / FN(tile_cap)(patch), 1);
+        ntasks = CX_MIN(((ntasks + n_threads - 1) / n_threads) * n_threads, s->n);
+        images_per_task = (s->n + ntasks - 1) / ntasks;
+        per_task = images_per_task * poh;
+    }
+    const cx_int tasks = images_per_task > 1 ? (s->n + images_per_task - 1) / images_per_task
+                                             : s->n * tasks_per_image;
     const FN(tap_map) taps_x = FN(taps_of_x)(s, gh, gw);
     real *bpack = small ? NULL : FN(forward_kernel_buffer)(s);
     if (!small && !bpack)
@@ -401,14 +439,21 @@ int FN(cx_conv2d_maxpool_forward)(const cx_conv_shape *s, const real *x, const r
             FN(team_pack_forward_kernel)(s, kernel, bpack);
 #pragma omp for schedule(dynamic, 1)
         for (cx_int t = 0; t < tasks; t++) {
-            const cx_int img = t / tasks_per_image, pr = (t % tasks_per_image) * per_task;
-            const cx_int nb = CX_MIN(per_task, poh - pr);
+            /* the task's first band (image img, pooled row pr) and its number of bands */
+            const cx_int img = images_per_task > 1 ? t * images_per_task : t / tasks_per_image;
+            const cx_int pr = images_per_task > 1 ? 0 : (t % tasks_per_image) * per_task;
+            const cx_int nb = images_per_task > 1 ? CX_MIN(images_per_task, s->n - img) * poh
+                                                  : CX_MIN(per_task, poh - pr);
             const cx_pool_geom bands = FN(band_pooling)(nb, ph, pw, gw, pwid, cout);
             if (failed)
                 continue;
             FN(forward_rows)(s, &taps_x, x, kernel, bpack, bias, act, (img * gh + pr * ph) * gw, nb * band_rows, &w,
                              band);
-            FN(cx_max_pool2d_forward)(band, pooled + (img * poh + pr) * pwid * cout, NULL, &bands, 1);
+            const cx_int at = (img * poh + pr) * pwid * cout;
+            if (codes)
+                FN(pool_bands_with_codes)(band, nb, ph, pw, gw, pwid, cout, pooled + at, codes + at);
+            else
+                FN(cx_max_pool2d_forward)(band, pooled + at, NULL, &bands, 1);
         }
     }
     cx_scratch_trim();
@@ -610,6 +655,38 @@ static cx_int FN(nonzero_rows)(const real *dz, cx_int total, cx_int cout, cx_int
     return n;
 }
 
+/* Whether a layer's backward may work on a list of dz's nonzero rows (a
+ * pointwise weight gradient reads x in place, row for row; for small patches
+ * the list and gather cost more than the rows they save), and whether it does
+ * with `rows` of them: when at least an eighth of the rows are zero. */
+static int FN(may_list_rows)(const cx_conv_shape *s)
+{
+    return !FN(is_pointwise)(s) && s->kh * s->kw * s->cin > CX_SMALL_PATCH;
+}
+
+static int FN(lists_rows)(const cx_conv_shape *s, cx_int rows)
+{
+    const cx_int total = s->n * s->oh * s->ow;
+    return FN(may_list_rows)(s) && rows > 0 && 8 * (total - rows) >= total;
+}
+
+/* Scratch for listing rows: a stretch per image (image-relative), the list,
+ * and n + 1 starts; NULL without memory. */
+static cx_int *FN(row_list_buffer)(const cx_conv_shape *s)
+{
+    const cx_int total = s->n * s->oh * s->ow;
+    return cx_scratch(CX_SLOT_ROWS, sizeof(cx_int) * (2 * total + s->n + 1));
+}
+
+/* Per-image counts in first[1..n] turned into starts (first[0] = 0); returns the total. */
+static cx_int FN(starts_from_counts)(cx_int *first, cx_int n)
+{
+    first[0] = 0;
+    for (cx_int i = 0; i < n; i++)
+        first[i + 1] += first[i];
+    return first[n];
+}
+
 /* Output pixels whose dz row is all zero add nothing to either gradient, and
  * a max pooling after the layer leaves many so: it passes each window's
  * gradient to one pixel per channel, and none to the rows and columns it
@@ -628,12 +705,9 @@ static cx_int FN(skip_zero_rows)(const cx_conv_shape *s, const real *dz, const c
     const cx_int total = s->n * s->oh * s->ow, cout = s->cout, per_image = s->oh * s->ow;
     *idx = *starts = NULL;
     *dzg = dz;
-    /* a pointwise weight gradient reads x in place, row for row; for small
-     * patches the list and gather cost more than the rows they save */
-    if (FN(is_pointwise)(s) || s->kh * s->kw * s->cin <= CX_SMALL_PATCH)
+    if (!FN(may_list_rows)(s))
         return total;
-    /* each image's rows (image-relative) in its own stretch, the final list, the starts */
-    cx_int *scan = cx_scratch(CX_SLOT_ROWS, sizeof(cx_int) * (2 * total + s->n + 1));
+    cx_int *scan = FN(row_list_buffer)(s);
     if (!scan)
         return -1;
     cx_int *list = scan + total, *first = list + total;
@@ -642,11 +716,8 @@ static cx_int FN(skip_zero_rows)(const cx_conv_shape *s, const real *dz, const c
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (i = 0; i < s->n; i++)
         first[i + 1] = FN(nonzero_rows)(dz + i * per_image * cout, per_image, cout, scan + i * per_image);
-    first[0] = 0;
-    for (i = 0; i < s->n; i++)
-        first[i + 1] += first[i];
-    const cx_int rows = first[s->n];
-    if (rows == 0 || 8 * (total - rows) < total)
+    const cx_int rows = FN(starts_from_counts)(first, s->n);
+    if (!FN(lists_rows)(s, rows))
         return total;
     real *gathered = cx_scratch(CX_SLOT_DZ, sizeof(real) * rows * cout);
     if (!gathered)
@@ -663,11 +734,43 @@ static cx_int FN(skip_zero_rows)(const cx_conv_shape *s, const real *dz, const c
     return rows;
 }
 
-/* Both gradients in one parallel region (one team wake-up per layer): the
- * weight-gradient groups, then (when dx is wanted) whole-image input-gradient
- * tasks, then the in-order sum of the group partials. */
-int FN(cx_conv2d_backward)(const cx_conv_shape *s, const real *x, const real *kernel, const real *dz, real *dx,
-                           real *dkernel, real *dbias, int n_threads)
+/* Stride 1 and an output nearly as large as the input ('same' padding, big
+ * images): dx is itself a convolution of dz, computed by an indirect GEMM
+ * over tiles of input pixels (each written once, no scatter; taps falling
+ * outside dz cost work, hence the size condition). Otherwise dz @ kernel^T
+ * is scattered back (col2im) by whole images per task, so no two threads
+ * add into the same pixels. */
+static int FN(dx_is_direct)(const cx_conv_shape *s)
+{
+    return s->sh == 1 && s->sw == 1 && 8 * s->oh * s->ow >= 7 * s->h * s->w;
+}
+
+/* Whether the input gradient reads every row of dz (not only the listed ones). */
+static int FN(dx_reads_all_of_dz)(const cx_conv_shape *s)
+{
+    return FN(is_pointwise)(s) || FN(dx_is_direct)(s);
+}
+
+/* Gradients of a convolution without output pixels: zero. */
+static int FN(no_rows_backward)(const cx_conv_shape *s, real *dx, real *dkernel, real *dbias)
+{
+    memset(dkernel, 0, sizeof(real) * s->kh * s->kw * s->cin * s->cout);
+    if (dbias)
+        memset(dbias, 0, sizeof(real) * s->cout);
+    if (dx)
+        memset(dx, 0, sizeof(real) * s->n * s->h * s->w * s->cin);
+    return 0;
+}
+
+/* Both gradients from the `rows` rows of dz to work on (skip_zero_rows): idx
+ * lists them (NULL: all, in order) with starts per image, dzg holds their dz;
+ * dz itself (all rows) is read only when dx is wanted and
+ * FN(dx_reads_all_of_dz). One parallel region (one team wake-up per layer):
+ * the weight-gradient groups, then (when dx is wanted) whole-image
+ * input-gradient tasks, then the in-order sum of the group partials. */
+static int FN(backward_rows)(const cx_conv_shape *s, const real *x, const real *kernel, const real *dz, cx_int rows,
+                             const cx_int *idx, const cx_int *starts, const real *dzg, real *dx, real *dkernel,
+                             real *dbias, int n_threads)
 {
     const cx_int total = s->n * s->oh * s->ow, patch = s->kh * s->kw * s->cin, cout = s->cout;
     const cx_int wsize = patch * cout, per_image = s->oh * s->ow;
@@ -675,19 +778,6 @@ int FN(cx_conv2d_backward)(const cx_conv_shape *s, const real *x, const real *ke
         FN(cx_gemm)(0, 1, total, s->cin, cout, dz, cout, kernel, cout, 0, dx, s->cin, n_threads);
         dx = NULL;
     }
-    if (total == 0) {
-        memset(dkernel, 0, sizeof(real) * wsize);
-        if (dbias)
-            memset(dbias, 0, sizeof(real) * cout);
-        if (dx)
-            memset(dx, 0, sizeof(real) * s->n * s->h * s->w * s->cin);
-        return 0;
-    }
-    const cx_int *idx, *starts;
-    const real *dzg;
-    const cx_int rows = FN(skip_zero_rows)(s, dz, &idx, &starts, &dzg, n_threads);
-    if (rows < 0)
-        return -1;
     const cx_int cap = FN(tile_cap)(patch);
     const cx_int group_rows = (rows + FN(weight_grad_groups)(rows) - 1) / FN(weight_grad_groups)(rows);
     const cx_int ngroups = (rows + group_rows - 1) / group_rows;
@@ -695,13 +785,7 @@ int FN(cx_conv2d_backward)(const cx_conv_shape *s, const real *x, const real *ke
     const cx_int tiles_per_group = (group_rows + cap - 1) / cap;
     const cx_int tile = (group_rows + tiles_per_group - 1) / tiles_per_group;
     int nt = FN(team_for)(rows * wsize * (dx ? 2 : 1), ngroups + (dx ? s->n : 0), n_threads), failed = 0;
-    /* Stride 1 and an output nearly as large as the input ('same' padding, big
-     * images): dx is itself a convolution of dz, computed by an indirect GEMM
-     * over tiles of input pixels (each written once, no scatter; taps falling
-     * outside dz cost work, hence the size condition). Otherwise dz @ kernel^T
-     * is scattered back (col2im) by whole images per task, so no two threads
-     * add into the same pixels. */
-    const int direct_dx = dx && s->sh == 1 && s->sw == 1 && 8 * s->oh * s->ow >= 7 * s->h * s->w;
+    const int direct_dx = dx && FN(dx_is_direct)(s);
     const cx_int taps = s->kh * s->kw, in_rows = s->n * s->h * s->w, mr = FN(cx_gemm_mr)();
     const cx_int dx_tile = direct_dx ? FN(split_rows)(in_rows, FN(tile_cap)(taps * cout), nt) : 1;
     const cx_int dx_block_taps = FN(block_taps)(taps, cout);
@@ -781,3 +865,106 @@ int FN(cx_conv2d_backward)(const cx_conv_shape *s, const real *x, const real *ke
     cx_scratch_trim();
     return failed ? -1 : 0;
 }
+
+/* Gradients from dz of every output pixel; the all-zero rows are skipped. */
+int FN(cx_conv2d_backward)(const cx_conv_shape *s, const real *x, const real *kernel, const real *dz, real *dx,
+                           real *dkernel, real *dbias, int n_threads)
+{
+    if (s->n * s->oh * s->ow == 0)
+        return FN(no_rows_backward)(s, dx, dkernel, dbias);
+    const cx_int *idx, *starts;
+    const real *dzg;
+    const cx_int rows = FN(skip_zero_rows)(s, dz, &idx, &starts, &dzg, n_threads);
+    if (rows < 0)
+        return -1;
+    return FN(backward_rows)(s, x, kernel, dz, rows, idx, starts, dzg, dx, dkernel, dbias, n_threads);
+}
+
+/* The max pooling's backward from its codes: ph x pw windows with equal
+ * strides and no padding over the (OH, OW) output; pwid windows per row. */
+typedef struct {
+    cx_int ph, pw, pwid, windows; /* windows per image */
+    const real *dy, *pooled;
+    const uint8_t *codes;
+    int relu;
+    cx_int offset[256]; /* image pixel of window position q, from the window's corner */
+} FN(pool_codes);
+
+/* Run `body` for each channel c of each window of image i, with p the image
+ * pixel of the window's maximum (its code) and g its gradient: dy, or 0 when
+ * relu and the maximum is not > 0 (the relu's own backward). Every other
+ * pixel's gradient is 0. Windows in order and no branches on the data (half
+ * of the seed's maxima are 0 after the relu: a branch mispredicts). */
+#define CX_FOR_POOLED_GRADIENTS(pc, s, i, p, c, g, body)                                                  \
+    for (cx_int w_ = 0; w_ < (pc)->windows; w_++) {                                                     \
+        const cx_int at_ = ((i) * (pc)->windows + w_) * (s)->cout;                                      \
+        const cx_int corner_ = (w_ / (pc)->pwid) * (pc)->ph * (s)->ow + (w_ % (pc)->pwid) * (pc)->pw;   \
+        for (cx_int c = 0; c < (s)->cout; c++) {                                                         \
+            const int keep_ = !(pc)->relu | ((pc)->pooled[at_ + c] > 0);                                 \
+            const real g = keep_ ? (pc)->dy[at_ + c] : (real)0;                                          \
+            const cx_int p = corner_ + (pc)->offset[(pc)->codes[at_ + c]];                               \
+            body;                                                                                        \
+        }                                                                                                \
+    }
+
+int FN(cx_conv2d_maxpool_backward_codes)(const cx_conv_shape *s, const real *x, const real *kernel, int act,
+                                         cx_int ph, cx_int pw, const real *dy, const real *pooled,
+                                         const uint8_t *codes, real *dx, real *dkernel, real *dbias, int n_threads)
+{
+    const cx_int total = s->n * s->oh * s->ow, cout = s->cout, per_image = s->oh * s->ow;
+    if (act != CX_ACT_RELU && act != CX_ACT_LINEAR)
+        return -2;
+    if (total == 0)
+        return FN(no_rows_backward)(s, dx, dkernel, dbias);
+    FN(pool_codes) pc = {ph, pw, s->ow / pw, (s->oh / ph) * (s->ow / pw), dy, pooled, codes, act == CX_ACT_RELU,
+                         {0}};
+    for (cx_int q = 0; q < ph * pw; q++)
+        pc.offset[q] = (q / pw) * s->ow + q % pw;
+    /* mark[p]: whether pixel p gets a gradient, then (listed) 1 + its row in the list */
+    cx_int *mark = FN(row_list_buffer)(s);
+    if (!mark)
+        return -1;
+    cx_int *list = mark + total, *first = list + total;
+    const int nt = total * cout >= CX_SCAN_PARALLEL_MIN ? n_threads : 1;
+    cx_int i;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (i = 0; i < s->n; i++) {
+        cx_int *mi = mark + i * per_image, count = 0;
+        memset(mi, 0, sizeof(cx_int) * per_image);
+        CX_FOR_POOLED_GRADIENTS(&pc, s, i, p, c, g, mi[p] |= g != 0);
+        for (cx_int p = 0; p < per_image; p++)
+            count += mi[p];
+        first[i + 1] = count;
+    }
+    const cx_int rows = FN(starts_from_counts)(first, s->n);
+    const int listed = FN(lists_rows)(s, rows);
+    /* gathered: the listed rows, then a row per thread where gradients of unlisted pixels (0) go */
+    real *gathered = listed ? cx_scratch(CX_SLOT_DZ, sizeof(real) * (rows + nt) * cout) : NULL;
+    real *full = !listed || (dx && FN(dx_reads_all_of_dz)(s))
+                     ? cx_scratch(CX_SLOT_DZ_FULL, sizeof(real) * total * cout) : NULL;
+    if ((listed && !gathered) || (!listed && !full))
+        return -1;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (i = 0; i < s->n; i++) {
+        if (full) {
+            real *fi = full + i * per_image * cout;
+            memset(fi, 0, sizeof(real) * per_image * cout);
+            CX_FOR_POOLED_GRADIENTS(&pc, s, i, p, c, g, fi[p * cout + c] = g);
+        }
+        if (gathered) {
+            cx_int *mi = mark + i * per_image, k = first[i];
+            for (cx_int p = 0; p < per_image; p++)
+                if (mi[p]) {
+                    list[k] = i * per_image + p;
+                    mi[p] = ++k; /* 1 + its row */
+                }
+            memset(gathered + first[i] * cout, 0, sizeof(real) * (first[i + 1] - first[i]) * cout);
+            real *sink = gathered + (rows + convx_thread_id()) * cout;
+            CX_FOR_POOLED_GRADIENTS(&pc, s, i, p, c, g, (mi[p] ? gathered + (mi[p] - 1) * cout : sink)[c] = g);
+        }
+    }
+    if (!listed)
+        return FN(backward_rows)(s, x, kernel, full, total, NULL, NULL, full, dx, dkernel, dbias, n_threads);
+    return FN(backward_rows)(s, x, kernel, full, rows, list, first, gathered, dx, dkernel, dbias, n_threads);
+}
+#undef CX_FOR_POOLED_GRADIENTS

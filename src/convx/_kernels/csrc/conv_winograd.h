@@ -107,10 +107,23 @@ static int FN(winograd_applies)(const cx_conv_shape *s, cx_int gh, cx_int gw)
 }
 
 /* pooled[c] = the first maximum of the tile's 4 outputs (scan order; a NaN
- * wins over a number), i.e. a 2x2 max pooling of the tile. */
-static void FN(wino_pool_tile)(const real *CX_RESTRICT out, cx_int cout, real *CX_RESTRICT pooled)
+ * wins over a number), i.e. a 2x2 max pooling of the tile; codes (unless
+ * NULL) receive its position in the tile. */
+static void FN(wino_pool_tile)(const real *CX_RESTRICT out, cx_int cout, real *CX_RESTRICT pooled,
+                               uint8_t *CX_RESTRICT codes)
 {
     memcpy(pooled, out, sizeof(real) * cout);
+    if (codes) {
+        memset(codes, 0, (size_t)cout);
+        for (int q = 1; q < 4; q++)
+            for (cx_int c = 0; c < cout; c++) {
+                const real v = out[q * cout + c], best = pooled[c];
+                const int take = (v > best) | ((v != v) & (best == best));
+                pooled[c] = take ? v : best;
+                codes[c] = take ? (uint8_t)q : codes[c];
+            }
+        return;
+    }
     for (int q = 1; q < 4; q++) /* channel loops of branch-free selects: they vectorise */
         for (cx_int c = 0; c < cout; c++) {
             const real v = out[q * cout + c], best = pooled[c];
@@ -121,10 +134,11 @@ static void FN(wino_pool_tile)(const real *CX_RESTRICT out, cx_int cout, real *C
 
 /* The outputs of rows < gh and columns < gw of every image (the others are
  * set to 0), bias and activation included; or, when `pooled` is not NULL,
- * their 2x2 max pooling (gh, gw even) into pooled instead of y. 0, or -1
- * without memory. */
+ * their 2x2 max pooling (gh, gw even) into pooled instead of y, with the
+ * maxima's positions into codes unless NULL. 0, or -1 without memory. */
 static int FN(winograd_forward)(const cx_conv_shape *s, const real *x, const real *kernel, const real *bias,
-                                int act, real *y, cx_int gh, cx_int gw, real *pooled, int n_threads)
+                                int act, real *y, cx_int gh, cx_int gw, real *pooled, uint8_t *codes,
+                                int n_threads)
 {
     const cx_int cin = s->cin, cout = s->cout, th = (gh + 1) / 2, tw = (gw + 1) / 2, tb = CX_WINO_TILES;
     const cx_int tiles = s->n * th * tw, blocks = (tiles + tb - 1) / tb;
@@ -175,7 +189,8 @@ static int FN(winograd_forward)(const cx_conv_shape *s, const real *x, const rea
             FN(cx_bias_act)(out, 4 * count, cout, bias, act, 1);
             if (pooled) {
                 for (cx_int t = 0; t < count; t++)
-                    FN(wino_pool_tile)(out + 4 * t * cout, cout, pooled + (t0 + t) * cout);
+                    FN(wino_pool_tile)(out + 4 * t * cout, cout, pooled + (t0 + t) * cout,
+                                       codes ? codes + (t0 + t) * cout : NULL);
                 continue;
             }
             for (cx_int t = 0; t < count; t++) {

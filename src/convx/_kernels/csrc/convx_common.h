@@ -60,7 +60,7 @@ static inline void cx_aligned_free(void *p) { free(p); }
 #else
 #define CX_THREAD_LOCAL _Thread_local
 #endif
-#define CX_SCRATCH_SLOTS 11
+#define CX_SCRATCH_SLOTS 12
 #define CX_SCRATCH_KEEP ((size_t)32 << 20)
 static CX_THREAD_LOCAL void *cx_scratch_buffers[CX_SCRATCH_SLOTS];
 static CX_THREAD_LOCAL size_t cx_scratch_sizes[CX_SCRATCH_SLOTS];
