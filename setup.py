@@ -28,6 +28,7 @@ CSRC = KERNELS / "csrc"
 
 # family -> C sources it links (besides its .pyx)
 FAMILIES = {
+    "_checks": [],
     "threads": [],
     "gemm": ["gemm.c", "cpu_features.c"],
     "conv": ["conv.c", "gemm.c", "cpu_features.c", "epilogue.c", "pool.c"],

@@ -10,7 +10,7 @@ import numpy as np
 cimport numpy as cnp
 
 from convx._kernels cimport threads
-from convx._kernels import _checks
+from convx._kernels cimport _checks
 
 cnp.import_array()
 
@@ -136,7 +136,7 @@ def activation_backward(y, dy, activation, out=None):
     """
     cdef int act = activation_code(activation)
     yc = _checks.float_array(y, "y").reshape(y.shape)
-    dyc = _checks.float_array(dy, "dy", dtype=yc.dtype).reshape(dy.shape)
+    dyc = _checks.float_array(dy, "dy", None, yc.dtype).reshape(dy.shape)
     _checks.check_shape(dyc, "dy", yc.shape)
     dx = _output(out, yc)
     cdef cnp.ndarray ya = yc, dya = dyc, dxa = dx

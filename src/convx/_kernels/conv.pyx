@@ -8,8 +8,9 @@ import numpy as np
 cimport numpy as cnp
 from libc.stdint cimport uint8_t
 
-from convx._kernels._checks import (
-    check_output_size, check_shape, float_array, output_array, output_arrays, output_length, padding_mode, positive_pair,
+from convx._kernels._checks cimport (
+    check_shape, empty_output_error, float_array, output_array, output_arrays, output_length, padding_mode,
+    positive_pair,
 )
 from convx._kernels.activations import ACTIVATION_CODES, activation_code
 from convx._kernels.threads cimport effective_num_threads
@@ -73,21 +74,22 @@ cdef cx_conv_shape _geometry(x, kernel, strides, padding, dilation) except *:
     s.kh, s.kw, _, s.cout = kernel.shape
     s.oh, s.pad_top = output_length(s.h, s.kh, sh, dh, same)
     s.ow, s.pad_left = output_length(s.w, s.kw, sw, dw, same)
-    check_output_size(s.oh, s.ow, f"conv2d with kernel {s.kh}x{s.kw}, dilation {(dh, dw)}", s.h, s.w)
+    if s.oh < 1 or s.ow < 1:
+        raise empty_output_error(s.oh, s.ow, f"conv2d with kernel {s.kh}x{s.kw}, dilation {(dh, dw)}", s.h, s.w)
     s.sh, s.sw, s.dh, s.dw = sh, sw, dh, dw
     return s
 
 
 def _inputs(x, kernel):
-    x = float_array(x, "x", ndim=4)
-    kernel = float_array(kernel, "kernel", ndim=4, dtype=x.dtype)
+    x = float_array(x, "x", 4)
+    kernel = float_array(kernel, "kernel", 4, x.dtype)
     return x, kernel
 
 
 def _bias(bias, dtype, cout):
     """`bias` checked as a C-contiguous (cout,) array of `dtype`, or None."""
     if bias is not None:
-        bias = float_array(bias, "bias", ndim=1, dtype=dtype)
+        bias = float_array(bias, "bias", 1, dtype)
         check_shape(bias, "bias", (cout,))
     return bias
 
@@ -255,9 +257,9 @@ def conv2d_maxpool_backward(x, kernel, dy, pooled, bias=None, strides=(1, 1), pa
     ph, pw = _pooling(s, pool_size)
     bias = _bias(bias, x.dtype, s.cout)
     pooled_shape = (s.n, s.oh // ph, s.ow // pw, s.cout)
-    dy = float_array(dy, "dy", ndim=4, dtype=x.dtype)
+    dy = float_array(dy, "dy", 4, x.dtype)
     check_shape(dy, "dy", pooled_shape)
-    pooled = float_array(pooled, "pooled", ndim=4, dtype=x.dtype)
+    pooled = float_array(pooled, "pooled", 4, x.dtype)
     check_shape(pooled, "pooled", pooled_shape)
     dkernel_, dbias_ = output_arrays(out, ("dkernel", "dbias"), (kernel.shape, (s.cout,)), (x.dtype,) * 2)
     cdef cnp.ndarray dkernel = dkernel_
@@ -329,9 +331,9 @@ def conv2d_maxpool_backward_codes(x, kernel, dy, pooled, codes, strides=(1, 1), 
     ph, pw = _pooling(s, pool_size)
     _check_code_range(ph, pw)
     pooled_shape = (s.n, s.oh // ph, s.ow // pw, s.cout)
-    dy = float_array(dy, "dy", ndim=4, dtype=x.dtype)
+    dy = float_array(dy, "dy", 4, x.dtype)
     check_shape(dy, "dy", pooled_shape)
-    pooled = float_array(pooled, "pooled", ndim=4, dtype=x.dtype)
+    pooled = float_array(pooled, "pooled", 4, x.dtype)
     check_shape(pooled, "pooled", pooled_shape)
     if not isinstance(codes, np.ndarray) or codes.dtype != np.uint8:
         raise TypeError(f"codes must be a uint8 numpy.ndarray, got {getattr(codes, 'dtype', type(codes).__name__)}")
@@ -394,7 +396,7 @@ def conv2d_backward(x, kernel, dz, strides=(1, 1), padding="valid", dilation=(1,
     """
     x, kernel = _inputs(x, kernel)
     cdef cx_conv_shape s = _geometry(x, kernel, strides, padding, dilation)
-    dz = float_array(dz, "dz", ndim=4, dtype=x.dtype)
+    dz = float_array(dz, "dz", 4, x.dtype)
     check_shape(dz, "dz", (s.n, s.oh, s.ow, s.cout))
     dx_, dkernel_, dbias_ = output_arrays(
         out, ("dx", "dkernel", "dbias"), (x.shape if need_dx else None, kernel.shape, (s.cout,)), (x.dtype,) * 3

@@ -4,7 +4,7 @@ import numpy as np
 
 cimport numpy as cnp
 
-from convx._kernels._checks import check_shape, float_array, output_array, output_arrays
+from convx._kernels._checks cimport check_shape, float_array, output_array, output_arrays
 from convx._kernels.activations import activation_code
 from convx._kernels.threads cimport effective_num_threads
 
@@ -24,8 +24,8 @@ cdef extern from "dense.h" nogil:
 
 
 def _inputs(x, kernel):
-    x = float_array(x, "x", ndim=2)
-    kernel = float_array(kernel, "kernel", ndim=2, dtype=x.dtype)
+    x = float_array(x, "x", 2)
+    kernel = float_array(kernel, "kernel", 2, x.dtype)
     if kernel.shape[0] != x.shape[1]:
         raise ValueError(
             f"kernel must have {x.shape[1]} rows (the features of x), got kernel shape {kernel.shape}"
@@ -58,7 +58,7 @@ def dense_forward(x, kernel, bias=None, activation="linear", out=None):
     cdef int act = activation_code(activation)
     cdef cx_int n = x.shape[0], nin = x.shape[1], nout = kernel.shape[1]
     if bias is not None:
-        bias = float_array(bias, "bias", ndim=1, dtype=x.dtype)
+        bias = float_array(bias, "bias", 1, x.dtype)
         check_shape(bias, "bias", (nout,))
     cdef cnp.ndarray y = output_array(out, "out", (n, nout), x.dtype)
     cdef void *px = _data(x)
@@ -96,7 +96,7 @@ def dense_backward(x, kernel, dz, need_dx=True, out=None):
     """
     x, kernel = _inputs(x, kernel)
     cdef cx_int n = x.shape[0], nin = x.shape[1], nout = kernel.shape[1]
-    dz = float_array(dz, "dz", ndim=2, dtype=x.dtype)
+    dz = float_array(dz, "dz", 2, x.dtype)
     check_shape(dz, "dz", (n, nout))
     dx_, dkernel_, dbias_ = output_arrays(out, ("dx", "dkernel", "dbias"), ((n, nin) if need_dx else None, (nin, nout), (nout,)), (x.dtype,) * 3)
     cdef cnp.ndarray dkernel = dkernel_

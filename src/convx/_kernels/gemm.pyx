@@ -4,7 +4,7 @@ import numpy as np
 
 cimport numpy as cnp
 
-from convx._kernels._checks import check_shape, float_array
+from convx._kernels._checks cimport check_shape, float_array
 from convx._kernels.threads cimport effective_num_threads
 
 cnp.import_array()
@@ -53,8 +53,8 @@ def gemm(a, b, c=None, trans_a=False, trans_b=False, beta=0.0):
     -------
     c : ndarray, shape (m, n), dtype of `a`
     """
-    a = float_array(a, "a", ndim=2)
-    b = float_array(b, "b", ndim=2, dtype=a.dtype)
+    a = float_array(a, "a", 2)
+    b = float_array(b, "b", 2, a.dtype)
     m, k = (a.shape[1], a.shape[0]) if trans_a else a.shape
     kb, n = (b.shape[1], b.shape[0]) if trans_b else b.shape
     if kb != k:

@@ -15,7 +15,7 @@ cimport numpy as cnp
 from libc.stdint cimport int64_t
 
 from convx._kernels cimport threads
-from convx._kernels import _checks
+from convx._kernels cimport _checks
 
 cnp.import_array()
 
@@ -43,7 +43,7 @@ ctypedef void (*dense_f64_t)(const double *, const double *, int64_t, int64_t, d
 
 def _first(a, name):
     """Validate the (N, C) float first argument; C must be >= 1."""
-    a = _checks.float_array(a, name, ndim=2)
+    a = _checks.float_array(a, name, 2)
     if a.shape[1] < 1:
         raise ValueError(f"{name} must have at least one column (class), got shape {a.shape}")
     return a
@@ -64,7 +64,7 @@ def _labels(labels, n, c):
 
 def _targets(targets, a):
     """Validate float targets of the first argument's shape and dtype."""
-    t = _checks.float_array(targets, "targets", dtype=a.dtype)
+    t = _checks.float_array(targets, "targets", None, a.dtype)
     _checks.check_shape(t, "targets", a.shape)
     return t
 

@@ -17,7 +17,7 @@ cimport numpy as cnp
 from libc.stdint cimport int64_t
 
 from convx._kernels cimport threads
-from convx._kernels import _checks
+from convx._kernels cimport _checks
 
 cnp.import_array()
 
@@ -53,7 +53,7 @@ cdef inline void *_data(object arr):
 def _in_place(value, name, param=None):
     """Check an array that is written in place (param or optimizer state)."""
     dtype = None if param is None else param.dtype
-    arr = _checks.float_array(value, name, dtype=dtype)
+    arr = _checks.float_array(value, name, None, dtype)
     if not value.flags.c_contiguous:
         raise ValueError(
             f"{name} must be C-contiguous because it is updated in place, got a non-contiguous "
@@ -68,7 +68,7 @@ def _in_place(value, name, param=None):
 
 
 def _gradient(value, param):
-    grad = _checks.float_array(value, "grad", dtype=param.dtype)
+    grad = _checks.float_array(value, "grad", None, param.dtype)
     _checks.check_shape(grad, "grad", param.shape)
     return grad
 

@@ -14,7 +14,7 @@ cimport numpy as cnp
 from libc.stdint cimport int64_t
 
 from convx._kernels cimport threads
-from convx._kernels import _checks
+from convx._kernels cimport _checks
 
 cnp.import_array()
 
@@ -49,7 +49,9 @@ cdef cx_pool_geom _geometry(shape, pool_size, strides, padding, what) except *:
     g.n, g.h, g.w, g.c = shape
     g.oh, g.ph = _checks.output_length(g.h, kh, sh, 1, same)
     g.ow, g.pw = _checks.output_length(g.w, kw, sw, 1, same)
-    _checks.check_output_size(g.oh, g.ow, f"{what} with pool_size={(kh, kw)}, padding={padding!r}", g.h, g.w)
+    if g.oh < 1 or g.ow < 1:
+        raise _checks.empty_output_error(g.oh, g.ow, f"{what} with pool_size={(kh, kw)}, padding={padding!r}", g.h,
+                                         g.w)
     g.kh, g.kw, g.sh, g.sw = kh, kw, sh, sw
     if kh * g.w * g.c >= 2**31:
         raise ValueError(f"{what}: a window spans {kh} rows of {g.w}x{g.c} elements (2^31 or more); pool in parts")
@@ -117,7 +119,7 @@ cdef _max_backward(dy, argmax, x_shape, out=None, relu_input=None):
     cdef const void *prelu = NULL
     cdef cnp.ndarray relua
     if relu_input is not None:
-        relua = _checks.float_array(relu_input, "relu_input", dtype=dy.dtype)
+        relua = _checks.float_array(relu_input, "relu_input", None, dy.dtype)
         _checks.check_shape(relua, "relu_input", tuple(x_shape))
         if relua is dx:
             raise ValueError("relu_input must not be the output array")
@@ -178,7 +180,7 @@ cdef _avg_backward(dy, cx_pool_geom g, out=None):
 
 
 def _max_backward_args(dy, argmax, x_shape, ndim):
-    dy = _checks.float_array(dy, "dy", ndim=ndim)
+    dy = _checks.float_array(dy, "dy", ndim)
     argmax = _checks.int_array(argmax, "argmax")
     _checks.check_shape(argmax, "argmax", dy.shape)
     return dy, argmax, _x_shape(x_shape, dy.shape)
@@ -207,7 +209,7 @@ def max_pool2d_forward(x, pool_size, strides=None, padding="valid", out=None, wi
     argmax : numpy.ndarray, int64, shape (N, OH, OW, C), or None
         Flat index into x of the first maximum of each window (row-major scan).
     """
-    x = _checks.float_array(x, "x", ndim=4)
+    x = _checks.float_array(x, "x", 4)
     return _max_forward(x, _geometry(x.shape, pool_size, strides, padding, "max_pool2d"), out, bool(with_argmax))
 
 
@@ -263,9 +265,9 @@ def max_pool2d_backward_windows(dy, x, y, pool_size, strides=None, padding="vali
     -------
     dx : numpy.ndarray, dtype of dy, shape of x
     """
-    dy = _checks.float_array(dy, "dy", ndim=4)
-    x = _checks.float_array(x, "x", ndim=4, dtype=dy.dtype)
-    y = _checks.float_array(y, "y", ndim=4, dtype=dy.dtype)
+    dy = _checks.float_array(dy, "dy", 4)
+    x = _checks.float_array(x, "x", 4, dy.dtype)
+    y = _checks.float_array(y, "y", 4, dy.dtype)
     cdef cx_pool_geom g = _geometry(x.shape, pool_size, strides, padding, "max_pool2d_backward_windows")
     if g.sh < g.kh or g.sw < g.kw:
         raise ValueError(
@@ -313,7 +315,7 @@ def avg_pool2d_forward(x, pool_size, strides=None, padding="valid", out=None):
     -------
     y : numpy.ndarray, dtype of x, shape (N, OH, OW, C)
     """
-    x = _checks.float_array(x, "x", ndim=4)
+    x = _checks.float_array(x, "x", 4)
     return _avg_forward(x, _geometry(x.shape, pool_size, strides, padding, "avg_pool2d"), out)
 
 
@@ -334,7 +336,7 @@ def avg_pool2d_backward(dy, x_shape, pool_size, strides=None, padding="valid", o
     -------
     dx : numpy.ndarray, dtype of dy, shape x_shape
     """
-    dy = _checks.float_array(dy, "dy", ndim=4)
+    dy = _checks.float_array(dy, "dy", 4)
     shape = _x_shape(x_shape, dy.shape)
     cdef cx_pool_geom g = _geometry(shape, pool_size, strides, padding, "avg_pool2d")
     _checks.check_shape(dy, "dy", (g.n, g.oh, g.ow, g.c))
@@ -352,7 +354,7 @@ def global_avg_pool2d_forward(x):
     -------
     y : numpy.ndarray, dtype of x, shape (N, C)
     """
-    x = _checks.float_array(x, "x", ndim=4)
+    x = _checks.float_array(x, "x", 4)
     cdef cx_pool_geom g = _global_geometry(x.shape, "global_avg_pool2d")
     return _avg_forward(x, g).reshape(g.n, g.c)
 
@@ -370,7 +372,7 @@ def global_avg_pool2d_backward(dy, x_shape):
     -------
     dx : numpy.ndarray, dtype of dy, shape x_shape
     """
-    dy = _checks.float_array(dy, "dy", ndim=2)
+    dy = _checks.float_array(dy, "dy", 2)
     cdef cx_pool_geom g = _global_geometry(_x_shape(x_shape, dy.shape), "global_avg_pool2d")
     return _avg_backward(dy, g)
 
@@ -388,7 +390,7 @@ def global_max_pool2d_forward(x):
     argmax : numpy.ndarray, int64, shape (N, C)
         Flat index into x of the first maximum over (H, W) in row-major order.
     """
-    x = _checks.float_array(x, "x", ndim=4)
+    x = _checks.float_array(x, "x", 4)
     cdef cx_pool_geom g = _global_geometry(x.shape, "global_max_pool2d")
     y, argmax = _max_forward(x, g)
     return y.reshape(g.n, g.c), argmax.reshape(g.n, g.c)

@@ -1,0 +1,13 @@
+# C-level declarations of the argument checks (see _checks.pyx), cimported by the kernel modules.
+# Call them with positional arguments from Cython: a keyword argument turns the call into a lookup of
+# the function as a Python global, which a cimport does not define.
+
+cpdef object float_array(object value, str name, object ndim=*, object dtype=*)
+cpdef object int_array(object value, str name, object ndim=*)
+cpdef check_shape(object arr, str name, tuple expected)
+cpdef tuple positive_pair(object value, str name)
+cpdef int padding_mode(object value) except -1
+cpdef tuple output_length(Py_ssize_t size, Py_ssize_t kernel, Py_ssize_t stride, Py_ssize_t dilation, bint same)
+cpdef object empty_output_error(object out_h, object out_w, str what, object in_h, object in_w)
+cpdef object output_array(object out, str name, tuple shape, object dtype)
+cpdef tuple output_arrays(object out, tuple names, tuple shapes, tuple dtypes)
