@@ -100,7 +100,10 @@ def slots_for(case, cfg, frameworks):
     if case == "memory":
         return [[(fw, _train_spec(cfg, 32), False) for fw in models]]
     if case == "threads":
-        return [[(fw, _train_spec(cfg, 128, t), False) for fw in models] for t in (1, 2)]
+        # a ratio of two runs of one framework: its 1- and 2-thread runs back to back (this VM drifts over
+        # minutes), twice as long as the train case's, each framework's pair in its own two slots
+        spec = lambda t: dict(_train_spec(cfg, 128, t), steps=2 * cfg["train_steps"])
+        return [[(fw, spec(t), False)] for fw in models for t in (1, 2)]
     if case == "contention":
         # the uncontended runs are the train b128 and infer cases' own (shared) processes
         return [[(fw, _train_spec(cfg, 128), False) for fw in models],
@@ -254,7 +257,7 @@ def rows_for(case, slots):
         rows.append(_row("memory train b32", "peak - after imports", "MiB", "mem",
                          _per_fw(slots[0], lambda r: r["rss_peak_mb"] - r["rss_baseline_mb"])))
     elif case == "threads":
-        one, two = (_per_fw(row_jobs, _ms_per_step) for row_jobs in slots)
+        one, two = ({fw: v for row in slots[t::2] for fw, v in _per_fw(row, _ms_per_step).items()} for t in (0, 1))
         rows.append(_row("threads train b128", "1 thread", "ms/step", "time", one))
         rows.append(_row("threads train b128", "2 threads", "ms/step", "time", two))
         rows.append(_row("threads train b128", "speed-up 1->2", "x", "factor", _ratio_values(one, two)))
