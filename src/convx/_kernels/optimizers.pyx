@@ -50,50 +50,65 @@ cdef inline void *_data(object arr):
     return cnp.PyArray_DATA(<cnp.ndarray>arr)
 
 
-def _in_place(value, name, param=None):
+cdef object _in_place(object value, str name, object param=None):
     """Check an array that is written in place (param or optimizer state)."""
     dtype = None if param is None else param.dtype
     arr = _checks.float_array(value, name, None, dtype)
-    if not value.flags.c_contiguous:
+    if not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>value):
         raise ValueError(
             f"{name} must be C-contiguous because it is updated in place, got a non-contiguous "
             f"array of shape {value.shape} with strides {value.strides}; pass np.ascontiguousarray({name}) "
             "and keep that array"
         )
-    if not value.flags.writeable:
+    if not cnp.PyArray_ISWRITEABLE(<cnp.ndarray>value):
         raise ValueError(f"{name} must be writeable because it is updated in place, got a read-only array")
     if param is not None:
         _checks.check_shape(arr, name, param.shape)
     return arr
 
 
-def _gradient(value, param):
+cdef object _gradient(object value, object param):
     grad = _checks.float_array(value, "grad", None, param.dtype)
     _checks.check_shape(grad, "grad", param.shape)
     return grad
 
 
-def _no_overlap(**arrays):
-    """Raise ValueError if two of the given arrays may share memory (O(1) bounds test)."""
-    named = [(k, a) for k, a in arrays.items() if a is not None]
-    for i, (name_a, a) in enumerate(named):
-        for name_b, b in named[i + 1:]:
-            if a.size and b.size and np.may_share_memory(a, b):
-                raise ValueError(f"{name_a} and {name_b} must be distinct arrays, got arrays that share memory")
+cdef _no_overlap(tuple names, tuple arrays):
+    """Raise ValueError if two of the arrays (C-contiguous ndarrays, or None) share memory: their bytes overlap."""
+    cdef Py_ssize_t i, j
+    cdef char *a
+    cdef char *b
+    cdef Py_ssize_t size_a, size_b
+    for i in range(len(arrays)):
+        if arrays[i] is None:
+            continue
+        a, size_a = <char *>cnp.PyArray_DATA(<cnp.ndarray>arrays[i]), cnp.PyArray_NBYTES(<cnp.ndarray>arrays[i])
+        for j in range(i + 1, len(arrays)):
+            if arrays[j] is None:
+                continue
+            b, size_b = <char *>cnp.PyArray_DATA(<cnp.ndarray>arrays[j]), cnp.PyArray_NBYTES(<cnp.ndarray>arrays[j])
+            if size_a and size_b and a < b + size_b and b < a + size_a:
+                raise ValueError(f"{names[i]} and {names[j]} must be distinct arrays, got arrays that share memory")
 
 
-def _hyper(value, name, low, high=None):
+cdef double _hyper(object value, str name, double low, object high=None) except? -1.0:
     """Return `value` as a float, checking low <= value (< high when given) and finiteness."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    cdef double x
+    if type(value) is float:
+        x = value
+    elif isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    upper = "" if high is None else f" and < {high}"
-    if not math.isfinite(value) or value < low or (high is not None and value >= high):
-        raise ValueError(f"{name} must be a finite number >= {low}{upper}, got {value!r}")
-    return value
+    else:
+        x = float(value)
+    if not math.isfinite(x) or x < low or (high is not None and x >= high):
+        upper = "" if high is None else f" and < {high}"
+        raise ValueError(f"{name} must be a finite number >= {low}{upper}, got {x!r}")
+    return x
 
 
-def _step(value):
+cdef int64_t _step(object value) except? -1:
+    if type(value) is int and 1 <= value <= 2**62:
+        return value
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"step must be an int, got {type(value).__name__}")
     if value < 1:
@@ -103,7 +118,7 @@ def _step(value):
     return int(value)
 
 
-def _flag(value, name):
+cdef int _flag(object value, str name) except -1:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
     return bool(value)
@@ -143,7 +158,7 @@ def sgd_update(param, grad, velocity, learning_rate, momentum=0.0, nesterov=Fals
         raise ValueError(f"velocity must be an array shaped like param when momentum > 0 (momentum={mu}), got None")
     if mu == 0.0:
         velocity = None
-    _no_overlap(param=param, grad=grad, velocity=velocity)
+    _no_overlap(("param", "grad", "velocity"), (param, grad, velocity))
     cdef void *w = _data(param)
     cdef void *g = _data(grad)
     cdef void *vel = _data(velocity)
@@ -192,7 +207,7 @@ def adam_update(param, grad, m, v, learning_rate, beta_1, beta_2, epsilon, step)
     cdef double b2 = _hyper(beta_2, "beta_2", 0.0, 1.0)
     cdef double eps = _hyper(epsilon, "epsilon", 0.0)
     cdef int64_t t = _step(step)
-    _no_overlap(param=param, grad=grad, m=m, v=v)
+    _no_overlap(("param", "grad", "m", "v"), (param, grad, m, v))
     cdef void *w = _data(param)
     cdef void *g = _data(grad)
     cdef void *pm = _data(m)
@@ -257,8 +272,8 @@ def rmsprop_update(param, grad, velocity, learning_rate, rho=0.9, momentum=0.0, 
         momentum_buffer = None
     if average_grad is not None:
         average_grad = _in_place(average_grad, "average_grad", param)
-    _no_overlap(param=param, grad=grad, velocity=velocity, momentum_buffer=momentum_buffer,
-                average_grad=average_grad)
+    _no_overlap(("param", "grad", "velocity", "momentum_buffer", "average_grad"),
+                (param, grad, velocity, momentum_buffer, average_grad))
     cdef void *w = _data(param)
     cdef void *g = _data(grad)
     cdef void *vel = _data(velocity)
