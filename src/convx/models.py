@@ -422,7 +422,8 @@ class Sequential:
                 and getattr(before, "_y", None) is not None)
 
     def _update_trackers(self, losses, targets, output):
-        self._loss_tracker.update_state(float(losses.mean()), sample_weight=len(output))
+        # losses.mean() in float32, as Keras averages the batch; sum / n is that value without np.mean's Python layer
+        self._loss_tracker.update_state(float(losses.sum() / losses.size), sample_weight=len(output))
         for metric in self._metric_objects:
             metric.update_state(targets, output)
 
