@@ -179,7 +179,7 @@ def conv2d_maxpool_forward(x, kernel, bias=None, strides=(1, 1), padding="valid"
     codes : ndarray, uint8, shape (N, OH // PH, OW // PW, C_out), optional
         Written in place (not returned): the position of each maximum in its
         window, row-major (the pooling's first maximum; a NaN wins), for
-        :func:`conv2d_maxpool_backward_codes`. Needs PH * PW <= 256.
+        :func:`conv2d_maxpool_backward_codes`. Needs PH * PW <= 64.
 
     Returns
     -------
@@ -286,8 +286,8 @@ def conv2d_maxpool_backward(x, kernel, dy, pooled, bias=None, strides=(1, 1), pa
 
 
 def _check_code_range(ph, pw):
-    if ph * pw > 256:
-        raise ValueError(f"codes need pool windows of at most 256 cells, got pool_size {(ph, pw)}")
+    if ph * pw > 64:
+        raise ValueError(f"codes need pool windows of at most 64 cells, got pool_size {(ph, pw)}")
 
 
 def conv2d_maxpool_backward_codes(x, kernel, dy, pooled, codes, strides=(1, 1), padding="valid", dilation=(1, 1),

@@ -37,7 +37,7 @@ int cx_conv2d_forward_f64(const cx_conv_shape *s, const double *x, const double 
 /* pooled = max pooling (ph x pw windows, strides ph x pw, no padding) of
  * act(conv(x, kernel) + bias), without the convolution's output ever going to
  * memory: shape (N, OH / ph, OW / pw, C_out). When codes is not NULL (same
- * shape, ph * pw <= 256), it receives each window's maximum's position in the
+ * shape, ph * pw <= 64), it receives each window's maximum's position in the
  * window (row-major; the pooling's first maximum, a NaN winning) for
  * cx_conv2d_maxpool_backward_codes. Returns 0, or -1 without memory. */
 int cx_conv2d_maxpool_forward_f32(const cx_conv_shape *s, const float *x, const float *kernel, const float *bias,
@@ -61,7 +61,7 @@ int cx_conv2d_maxpool_backward_f64(const cx_conv_shape *s, const double *x, cons
 /* dx (unless NULL), dkernel and dbias (may be NULL) of the fused forward
  * above in training, from the pooling's output `pooled`, its gradient dy and
  * the forward's codes, for any patch size with a relu or linear activation
- * (-2 otherwise): the gradient w.r.t. the convolution's output is built from
+ * and windows of at most 64 cells (-2 otherwise): the gradient w.r.t. the convolution's output is built from
  * them for the pixels that get one, never as a whole. Every bit is that of
  * cx_conv2d_backward after the pooling's (and relu's) backward. 0, or -1
  * without memory. */

@@ -880,44 +880,70 @@ int FN(cx_conv2d_backward)(const cx_conv_shape *s, const real *x, const real *ke
     return FN(backward_rows)(s, x, kernel, dz, rows, idx, starts, dzg, dx, dkernel, dbias, n_threads);
 }
 
-/* The max pooling's backward from its codes: ph x pw windows with equal
- * strides and no padding over the (OH, OW) output; pwid windows per row. */
+/* The max pooling's backward from its codes: ph x pw windows (at most 64
+ * cells) with equal strides and no padding over the (OH, OW) output. */
 typedef struct {
-    cx_int ph, pw, pwid, windows; /* windows per image */
+    cx_int pwid, windows;  /* windows per row, per image */
+    cx_int cells;          /* ph * pw */
+    cx_int row_step;       /* ph * OW: from a window row's corner to the next */
+    cx_int pw;
     const real *dy, *pooled;
     const uint8_t *codes;
     int relu;
-    cx_int offset[256]; /* image pixel of window position q, from the window's corner */
+    cx_int offset[64];     /* image pixel of window position q, from the window's corner */
 } FN(pool_codes);
 
-/* Run `body` for each channel c of each window of image i, with p the image
- * pixel of the window's maximum (its code) and g its gradient: dy, or 0 when
- * relu and the maximum is not > 0 (the relu's own backward). Every other
- * pixel's gradient is 0. Windows in order and no branches on the data (half
- * of the seed's maxima are 0 after the relu: a branch mispredicts). */
-#define CX_FOR_POOLED_GRADIENTS(pc, s, i, p, c, g, body)                                                  \
-    for (cx_int w_ = 0; w_ < (pc)->windows; w_++) {                                                     \
-        const cx_int at_ = ((i) * (pc)->windows + w_) * (s)->cout;                                      \
-        const cx_int corner_ = (w_ / (pc)->pwid) * (pc)->ph * (s)->ow + (w_ % (pc)->pwid) * (pc)->pw;   \
-        for (cx_int c = 0; c < (s)->cout; c++) {                                                         \
-            const int keep_ = !(pc)->relu | ((pc)->pooled[at_ + c] > 0);                                 \
-            const real g = keep_ ? (pc)->dy[at_ + c] : (real)0;                                          \
-            const cx_int p = corner_ + (pc)->offset[(pc)->codes[at_ + c]];                               \
-            body;                                                                                        \
-        }                                                                                                \
-    }
+/* Image pixel of the first cell of window w (of an image). */
+static inline cx_int FN(window_corner)(const FN(pool_codes) *pc, cx_int w)
+{
+    return (w / pc->pwid) * pc->row_step + (w % pc->pwid) * pc->pw;
+}
 
+/* The positions of window `at` (its channels' offset in dy) whose pixel gets
+ * a nonzero (or NaN) gradient, as bits: a channel's gradient goes to its
+ * maximum (the code) and is dy, or 0 when relu and the maximum is not > 0
+ * (the relu's own backward). An OR chain in a register, no branch on data. */
+static inline uint64_t FN(window_hits)(const FN(pool_codes) *pc, cx_int at, cx_int cout)
+{
+    const real *CX_RESTRICT g = pc->dy + at, *CX_RESTRICT m = pc->pooled + at;
+    const uint8_t *CX_RESTRICT code = pc->codes + at;
+    uint64_t bits = 0;
+    for (cx_int c = 0; c < cout; c++) {
+        const real v = (!pc->relu | (m[c] > 0)) ? g[c] : (real)0;
+        bits |= (uint64_t)(v != 0) << code[c];
+    }
+    return bits;
+}
+
+/* Scatter window `at`'s gradients: channel c's (see window_hits) to row
+ * rows[code] of dst (cout values per row); rows of positions that get no
+ * nonzero gradient may all be one spare row. */
+static inline void FN(window_scatter)(const FN(pool_codes) *pc, cx_int at, cx_int cout, const cx_int *rows,
+                                      real *CX_RESTRICT dst)
+{
+    const real *CX_RESTRICT g = pc->dy + at, *CX_RESTRICT m = pc->pooled + at;
+    const uint8_t *CX_RESTRICT code = pc->codes + at;
+    for (cx_int c = 0; c < cout; c++)
+        dst[rows[code[c]] * cout + c] = (!pc->relu | (m[c] > 0)) ? g[c] : (real)0;
+}
+
+/* Gradients through the fused convolution + max pooling from the pooling's
+ * output, its gradient and the forward's codes. The rows of dz to work on
+ * (those skip_zero_rows would keep, so every bit matches the layer-by-layer
+ * backward) are found window by window, listed in pixel order and written
+ * (gathered), image by image in parallel; the whole dz only when the rows are
+ * not worth listing or dx reads all of it. */
 int FN(cx_conv2d_maxpool_backward_codes)(const cx_conv_shape *s, const real *x, const real *kernel, int act,
                                          cx_int ph, cx_int pw, const real *dy, const real *pooled,
                                          const uint8_t *codes, real *dx, real *dkernel, real *dbias, int n_threads)
 {
     const cx_int total = s->n * s->oh * s->ow, cout = s->cout, per_image = s->oh * s->ow;
-    if (act != CX_ACT_RELU && act != CX_ACT_LINEAR)
+    if ((act != CX_ACT_RELU && act != CX_ACT_LINEAR) || ph * pw > 64)
         return -2;
     if (total == 0)
         return FN(no_rows_backward)(s, dx, dkernel, dbias);
-    FN(pool_codes) pc = {ph, pw, s->ow / pw, (s->oh / ph) * (s->ow / pw), dy, pooled, codes, act == CX_ACT_RELU,
-                         {0}};
+    FN(pool_codes) pc = {s->ow / pw, (s->oh / ph) * (s->ow / pw), ph * pw, ph * s->ow, pw, dy, pooled, codes,
+                         act == CX_ACT_RELU, {0}};
     for (cx_int q = 0; q < ph * pw; q++)
         pc.offset[q] = (q / pw) * s->ow + q % pw;
     /* mark[p]: whether pixel p gets a gradient, then (listed) 1 + its row in the list */
@@ -931,14 +957,19 @@ int FN(cx_conv2d_maxpool_backward_codes)(const cx_conv_shape *s, const real *x, 
     for (i = 0; i < s->n; i++) {
         cx_int *mi = mark + i * per_image, count = 0;
         memset(mi, 0, sizeof(cx_int) * per_image);
-        CX_FOR_POOLED_GRADIENTS(&pc, s, i, p, c, g, mi[p] |= g != 0);
+        for (cx_int w = 0; w < pc.windows; w++) {
+            const uint64_t bits = FN(window_hits)(&pc, (i * pc.windows + w) * cout, cout);
+            const cx_int corner = FN(window_corner)(&pc, w);
+            for (cx_int q = 0; q < pc.cells; q++)
+                mi[corner + pc.offset[q]] = (cx_int)((bits >> q) & 1);
+        }
         for (cx_int p = 0; p < per_image; p++)
             count += mi[p];
         first[i + 1] = count;
     }
     const cx_int rows = FN(starts_from_counts)(first, s->n);
     const int listed = FN(lists_rows)(s, rows);
-    /* gathered: the listed rows, then a row per thread where gradients of unlisted pixels (0) go */
+    /* gathered: the listed rows, then a spare row per thread for positions without a gradient (zeros) */
     real *gathered = listed ? cx_scratch(CX_SLOT_DZ, sizeof(real) * (rows + nt) * cout) : NULL;
     real *full = !listed || (dx && FN(dx_reads_all_of_dz)(s))
                      ? cx_scratch(CX_SLOT_DZ_FULL, sizeof(real) * total * cout) : NULL;
@@ -946,25 +977,36 @@ int FN(cx_conv2d_maxpool_backward_codes)(const cx_conv_shape *s, const real *x, 
         return -1;
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (i = 0; i < s->n; i++) {
-        if (full) {
+        cx_int *mi = mark + i * per_image, k = first[i], slots[64];
+        const cx_int spare = rows + convx_thread_id();
+        if (full) { /* every pixel's row, zero but at the maxima */
             real *fi = full + i * per_image * cout;
             memset(fi, 0, sizeof(real) * per_image * cout);
-            CX_FOR_POOLED_GRADIENTS(&pc, s, i, p, c, g, fi[p * cout + c] = g);
+            for (cx_int w = 0; w < pc.windows; w++) {
+                const cx_int corner = FN(window_corner)(&pc, w);
+                for (cx_int q = 0; q < pc.cells; q++)
+                    slots[q] = corner + pc.offset[q];
+                FN(window_scatter)(&pc, (i * pc.windows + w) * cout, cout, slots, fi);
+            }
         }
-        if (gathered) {
-            cx_int *mi = mark + i * per_image, k = first[i];
+        if (gathered) { /* the listed rows: zeroed, then each window's gradients */
             for (cx_int p = 0; p < per_image; p++)
                 if (mi[p]) {
                     list[k] = i * per_image + p;
                     mi[p] = ++k; /* 1 + its row */
                 }
             memset(gathered + first[i] * cout, 0, sizeof(real) * (first[i + 1] - first[i]) * cout);
-            real *sink = gathered + (rows + convx_thread_id()) * cout;
-            CX_FOR_POOLED_GRADIENTS(&pc, s, i, p, c, g, (mi[p] ? gathered + (mi[p] - 1) * cout : sink)[c] = g);
+            for (cx_int w = 0; w < pc.windows; w++) {
+                const cx_int corner = FN(window_corner)(&pc, w);
+                for (cx_int q = 0; q < pc.cells; q++) {
+                    const cx_int row = mi[corner + pc.offset[q]];
+                    slots[q] = row ? row - 1 : spare;
+                }
+                FN(window_scatter)(&pc, (i * pc.windows + w) * cout, cout, slots, gathered);
+            }
         }
     }
     if (!listed)
         return FN(backward_rows)(s, x, kernel, full, total, NULL, NULL, full, dx, dkernel, dbias, n_threads);
     return FN(backward_rows)(s, x, kernel, full, rows, list, first, gathered, dx, dkernel, dbias, n_threads);
 }
-#undef CX_FOR_POOLED_GRADIENTS
