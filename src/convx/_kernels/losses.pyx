@@ -20,6 +20,7 @@ from convx._kernels cimport _checks
 cnp.import_array()
 
 cdef extern from "losses.h" nogil:
+    int64_t cx_first_label_outside(const int64_t *labels, int64_t n, int64_t c)
     void cx_softmax_xent_sparse_f32(const float *, const int64_t *, int64_t, int64_t, float *, float *, int)
     void cx_softmax_xent_sparse_f64(const double *, const int64_t *, int64_t, int64_t, double *, double *, int)
     void cx_xent_sparse_f32(const float *, const int64_t *, int64_t, int64_t, float *, float *, int)
@@ -41,7 +42,7 @@ ctypedef void (*dense_f32_t)(const float *, const float *, int64_t, int64_t, flo
 ctypedef void (*dense_f64_t)(const double *, const double *, int64_t, int64_t, double *, double *, int) noexcept nogil
 
 
-def _first(a, name):
+cdef object _first(object a, str name):
     """Validate the (N, C) float first argument; C must be >= 1."""
     a = _checks.float_array(a, name, 2)
     if a.shape[1] < 1:
@@ -49,20 +50,20 @@ def _first(a, name):
     return a
 
 
-def _labels(labels, n, c):
+cdef object _labels(object labels, int64_t n, int64_t c):
     """Validate integer labels of shape (N,) or (N, 1), each in [0, C); return (N,) int64."""
     labels = _checks.int_array(labels, "labels")
     if labels.ndim == 2 and labels.shape[1] == 1:
         labels = labels.reshape(-1)
     _checks.check_shape(labels, "labels", (n,))
-    if labels.size:
+    cdef int64_t bad = cx_first_label_outside(<const int64_t *>cnp.PyArray_DATA(<cnp.ndarray>labels), n, c)
+    if bad >= 0:
         lo, hi = int(labels.min()), int(labels.max())
-        if lo < 0 or hi >= c:
-            raise ValueError(f"labels must be in [0, C) = [0, {c}) for C = {c} classes, got {lo if lo < 0 else hi}")
+        raise ValueError(f"labels must be in [0, C) = [0, {c}) for C = {c} classes, got {lo if lo < 0 else hi}")
     return labels
 
 
-def _targets(targets, a):
+cdef object _targets(object targets, object a):
     """Validate float targets of the first argument's shape and dtype."""
     t = _checks.float_array(targets, "targets", None, a.dtype)
     _checks.check_shape(t, "targets", a.shape)

@@ -63,8 +63,8 @@ int cx_conv2d_maxpool_backward_f64(const cx_conv_shape *s, const double *x, cons
  * the forward's codes, for any patch size with a relu or linear activation
  * and windows of at most 64 cells (-2 otherwise): the gradient w.r.t. the convolution's output is built from
  * them for the pixels that get one, never as a whole. Every bit is that of
- * cx_conv2d_backward after the pooling's (and relu's) backward. 0, or -1
- * without memory. */
+ * cx_conv2d_backward after the pooling's (and relu's) backward. 0, -1
+ * without memory, or -3 (nothing written) when a code is >= ph * pw. */
 int cx_conv2d_maxpool_backward_codes_f32(const cx_conv_shape *s, const float *x, const float *kernel, int act,
                                          cx_int ph, cx_int pw, const float *dy, const float *pooled,
                                          const uint8_t *codes, float *dx, float *dkernel, float *dbias,

@@ -902,16 +902,20 @@ static inline cx_int FN(window_corner)(const FN(pool_codes) *pc, cx_int w)
 /* The positions of window `at` (its channels' offset in dy) whose pixel gets
  * a nonzero (or NaN) gradient, as bits: a channel's gradient goes to its
  * maximum (the code) and is dy, or 0 when relu and the maximum is not > 0
- * (the relu's own backward). An OR chain in a register, no branch on data. */
-static inline uint64_t FN(window_hits)(const FN(pool_codes) *pc, cx_int at, cx_int cout)
+ * (the relu's own backward). An OR chain in a register, no branch on data.
+ * *bad is set when a code is not a position of the window. */
+static inline uint64_t FN(window_hits)(const FN(pool_codes) *pc, cx_int at, cx_int cout, int *bad)
 {
     const real *CX_RESTRICT g = pc->dy + at, *CX_RESTRICT m = pc->pooled + at;
     const uint8_t *CX_RESTRICT code = pc->codes + at;
     uint64_t bits = 0;
+    int out = 0;
     for (cx_int c = 0; c < cout; c++) {
         const real v = (!pc->relu | (m[c] > 0)) ? g[c] : (real)0;
-        bits |= (uint64_t)(v != 0) << code[c];
+        bits |= (uint64_t)(v != 0) << (code[c] & 63);
+        out |= code[c] >= pc->cells;
     }
+    *bad |= out;
     return bits;
 }
 
@@ -952,13 +956,14 @@ int FN(cx_conv2d_maxpool_backward_codes)(const cx_conv_shape *s, const real *x, 
         return -1;
     cx_int *list = mark + total, *first = list + total;
     const int nt = total * cout >= CX_SCAN_PARALLEL_MIN ? n_threads : 1;
+    int bad = 0;
     cx_int i;
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1) reduction(| : bad)
     for (i = 0; i < s->n; i++) {
         cx_int *mi = mark + i * per_image, count = 0;
         memset(mi, 0, sizeof(cx_int) * per_image);
         for (cx_int w = 0; w < pc.windows; w++) {
-            const uint64_t bits = FN(window_hits)(&pc, (i * pc.windows + w) * cout, cout);
+            const uint64_t bits = FN(window_hits)(&pc, (i * pc.windows + w) * cout, cout, &bad);
             const cx_int corner = FN(window_corner)(&pc, w);
             for (cx_int q = 0; q < pc.cells; q++)
                 mi[corner + pc.offset[q]] = (cx_int)((bits >> q) & 1);
@@ -967,6 +972,8 @@ int FN(cx_conv2d_maxpool_backward_codes)(const cx_conv_shape *s, const real *x, 
             count += mi[p];
         first[i + 1] = count;
     }
+    if (bad)
+        return -3;
     const cx_int rows = FN(starts_from_counts)(first, s->n);
     const int listed = FN(lists_rows)(s, rows);
     /* gathered: the listed rows, then a spare row per thread for positions without a gradient (zeros) */

@@ -32,3 +32,16 @@
 #undef CX_FABS
 #undef real
 #undef FN
+
+cx_int cx_first_label_outside(const int64_t *labels, cx_int n, cx_int c)
+{
+    int64_t bad = 0;
+    for (cx_int i = 0; i < n; ++i) /* an OR of unsigned compares: vectorises, no branch */
+        bad |= (uint64_t)labels[i] >= (uint64_t)c;
+    if (!bad)
+        return -1;
+    for (cx_int i = 0; i < n; ++i)
+        if ((uint64_t)labels[i] >= (uint64_t)c)
+            return i;
+    return -1;
+}

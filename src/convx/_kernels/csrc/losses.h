@@ -38,4 +38,7 @@ void cx_sigmoid_bce_f64(const double *logits, const double *targets, cx_int n, c
 void cx_bce_f64(const double *probs, const double *targets, cx_int n, cx_int c, double *loss, double *grad, int n_threads);
 void cx_mse_f64(const double *pred, const double *targets, cx_int n, cx_int c, double *loss, double *grad, int n_threads);
 
+/* The index of the first label outside [0, c), or -1 when all are inside. */
+cx_int cx_first_label_outside(const int64_t *labels, cx_int n, cx_int c);
+
 #endif
