@@ -35,6 +35,9 @@ enum { CX_SLOT_TILE, CX_SLOT_APACK, CX_SLOT_BPACK, CX_SLOT_KERNEL, CX_SLOT_PARTI
 #define CX_CONV_PARALLEL_MIN 1048576
 /* dz values below which the backward's zero-row scan stays on the calling thread. */
 #define CX_SCAN_PARALLEL_MIN 65536
+/* Images per chunk of the row scans and gathers, taken dynamically: a worker that wakes late (~50 us after a
+ * sleep) or runs slower takes fewer, instead of the other thread waiting for its static half. */
+#define CX_ROW_SCAN_IMAGES 4
 
 #define real float
 #define FN(name) name##_f32

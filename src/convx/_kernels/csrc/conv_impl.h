@@ -713,7 +713,7 @@ static cx_int FN(skip_zero_rows)(const cx_conv_shape *s, const real *dz, const c
     cx_int *list = scan + total, *first = list + total;
     const int nt = total * cout >= CX_SCAN_PARALLEL_MIN ? n_threads : 1;
     cx_int i;
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#pragma omp parallel for num_threads(nt) schedule(dynamic, CX_ROW_SCAN_IMAGES) if (nt > 1)
     for (i = 0; i < s->n; i++)
         first[i + 1] = FN(nonzero_rows)(dz + i * per_image * cout, per_image, cout, scan + i * per_image);
     const cx_int rows = FN(starts_from_counts)(first, s->n);
@@ -722,7 +722,7 @@ static cx_int FN(skip_zero_rows)(const cx_conv_shape *s, const real *dz, const c
     real *gathered = cx_scratch(CX_SLOT_DZ, sizeof(real) * rows * cout);
     if (!gathered)
         return -1;
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#pragma omp parallel for num_threads(nt) schedule(dynamic, CX_ROW_SCAN_IMAGES) if (nt > 1)
     for (i = 0; i < s->n; i++)
         for (cx_int k = first[i]; k < first[i + 1]; k++) {
             list[k] = i * per_image + scan[i * per_image + k - first[i]];
@@ -958,7 +958,7 @@ int FN(cx_conv2d_maxpool_backward_codes)(const cx_conv_shape *s, const real *x, 
     const int nt = total * cout >= CX_SCAN_PARALLEL_MIN ? n_threads : 1;
     int bad = 0;
     cx_int i;
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1) reduction(| : bad)
+#pragma omp parallel for num_threads(nt) schedule(dynamic, CX_ROW_SCAN_IMAGES) if (nt > 1) reduction(| : bad)
     for (i = 0; i < s->n; i++) {
         cx_int *mi = mark + i * per_image, count = 0;
         memset(mi, 0, sizeof(cx_int) * per_image);
@@ -982,7 +982,7 @@ int FN(cx_conv2d_maxpool_backward_codes)(const cx_conv_shape *s, const real *x, 
                      ? cx_scratch(CX_SLOT_DZ_FULL, sizeof(real) * total * cout) : NULL;
     if ((listed && !gathered) || (!listed && !full))
         return -1;
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#pragma omp parallel for num_threads(nt) schedule(dynamic, CX_ROW_SCAN_IMAGES) if (nt > 1)
     for (i = 0; i < s->n; i++) {
         cx_int *mi = mark + i * per_image, k = first[i], slots[64];
         const cx_int spare = rows + convx_thread_id();
