@@ -101,8 +101,9 @@ static inline void store_avx2_f32(const __m256 *rows, float *c, cx_int ldc, int 
         ai = _mm256_broadcast_ss(a5); c50 = _mm256_fmadd_ps(ai, b0, c50); c51 = _mm256_fmadd_ps(ai, b1, c51); \
     } while (0)
 
-#if defined(__GNUC__) || defined(__clang__)
-/* Four k steps of the 6 x 16 tile in assembly: compilers given the same loop
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+#define CX_ASM_AVX2_F32 1
+/* Four k steps of the 6 x 16 tile in assembly (x86-64: ymm12-15 are scratch): compilers given the same loop
  * as intrinsics rename and spill accumulators (GCC 12: two stack round trips
  * and several register moves per four steps, ~10% of the kernel's speed).
  * One step: two B loads, then per row a broadcast of A and two FMAs. */
@@ -140,7 +141,7 @@ static void ukr_avx2_f32(cx_int kc, const float *a, const float *b, float *c, cx
     for (int i = 0; i < 6 && i < mr; i++)
         _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
     cx_int p = 0;
-#if defined(__GNUC__) || defined(__clang__)
+#ifdef CX_ASM_AVX2_F32
     cx_int quads = kc / 4;
     if (quads > 0) {
         __asm__ volatile(
