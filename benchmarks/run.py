@@ -41,10 +41,10 @@ OPENBLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 SETTINGS = {
     # train: timed steps after `warmup` steps; iters/max_s: calls and time cap per timed point
-    "full": {"repeats": 3, "import_repeats": 5, "train_steps": 30, "train_warmup": 5, "infer_iters": 30,
+    "full": {"repeats": 3, "import_repeats": 5, "threads_repeats": 5, "train_steps": 30, "train_warmup": 5, "infer_iters": 30,
              "infer_max_s": 3.0, "conv_iters": 10, "conv_max_s": 2.0, "gemm_iters": 10, "gemm_max_s": 3.0,
              "timeout_s": 600},
-    "quick": {"repeats": 1, "import_repeats": 1, "train_steps": 4, "train_warmup": 1, "infer_iters": 5,
+    "quick": {"repeats": 1, "import_repeats": 1, "threads_repeats": 1, "train_steps": 4, "train_warmup": 1, "infer_iters": 5,
               "infer_max_s": 0.5, "conv_iters": 3, "conv_max_s": 0.5, "gemm_iters": 3, "gemm_max_s": 0.5,
               "timeout_s": 180},
 }
@@ -185,7 +185,7 @@ def collect_jobs(cases, cfg, frameworks, repeats):
             for fw, spec, contended in slot:
                 job = Job(fw, spec, contended)
                 job = jobs.setdefault(job.key, job)
-                job.repeats = max(job.repeats, cfg["import_repeats"] if case == "import" else repeats)
+                job.repeats = max(job.repeats, cfg.get(f"{case}_repeats", repeats))
                 row[fw] = job
             case_slots[case].append(row)
     return list(jobs.values()), case_slots
@@ -438,7 +438,8 @@ def main(argv=None):
     mode = "quick" if args.quick else "full"
     cfg = dict(SETTINGS[mode])
     repeats = args.repeats or cfg["repeats"]
-    cfg["import_repeats"] = max(cfg["import_repeats"], repeats)
+    for case in ("import", "threads"):  # cases whose cells need more processes than the others
+        cfg[f"{case}_repeats"] = max(cfg[f"{case}_repeats"], repeats)
     frameworks, interpreters = detect_frameworks(args)
     started = time.perf_counter()
     info = machine_info(frameworks, interpreters)
@@ -449,7 +450,8 @@ def main(argv=None):
     rows = [row for case, slots in case_slots.items() for row in rows_for(case, slots)]
     add_ratios(rows)
     info["loadavg_end"] = os.getloadavg()
-    print(f"\nmedians over {repeats} worker process(es) per cell ({cfg['import_repeats']} for import); ratios are "
+    print(f"\nmedians over {repeats} worker process(es) per cell ({cfg['import_repeats']} for import, "
+          f"{cfg['threads_repeats']} for threads); ratios are "
           f"convx time / reference time (> 1: convx slower); load average {info['loadavg_start'][0]:.2f} at start, "
           f"{info['loadavg_end'][0]:.2f} at end")
     info["versions"] = _versions(raw)
