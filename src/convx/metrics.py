@@ -66,12 +66,17 @@ class MeanMetricWrapper(Mean):
         super().update_state(self._fn(y_true, y_pred), sample_weight)
 
 
-def sparse_categorical_accuracy(y_true, y_pred):
-    """1.0 where the integer label equals ``argmax(y_pred, -1)``."""
+def _sparse_hits(y_true, y_pred):
+    """True where the integer label equals ``argmax(y_pred, -1)``."""
     y_true = np.asarray(y_true)
     if y_true.ndim == np.ndim(y_pred) and y_true.shape[-1] == 1:
         y_true = y_true[..., 0]
-    return (np.argmax(y_pred, axis=-1) == y_true).astype(np.float32)
+    return np.argmax(y_pred, axis=-1) == y_true
+
+
+def sparse_categorical_accuracy(y_true, y_pred):
+    """1.0 where the integer label equals ``argmax(y_pred, -1)``."""
+    return _sparse_hits(y_true, y_pred).astype(np.float32)
 
 
 def categorical_accuracy(y_true, y_pred):
@@ -110,12 +115,8 @@ class SparseCategoricalAccuracy(MeanMetricWrapper):
     def update_state(self, y_true, y_pred, sample_weight=None):
         if sample_weight is not None:
             return super().update_state(y_true, y_pred, sample_weight)
-        # once per training step: count the hits (the same float64 total as summing the 0/1 values),
-        # three NumPy calls instead of eight
-        y_true = np.asarray(y_true)
-        if y_true.ndim == np.ndim(y_pred) and y_true.shape[-1] == 1:
-            y_true = y_true[..., 0]
-        hits = np.argmax(y_pred, axis=-1) == y_true
+        # once per training step: count the hits (the same float64 total as summing the 0/1 values)
+        hits = _sparse_hits(y_true, y_pred)
         self._total += float(np.count_nonzero(hits))
         self._count += hits.size
 

@@ -216,6 +216,30 @@ def conv2d_maxpool_forward(x, kernel, bias=None, strides=(1, 1), padding="valid"
     return pooled
 
 
+cdef int _relu_or_linear(activation, str what) except -1:
+    """The activation's code; a fused pooling backward supports 'relu' and 'linear' only."""
+    cdef int act = activation_code(activation)
+    if act not in (ACTIVATION_CODES["relu"], ACTIVATION_CODES["linear"]):
+        raise ValueError(f"{what} supports activation 'relu' or 'linear', got {activation!r}")
+    return act
+
+
+cdef tuple _pooled_inputs(dy, pooled, tuple pooled_shape, dtype):
+    """dy and pooled checked as arrays of the pooled output's shape and `dtype`."""
+    dy = float_array(dy, "dy", 4, dtype)
+    check_shape(dy, "dy", pooled_shape)
+    pooled = float_array(pooled, "pooled", 4, dtype)
+    check_shape(pooled, "pooled", pooled_shape)
+    return dy, pooled
+
+
+cdef tuple _gradient_outputs(out, x, kernel, cx_int cout, bint need_dx):
+    """(dx or None, dkernel, dbias) of a backward pass, from `out` or new."""
+    return output_arrays(
+        out, ("dx", "dkernel", "dbias"), (x.shape if need_dx else None, kernel.shape, (cout,)), (x.dtype,) * 3
+    )
+
+
 def conv2d_maxpool_backward(x, kernel, dy, pooled, bias=None, strides=(1, 1), padding="valid", dilation=(1, 1),
                             activation="linear", pool_size=(2, 2), out=None):
     """Kernel and bias gradients through :func:`conv2d_maxpool_forward`, for a first layer.
@@ -245,9 +269,7 @@ def conv2d_maxpool_backward(x, kernel, dy, pooled, bias=None, strides=(1, 1), pa
     dbias : ndarray, shape (C_out,)
     """
     x, kernel = _inputs(x, kernel)
-    cdef int act = activation_code(activation)
-    if act not in (ACTIVATION_CODES["relu"], ACTIVATION_CODES["linear"]):
-        raise ValueError(f"conv2d_maxpool_backward supports activation 'relu' or 'linear', got {activation!r}")
+    cdef int act = _relu_or_linear(activation, "conv2d_maxpool_backward")
     cdef cx_conv_shape s = _geometry(x, kernel, strides, padding, dilation)
     if s.kh * s.kw * s.cin > SMALL_PATCH:
         raise ValueError(
@@ -256,11 +278,7 @@ def conv2d_maxpool_backward(x, kernel, dy, pooled, bias=None, strides=(1, 1), pa
     cdef cx_int ph, pw
     ph, pw = _pooling(s, pool_size)
     bias = _bias(bias, x.dtype, s.cout)
-    pooled_shape = (s.n, s.oh // ph, s.ow // pw, s.cout)
-    dy = float_array(dy, "dy", 4, x.dtype)
-    check_shape(dy, "dy", pooled_shape)
-    pooled = float_array(pooled, "pooled", 4, x.dtype)
-    check_shape(pooled, "pooled", pooled_shape)
+    dy, pooled = _pooled_inputs(dy, pooled, (s.n, s.oh // ph, s.ow // pw, s.cout), x.dtype)
     dkernel_, dbias_ = output_arrays(out, ("dkernel", "dbias"), (kernel.shape, (s.cout,)), (x.dtype,) * 2)
     cdef cnp.ndarray dkernel = dkernel_
     cdef cnp.ndarray dbias = dbias_
@@ -323,25 +341,18 @@ def conv2d_maxpool_backward_codes(x, kernel, dy, pooled, codes, strides=(1, 1), 
     dbias : ndarray, shape (C_out,)
     """
     x, kernel = _inputs(x, kernel)
-    cdef int act = activation_code(activation)
-    if act not in (ACTIVATION_CODES["relu"], ACTIVATION_CODES["linear"]):
-        raise ValueError(f"conv2d_maxpool_backward_codes supports activation 'relu' or 'linear', got {activation!r}")
+    cdef int act = _relu_or_linear(activation, "conv2d_maxpool_backward_codes")
     cdef cx_conv_shape s = _geometry(x, kernel, strides, padding, dilation)
     cdef cx_int ph, pw
     ph, pw = _pooling(s, pool_size)
     _check_code_range(ph, pw)
     pooled_shape = (s.n, s.oh // ph, s.ow // pw, s.cout)
-    dy = float_array(dy, "dy", 4, x.dtype)
-    check_shape(dy, "dy", pooled_shape)
-    pooled = float_array(pooled, "pooled", 4, x.dtype)
-    check_shape(pooled, "pooled", pooled_shape)
+    dy, pooled = _pooled_inputs(dy, pooled, pooled_shape, x.dtype)
     if not isinstance(codes, np.ndarray) or codes.dtype != np.uint8:
         raise TypeError(f"codes must be a uint8 numpy.ndarray, got {getattr(codes, 'dtype', type(codes).__name__)}")
     check_shape(codes, "codes", pooled_shape)
     codes = np.ascontiguousarray(codes)
-    dx_, dkernel_, dbias_ = output_arrays(
-        out, ("dx", "dkernel", "dbias"), (x.shape if need_dx else None, kernel.shape, (s.cout,)), (x.dtype,) * 3
-    )
+    dx_, dkernel_, dbias_ = _gradient_outputs(out, x, kernel, s.cout, need_dx)
     cdef cnp.ndarray dkernel = dkernel_
     cdef cnp.ndarray dbias = dbias_
     cdef cnp.ndarray dx = dx_
@@ -398,9 +409,7 @@ def conv2d_backward(x, kernel, dz, strides=(1, 1), padding="valid", dilation=(1,
     cdef cx_conv_shape s = _geometry(x, kernel, strides, padding, dilation)
     dz = float_array(dz, "dz", 4, x.dtype)
     check_shape(dz, "dz", (s.n, s.oh, s.ow, s.cout))
-    dx_, dkernel_, dbias_ = output_arrays(
-        out, ("dx", "dkernel", "dbias"), (x.shape if need_dx else None, kernel.shape, (s.cout,)), (x.dtype,) * 3
-    )
+    dx_, dkernel_, dbias_ = _gradient_outputs(out, x, kernel, s.cout, need_dx)
     cdef cnp.ndarray dkernel = dkernel_
     cdef cnp.ndarray dbias = dbias_
     cdef cnp.ndarray dx = dx_

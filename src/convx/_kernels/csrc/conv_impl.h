@@ -573,6 +573,17 @@ static void FN(weight_grad_groups_run)(const cx_conv_shape *s, const real *x, co
 #undef CX_GROUP_BODY
 }
 
+/* Gradients of a convolution without output pixels (or pooled ones): zero. */
+static int FN(no_rows_backward)(const cx_conv_shape *s, real *dx, real *dkernel, real *dbias)
+{
+    memset(dkernel, 0, sizeof(real) * s->kh * s->kw * s->cin * s->cout);
+    if (dbias)
+        memset(dbias, 0, sizeof(real) * s->cout);
+    if (dx)
+        memset(dx, 0, sizeof(real) * s->n * s->h * s->w * s->cin);
+    return 0;
+}
+
 /* Kernel and bias gradients of a small-patch convolution with a relu or
  * linear activation followed by a max pooling (ph x pw windows, equal strides,
  * no padding), without the input gradient (a first layer; see conv.h). The
@@ -591,11 +602,8 @@ int FN(cx_conv2d_maxpool_backward)(const cx_conv_shape *s, const real *x, const 
     const cx_int poh = s->oh / ph, pwid = s->ow / pw, band_rows = ph * s->ow;
     if (patch > CX_SMALL_PATCH || (act != CX_ACT_RELU && act != CX_ACT_LINEAR))
         return -2;
-    if (s->n * poh * pwid == 0) {
-        memset(dkernel, 0, sizeof(real) * wsize);
-        memset(dbias, 0, sizeof(real) * cout);
-        return 0;
-    }
+    if (s->n * poh * pwid == 0)
+        return FN(no_rows_backward)(s, NULL, dkernel, dbias);
     const cx_int per_task = FN(bands_per_task)(patch, poh, band_rows);
     const cx_int tasks_per_image = (poh + per_task - 1) / per_task, tasks = s->n * tasks_per_image;
     const cx_int groups = FN(weight_grad_groups)(s->n * poh * band_rows);
@@ -749,17 +757,6 @@ static int FN(dx_is_direct)(const cx_conv_shape *s)
 static int FN(dx_reads_all_of_dz)(const cx_conv_shape *s)
 {
     return FN(is_pointwise)(s) || FN(dx_is_direct)(s);
-}
-
-/* Gradients of a convolution without output pixels: zero. */
-static int FN(no_rows_backward)(const cx_conv_shape *s, real *dx, real *dkernel, real *dbias)
-{
-    memset(dkernel, 0, sizeof(real) * s->kh * s->kw * s->cin * s->cout);
-    if (dbias)
-        memset(dbias, 0, sizeof(real) * s->cout);
-    if (dx)
-        memset(dx, 0, sizeof(real) * s->n * s->h * s->w * s->cin);
-    return 0;
 }
 
 /* Both gradients from the `rows` rows of dz to work on (skip_zero_rows): idx
