@@ -63,7 +63,7 @@ static void FN(pack_b_panel)(const FN(ukernel_t) *uk, int trans_b, const real *b
     const int NR = uk->nr;
     if (trans_b) {
         /* op(B) columns are rows of `b`: read each along k, write with stride NR
-         * (the panel stays in L1; NR strided loads per k step were 2-3x slower) */
+         * (the panel stays in L1) instead of NR strided loads per k step */
         for (int j = 0; j < cols; j++) {
             const real *src = b + (j0 + j) * ldb + p0;
             for (cx_int p = 0; p < kc; p++)
