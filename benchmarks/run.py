@@ -41,11 +41,12 @@ OPENBLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 SETTINGS = {
     # train: timed steps after `warmup` steps; iters/max_s: calls and time cap per timed point
-    "full": {"repeats": 3, "import_repeats": 5, "threads_repeats": 5, "train_steps": 30, "train_warmup": 5, "infer_iters": 30,
-             "infer_max_s": 3.0, "conv_iters": 10, "conv_max_s": 2.0, "gemm_iters": 10, "gemm_max_s": 3.0,
+    # threads: chunks of steps per thread count, alternating in one process (see workers/_common.py)
+    "full": {"repeats": 3, "import_repeats": 5, "threads_repeats": 5, "threads_chunks": 10, "threads_steps": 10,
+             "train_steps": 30, "train_warmup": 5, "infer_iters": 30, "infer_max_s": 3.0, "conv_iters": 10, "conv_max_s": 2.0, "gemm_iters": 10, "gemm_max_s": 3.0,
              "timeout_s": 600},
-    "quick": {"repeats": 1, "import_repeats": 1, "threads_repeats": 1, "train_steps": 4, "train_warmup": 1, "infer_iters": 5,
-              "infer_max_s": 0.5, "conv_iters": 3, "conv_max_s": 0.5, "gemm_iters": 3, "gemm_max_s": 0.5,
+    "quick": {"repeats": 1, "import_repeats": 1, "threads_repeats": 1, "threads_chunks": 2, "threads_steps": 2,
+              "train_steps": 4, "train_warmup": 1, "infer_iters": 5, "infer_max_s": 0.5, "conv_iters": 3, "conv_max_s": 0.5, "gemm_iters": 3, "gemm_max_s": 0.5,
               "timeout_s": 180},
 }
 INFER_POINTS = [[1, "predict"], [1, "call"], [32, "predict"], [256, "predict"]]
@@ -100,10 +101,14 @@ def slots_for(case, cfg, frameworks):
     if case == "memory":
         return [[(fw, _train_spec(cfg, 32), False) for fw in models]]
     if case == "threads":
-        # a ratio of two runs of one framework: its 1- and 2-thread runs back to back (this VM drifts over
-        # minutes), twice as long as the train case's, each framework's pair in its own two slots
-        spec = lambda t: dict(_train_spec(cfg, 128, t), steps=2 * cfg["train_steps"])
-        return [[(fw, spec(t), False)] for fw in models for t in (1, 2)]
+        # convx and torch change their thread count in place: 1 and 2 threads alternate within each process, so
+        # both see the same drifts of the machine. TensorFlow fixes its pools at start: a 1- and a 2-thread
+        # process back to back, over twice the train case's steps, in slots of their own.
+        alternating = {"case": "threads", "batch": 128, "threads": THREADS, "chunks": cfg["threads_chunks"],
+                       "steps": cfg["threads_steps"], "data": str(DATA)}
+        pairs = lambda t: dict(_train_spec(cfg, 128, t), steps=2 * cfg["train_steps"])  # noqa: E731
+        slots = [[(fw, alternating, False) for fw in models if fw != "tf"]]
+        return slots + [[("tf", pairs(t), False)] for t in (1, 2) if "tf" in models]
     if case == "contention":
         # the uncontended runs are the train b128 and infer cases' own (shared) processes
         return [[(fw, _train_spec(cfg, 128), False) for fw in models],
@@ -210,7 +215,7 @@ def run_jobs(jobs, case_slots, frameworks, interpreters, timeout):
                 status = f"{wall:6.1f} s" if error is None else f"FAILED ({error.splitlines()[0]})"
                 print(f"[{done:3d}/{total}] {job.label():<45s} {status}", flush=True)
                 if error is None:
-                    job.results.append(result)
+                    job.results.append(dict(result, repeat=rep))
                 else:
                     job.errors.append(error)
                     print("        " + error.replace("\n", "\n        "), file=sys.stderr)
@@ -257,10 +262,17 @@ def rows_for(case, slots):
         rows.append(_row("memory train b32", "peak - after imports", "MiB", "mem",
                          _per_fw(slots[0], lambda r: r["rss_peak_mb"] - r["rss_baseline_mb"])))
     elif case == "threads":
-        one, two = ({fw: v for row in slots[t::2] for fw, v in _per_fw(row, _ms_per_step).items()} for t in (0, 1))
+        one, two = ({fw: _job_median(job, lambda r, t=t: r["ms_per_step"][t]) for fw, job in slots[0].items()}
+                    for t in ("1", "2"))
+        speedup = {fw: _job_median(job, lambda r: r["speedup"]) for fw, job in slots[0].items()}
+        if len(slots) == 3:  # TensorFlow's process pairs, paired by repeat
+            ones = {r["repeat"]: r["s_per_step"] for r in slots[1]["tf"].results}
+            twos = {r["repeat"]: r["s_per_step"] for r in slots[2]["tf"].results}
+            one["tf"], two["tf"] = _job_median(slots[1]["tf"], _ms_per_step), _job_median(slots[2]["tf"], _ms_per_step)
+            speedup["tf"] = _median([ones[rep] / twos[rep] for rep in ones if rep in twos])
         rows.append(_row("threads train b128", "1 thread", "ms/step", "time", one))
         rows.append(_row("threads train b128", "2 threads", "ms/step", "time", two))
-        rows.append(_row("threads train b128", "speed-up 1->2", "x", "factor", _ratio_values(one, two)))
+        rows.append(_row("threads train b128", "speed-up 1->2", "x", "factor", speedup))
     elif case == "contention":
         calm_train, calm_infer, busy_train, busy_infer = slots
         pairs = (("train b128", calm_train, busy_train, _ms_per_step, "ms/step"),

@@ -115,6 +115,31 @@ def train_result(seconds, steps, batch, final_loss, baseline_rss):
     }
 
 
+def alternate_threads(run_chunk, set_threads, chunks, steps):
+    """1- and 2-thread training time per step, the counts alternating chunk by chunk.
+
+    ``run_chunk(i)`` trains ``steps`` steps on the i-th slice of the data and
+    ``set_threads(n)`` changes the framework's thread count in place. Chunk 0
+    is a warm-up at 2 threads; then 2 * ``chunks`` chunks run with 1, 2, 2, 1,
+    1, 2, ... threads (neither count always first), so that both counts see
+    the same drifts of a shared machine (here up to ~30% over seconds), which
+    two separate processes do not. Returns the median ms per step of each
+    count, their ratio (the speed-up) and every chunk's figure.
+    """
+    set_threads(2)
+    run_chunk(0)
+    times = {1: [], 2: []}
+    for chunk in range(2 * chunks):
+        threads = (1, 2)[(chunk + chunk // 2) % 2]
+        set_threads(threads)
+        t0 = time.perf_counter()
+        run_chunk(chunk + 1)
+        times[threads].append(1e3 * (time.perf_counter() - t0) / steps)
+    one, two = statistics.median(times[1]), statistics.median(times[2])
+    return {"ms_per_step": {"1": one, "2": two}, "speedup": one / two,
+            "chunk_ms_per_step": {"1": times[1], "2": times[2]}}
+
+
 def time_imports(modules):
     """Seconds to import numpy, then ``modules`` on top of it, in this (fresh) process."""
     t0 = time.perf_counter()

@@ -44,6 +44,21 @@ def train(spec):
     return _common.train_result(seconds, steps, batch, history.history["loss"][-1], baseline)
 
 
+def threads(spec):
+    """1 vs 2 threads alternating in this process (see _common.alternate_threads)."""
+    convx = _import_convx(2)
+    batch, steps, chunks = spec["batch"], spec["steps"], spec["chunks"]
+    per_chunk = batch * steps
+    x, y = _common.load_mnist(spec["data"], per_chunk * (2 * chunks + 1))
+    model = _seed_model(convx)
+
+    def run_chunk(i):
+        part = slice(i * per_chunk, (i + 1) * per_chunk)
+        model.fit(x[part], y[part], batch_size=batch, epochs=1, verbose=0)
+
+    return _common.alternate_threads(run_chunk, convx.set_num_threads, chunks, steps)
+
+
 def infer(spec):
     convx = _import_convx(spec["threads"])
     model = _seed_model(convx)
@@ -115,5 +130,5 @@ def versions():
 
 
 if __name__ == "__main__":
-    _common.run({"train": train, "infer": infer, "conv": conv, "gemm": gemm, "import": import_time, "info": info},
-                versions)
+    _common.run({"train": train, "threads": threads, "infer": infer, "conv": conv, "gemm": gemm,
+                 "import": import_time, "info": info}, versions)

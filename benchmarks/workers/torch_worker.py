@@ -33,12 +33,8 @@ def _nchw(torch, x):
     return torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
 
 
-def train(spec):
-    torch = _import_torch(spec["threads"])
-    batch, steps, warmup = spec["batch"], spec["steps"], spec["warmup"]
-    x, y = _common.load_mnist(spec["data"], batch * (warmup + steps))
-    x, y = _nchw(torch, x), torch.from_numpy(y)
-    baseline = _common.rss_mb()
+def _trainer(torch, x, y, batch):
+    """run_steps(first, count): `count` training steps from batch `first` of (x, y); returns the last loss."""
     model = _seed_model(torch)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
@@ -53,11 +49,30 @@ def train(spec):
             optimizer.step()
         return loss.item()
 
+    return run_steps
+
+
+def train(spec):
+    torch = _import_torch(spec["threads"])
+    batch, steps, warmup = spec["batch"], spec["steps"], spec["warmup"]
+    x, y = _common.load_mnist(spec["data"], batch * (warmup + steps))
+    x, y = _nchw(torch, x), torch.from_numpy(y)
+    baseline = _common.rss_mb()
+    run_steps = _trainer(torch, x, y, batch)
     run_steps(0, warmup)
     t0 = time.perf_counter()
     final_loss = run_steps(warmup, steps)
     seconds = time.perf_counter() - t0
     return _common.train_result(seconds, steps, batch, final_loss, baseline)
+
+
+def threads(spec):
+    """1 vs 2 threads alternating in this process (see _common.alternate_threads)."""
+    torch = _import_torch(2)
+    batch, steps, chunks = spec["batch"], spec["steps"], spec["chunks"]
+    x, y = _common.load_mnist(spec["data"], batch * steps * (2 * chunks + 1))
+    run_steps = _trainer(torch, _nchw(torch, x), torch.from_numpy(y), batch)
+    return _common.alternate_threads(lambda i: run_steps(i * steps, steps), torch.set_num_threads, chunks, steps)
 
 
 def infer(spec):
@@ -126,4 +141,5 @@ def versions():
 
 
 if __name__ == "__main__":
-    _common.run({"train": train, "infer": infer, "conv": conv, "gemm": gemm, "import": import_time}, versions)
+    _common.run({"train": train, "threads": threads, "infer": infer, "conv": conv, "gemm": gemm,
+                 "import": import_time}, versions)
