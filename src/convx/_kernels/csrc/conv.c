@@ -30,6 +30,8 @@ enum { CX_SLOT_TILE, CX_SLOT_APACK, CX_SLOT_BPACK, CX_SLOT_KERNEL, CX_SLOT_PARTI
 #define CX_WINO_TILES 48
 #define CX_WINO_MIN_CHANNELS 16
 #define CX_WINO_MIN_TILES 256
+/* (C_in, C_out) pairs per task of the Winograd kernel transform. */
+#define CX_WINO_KERNEL_CHUNK 256
 
 /* Multiply-adds below which a call stays on the calling thread. */
 #define CX_CONV_PARALLEL_MIN 1048576

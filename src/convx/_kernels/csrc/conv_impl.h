@@ -194,12 +194,12 @@ static cx_int FN(block_taps)(cx_int taps, cx_int depth)
 
 
 /* Zero the outputs outside the computed window (rows >= gh or columns >= gw),
- * images shared among the calling team (every thread of it must get here;
- * no barrier: the computed outputs are elsewhere). */
+ * images taken dynamically by the calling team (every thread of it must get
+ * here; no barrier: the computed outputs are elsewhere). */
 static void FN(team_zero_outside)(const cx_conv_shape *s, cx_int gh, cx_int gw, real *y)
 {
     const cx_int cout = s->cout;
-#pragma omp for schedule(static) nowait
+#pragma omp for schedule(dynamic, 4) nowait
     for (cx_int i = 0; i < s->n; i++) {
         real *yi = y + i * s->oh * s->ow * cout;
         for (cx_int oy = 0; oy < gh; oy++)
@@ -208,15 +208,17 @@ static void FN(team_zero_outside)(const cx_conv_shape *s, cx_int gh, cx_int gw, 
     }
 }
 
-/* B of a GEMM packed by the calling team, panels shared out statically (every
- * thread of it must get here; all have the whole of it on return). Packing
- * the weights before the parallel region kept the other thread waiting:
- * 50-150 us per layer call on the seed at batch 128. */
+/* B of a GEMM packed by the calling team (every thread of it must get here;
+ * all have the whole of it on return). Packing the weights before the
+ * parallel region kept the other thread waiting: 50-150 us per layer call on
+ * the seed at batch 128. Panels are taken dynamically, so that a worker
+ * waking late leaves its share to the others instead of holding the barrier
+ * (the team's phases are all shared out this way: see docs/kernels.md). */
 static void FN(team_pack_b)(int trans_b, cx_int k, cx_int n, const real *b, cx_int ldb, cx_int kc_block,
                             real *packed)
 {
     const cx_int npanels = FN(cx_gemm_b_panels)(n);
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
     for (cx_int jp = 0; jp < npanels; jp++)
         FN(cx_gemm_pack_b_panels)(trans_b, k, n, b, ldb, kc_block, jp, jp + 1, packed);
 }
@@ -531,7 +533,7 @@ static void FN(sum_groups)(const real *partial, cx_int stride, cx_int ngroups, c
  * shared among the calling team (every thread of it must get here). */
 static void FN(sum_kernel_partials)(const real *partial, cx_int wsize, cx_int ngroups, real *dkernel)
 {
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
     for (cx_int i0 = 0; i0 < wsize; i0 += CX_WGRAD_SUM_BLOCK)
         FN(sum_groups)(partial + i0, wsize, ngroups, CX_MIN(CX_WGRAD_SUM_BLOCK, wsize - i0), dkernel + i0);
 }
@@ -820,7 +822,7 @@ static int FN(backward_rows)(const cx_conv_shape *s, const real *x, const real *
         failed = !buf || !bpack || !apack;
         if (direct_dx) {
             /* B[(t, co), ci] = kernel[t, ci, co]: each tap's (C_in, C_out) block transposed */
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
             for (cx_int t = 0; t < taps; t++)
                 for (cx_int ci = 0; ci < s->cin; ci++)
                     for (cx_int co = 0; co < cout; co++)

@@ -69,7 +69,7 @@ static void FN(wino_output_tile)(const real *CX_RESTRICT m, cx_int mstride, cx_i
 static void FN(team_wino_kernel)(const cx_conv_shape *s, const real *kernel, real *u, real *upack)
 {
     const cx_int cin = s->cin, cout = s->cout, plane = cin * cout;
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, CX_WINO_KERNEL_CHUNK)
     for (cx_int i = 0; i < plane; i++) {
         real g[3][3], t[4][3];
         for (int ky = 0; ky < 3; ky++)
@@ -89,7 +89,7 @@ static void FN(team_wino_kernel)(const cx_conv_shape *s, const real *kernel, rea
         }
     }
     const cx_int packed = FN(cx_gemm_packed_b_size)(cin, cout);
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
     for (int xi = 0; xi < 16; xi++)
         FN(cx_gemm_pack_b_blocked)(0, cin, cout, u + xi * plane, cout, cin, upack + xi * packed);
 }

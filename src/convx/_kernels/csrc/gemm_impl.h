@@ -233,24 +233,26 @@ void FN(cx_gemm)(int trans_a, int trans_b, cx_int m, cx_int n, cx_int k,
             for (cx_int pc = 0; pc < k; pc += CX_GEMM_KC) {
                 const cx_int kc = CX_MIN(CX_GEMM_KC, k - pc);
                 const real beta_block = pc == 0 ? beta : (real)1;
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
                 for (cx_int jp = 0; jp < npanels; jp++)
                     FN(pack_b_panel)(uk, trans_b, b, ldb, pc, kc, jc + jp * NR,
                                      (int)CX_MIN(NR, nc - jp * NR), bpack + jp * NR * kc);
                 const cx_int mblocks = (m + MC - 1) / MC;
                 if (mblocks >= team) {
-                    /* Enough rows: each thread packs and multiplies an equal share
-                     * (whole micro-panels), in blocks of MC rows. */
+                    /* Enough rows: row blocks of whole micro-panels, equal to within a panel, at most MC rows
+                     * and at least two per thread (a multiple of the team), each packed and multiplied by the
+                     * thread that takes it: taken dynamically, so that a thread the machine slows down does
+                     * fewer instead of the others waiting for its share. */
                     const cx_int panels = (m + MR - 1) / MR;
-                    const cx_int i0 = CX_MIN(m, panels * tid / team * MR);
-                    const cx_int i1 = CX_MIN(m, panels * (tid + 1) / team * MR);
-                    for (cx_int ic = i0; ic < i1; ic += MC) {
-                        const cx_int mc = CX_MIN(MC, i1 - ic);
+                    const cx_int blocks = CX_MIN(panels, (CX_MAX(mblocks, 2 * team) + team - 1) / team * team);
+#pragma omp for schedule(dynamic, 1)
+                    for (cx_int blk = 0; blk < blocks; blk++) {
+                        const cx_int ic = panels * blk / blocks * MR;
+                        const cx_int mc = CX_MIN(m, panels * (blk + 1) / blocks * MR) - ic;
                         FN(pack_a)(uk, trans_a, a, lda, ic, mc, pc, kc, apack);
                         FN(macro_kernel)(uk, mc, nc, kc, apack, bpack, 0, npanels,
                                          c + ic * ldc + jc, ldc, beta_block);
                     }
-#pragma omp barrier
                 } else {
                     /* Few rows: split the column panels, each thread packing A itself. */
                     const cx_int jp0 = npanels * tid / team, jp1 = npanels * (tid + 1) / team;
