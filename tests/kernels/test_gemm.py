@@ -1,6 +1,7 @@
 """The packed GEMM: every transpose combination and edge size against NumPy, on every SIMD variant."""
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -66,7 +67,7 @@ def test_simd_variant_is_reported():
     assert "generic" in gemm.supported_variants()
 
 
-@pytest.mark.parametrize("variant", ["generic", "avx2"])
+@pytest.mark.parametrize("variant", ["generic", "avx2", "neon"])
 def test_every_variant_runs_the_kernel_oracles(variant):
     """Re-run the GEMM, conv, dense and pool tests in a child process forced to each variant."""
     if variant not in gemm.supported_variants():
@@ -82,6 +83,35 @@ def test_every_variant_runs_the_kernel_oracles(variant):
         env=env, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+
+
+CSRC = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "src", "convx", "_kernels", "csrc")
+ARM64_TOOLS = ("aarch64-linux-gnu-gcc", "qemu-aarch64")
+
+
+@pytest.mark.parametrize("variant", ["neon", "generic"])
+def test_arm64_microkernels_under_qemu(variant, tmp_path):
+    """The arm64 build's GEMM (NEON micro-kernels, or the generic ones) cross-compiled and run under qemu.
+
+    Needs the checkout's C sources and Debian's gcc-aarch64-linux-gnu and qemu-user; .ci/run installs
+    them and sets CONVX_REQUIRE_ARM64=1, which turns their absence into a failure.
+    """
+    missing = [tool for tool in ARM64_TOOLS if shutil.which(tool) is None]
+    if not os.path.isdir(CSRC):
+        missing.append("the checkout's src/convx/_kernels/csrc")
+    if missing:
+        if os.environ.get("CONVX_REQUIRE_ARM64") == "1":
+            pytest.fail(f"CONVX_REQUIRE_ARM64=1 but missing: {missing}")
+        pytest.skip(f"needs {missing}")
+    exe = tmp_path / "neon_gemm_check"
+    sources = [os.path.join(os.path.dirname(__file__), "neon_gemm_check.c"), os.path.join(CSRC, "gemm.c"),
+               os.path.join(CSRC, "cpu_features.c")]
+    subprocess.run(["aarch64-linux-gnu-gcc", "-O3", "-fno-math-errno", "-fopenmp", "-Wall", "-Wno-unused-function",
+                    "-Werror", "-I", CSRC, *sources, "-o", str(exe), "-lm"], check=True, timeout=300)
+    result = subprocess.run(["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu", str(exe)], capture_output=True,
+                            text=True, timeout=600, env=dict(os.environ, CONVX_ISA=variant))
+    assert result.stdout.startswith(f"isa {variant}\n"), result.stdout[:200]
+    assert result.returncode == 0 and result.stdout.rstrip().endswith("0 failures"), result.stdout[-3000:]
 
 
 @pytest.mark.parametrize(

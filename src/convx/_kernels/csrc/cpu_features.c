@@ -11,7 +11,7 @@
 #define CX_X86_GNU 1
 #endif
 
-static const char *const isa_names[CX_ISA_COUNT] = {"generic", "avx2"};
+static const char *const isa_names[CX_ISA_COUNT] = {"generic", "avx2", "neon"};
 
 #if defined(CX_X86_MSVC)
 static int has_avx2_fma(void)
@@ -46,6 +46,12 @@ int cx_isa_supported(int isa)
         return 1;
     case CX_ISA_AVX2:
         return has_avx2_fma();
+    case CX_ISA_NEON:
+#if defined(__aarch64__) || defined(_M_ARM64)
+        return 1;
+#else
+        return 0;
+#endif
     default:
         return 0;
     }

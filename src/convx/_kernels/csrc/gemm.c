@@ -27,6 +27,11 @@ static const ukernel_t_f32 *select_ukernel_f32(void)
     if (cx_isa_selected() == CX_ISA_AVX2)
         return &avx2;
 #endif
+#ifdef CX_HAVE_NEON
+    static const ukernel_t_f32 neon = {8, 12, ukr_neon_f32, ukr_indirect_neon_f32};
+    if (cx_isa_selected() == CX_ISA_NEON)
+        return &neon;
+#endif
     return &generic;
 }
 #define CX_MC_TARGET 144

@@ -244,4 +244,96 @@ static void ukr_indirect_avx2_f64(cx_int taps, cx_int cin, const double *const *
 #undef CX_AVX2_F64_STORE
 #endif /* CX_HAVE_X86 */
 
+#if defined(__aarch64__) || defined(_M_ARM64)
+#define CX_HAVE_NEON 1
+#include <arm_neon.h>
+/* NEON (the arm64 baseline): 8 x 12 floats in 24 q-register accumulators, row
+ * i's three vectors c<i>0..c<i>2; A is read as two vectors per k step (lanes
+ * 0-3, 4-7) or, through pointers, broadcast value by value. */
+#define CX_NEON_ACC(i) float32x4_t c##i##0 = vdupq_n_f32(0), c##i##1 = c##i##0, c##i##2 = c##i##0
+#define CX_NEON_ROW(i, ai)                                                                              \
+    do {                                                                                                \
+        c##i##0 = vfmaq_f32(c##i##0, b0, ai);                                                           \
+        c##i##1 = vfmaq_f32(c##i##1, b1, ai);                                                           \
+        c##i##2 = vfmaq_f32(c##i##2, b2, ai);                                                           \
+    } while (0)
+#define CX_NEON_LANE_ROW(i, a, lane)                                                                    \
+    do {                                                                                                \
+        c##i##0 = vfmaq_laneq_f32(c##i##0, b0, a, lane);                                                \
+        c##i##1 = vfmaq_laneq_f32(c##i##1, b1, a, lane);                                                \
+        c##i##2 = vfmaq_laneq_f32(c##i##2, b2, a, lane);                                                \
+    } while (0)
+#define CX_NEON_ACCS CX_NEON_ACC(0); CX_NEON_ACC(1); CX_NEON_ACC(2); CX_NEON_ACC(3); \
+    CX_NEON_ACC(4); CX_NEON_ACC(5); CX_NEON_ACC(6); CX_NEON_ACC(7)
+#define CX_NEON_STORE                                                                                   \
+    do {                                                                                                \
+        const float32x4_t rows_[24] = {c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32,      \
+                                       c40, c41, c42, c50, c51, c52, c60, c61, c62, c70, c71, c72};     \
+        store_neon_f32(rows_, c, ldc, mr, nr, beta);                                                    \
+    } while (0)
+
+/* The 24 accumulators of an 8 x 12 float tile into C (with beta). */
+static inline void store_neon_f32(const float32x4_t *rows, float *c, cx_int ldc, int mr, int nr, float beta)
+{
+    if (mr == 8 && nr == 12) {
+        for (int i = 0; i < 8; i++)
+            for (int j = 0; j < 3; j++) {
+                float *cij = c + i * ldc + 4 * j;
+                vst1q_f32(cij, beta == 0 ? rows[3 * i + j] : vfmaq_n_f32(rows[3 * i + j], vld1q_f32(cij), beta));
+            }
+        return;
+    }
+    float acc[8 * 12];
+    for (int i = 0; i < 24; i++)
+        vst1q_f32(acc + 4 * i, rows[i]);
+    CX_STORE_TILE(float, acc, 12, c, ldc, mr, nr, beta);
+}
+
+static void ukr_neon_f32(cx_int kc, const float *a, const float *b, float *c, cx_int ldc, int mr, int nr,
+                         float beta)
+{
+    CX_NEON_ACCS;
+    for (cx_int p = 0; p < kc; p++, a += 8, b += 12) {
+        const float32x4_t b0 = vld1q_f32(b), b1 = vld1q_f32(b + 4), b2 = vld1q_f32(b + 8);
+        const float32x4_t lo = vld1q_f32(a), hi = vld1q_f32(a + 4);
+        CX_NEON_LANE_ROW(0, lo, 0);
+        CX_NEON_LANE_ROW(1, lo, 1);
+        CX_NEON_LANE_ROW(2, lo, 2);
+        CX_NEON_LANE_ROW(3, lo, 3);
+        CX_NEON_LANE_ROW(4, hi, 0);
+        CX_NEON_LANE_ROW(5, hi, 1);
+        CX_NEON_LANE_ROW(6, hi, 2);
+        CX_NEON_LANE_ROW(7, hi, 3);
+    }
+    CX_NEON_STORE;
+}
+
+static void ukr_indirect_neon_f32(cx_int taps, cx_int cin, const float *const *ptrs, const float *b, float *c,
+                                  cx_int ldc, int mr, int nr, float beta)
+{
+    CX_NEON_ACCS;
+    for (cx_int t = 0; t < taps; t++, ptrs += 8) {
+        const float *a0 = ptrs[0], *a1 = ptrs[1], *a2 = ptrs[2], *a3 = ptrs[3];
+        const float *a4 = ptrs[4], *a5 = ptrs[5], *a6 = ptrs[6], *a7 = ptrs[7];
+        for (cx_int p = 0; p < cin; p++, b += 12) {
+            const float32x4_t b0 = vld1q_f32(b), b1 = vld1q_f32(b + 4), b2 = vld1q_f32(b + 8);
+            CX_NEON_ROW(0, vld1q_dup_f32(a0 + p));
+            CX_NEON_ROW(1, vld1q_dup_f32(a1 + p));
+            CX_NEON_ROW(2, vld1q_dup_f32(a2 + p));
+            CX_NEON_ROW(3, vld1q_dup_f32(a3 + p));
+            CX_NEON_ROW(4, vld1q_dup_f32(a4 + p));
+            CX_NEON_ROW(5, vld1q_dup_f32(a5 + p));
+            CX_NEON_ROW(6, vld1q_dup_f32(a6 + p));
+            CX_NEON_ROW(7, vld1q_dup_f32(a7 + p));
+        }
+    }
+    CX_NEON_STORE;
+}
+#undef CX_NEON_ACC
+#undef CX_NEON_ROW
+#undef CX_NEON_LANE_ROW
+#undef CX_NEON_ACCS
+#undef CX_NEON_STORE
+#endif /* CX_HAVE_NEON */
+
 #endif
