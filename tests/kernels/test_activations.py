@@ -5,9 +5,9 @@ import warnings
 import numpy as np
 import pytest
 
-from convx._kernels import threads
 from convx._kernels.activations import activation_backward, activation_code, activation_forward
 from gradcheck import check_gradient
+from thread_identity import assert_same_for_any_thread_count
 
 ACTIVATIONS = ["linear", "relu", "sigmoid", "tanh", "softmax"]
 
@@ -17,12 +17,6 @@ def _away_from_kink(rng, shape):
     x = rng.uniform(0.1, 2.0, size=shape)
     return x * rng.choice([-1.0, 1.0], size=shape)
 
-
-@pytest.fixture
-def restore_threads():
-    saved = threads.get_num_threads()
-    yield
-    threads.set_num_threads(saved)
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
@@ -131,18 +125,16 @@ def test_empty_batch(activation):
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
-def test_deterministic_across_thread_counts(rng, restore_threads, activation):
+def test_deterministic_across_thread_counts(rng, activation):
     # 600 * 257 elements is above the kernels' parallel threshold (131072).
     x = rng.standard_normal((600, 257)).astype(np.float32)
     dy = rng.standard_normal(x.shape).astype(np.float32)
-    results = []
-    for n in (1, 2, 3):
-        threads.set_num_threads(n)
+
+    def forward_and_backward():
         y = activation_forward(x, activation)
-        results.append((y, activation_backward(y, dy, activation)))
-    for y, dx in results[1:]:
-        np.testing.assert_array_equal(y, results[0][0])
-        np.testing.assert_array_equal(dx, results[0][1])
+        return y, activation_backward(y, dy, activation)
+
+    assert_same_for_any_thread_count(forward_and_backward)
 
 
 def test_zero_dimensional_input_keeps_its_shape():

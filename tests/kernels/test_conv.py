@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-import convx
 from convx._kernels import conv
 from convx._kernels.activations import activation_backward, activation_forward
 from gradcheck import check_gradient
+from thread_identity import assert_same_for_any_thread_count
 
 # (N, H, W, C_in, KH, KW, C_out, strides, padding, dilation)
 CASES = [
@@ -154,20 +154,10 @@ def test_non_contiguous_inputs_are_accepted(rng):
 def test_results_are_bit_identical_for_any_thread_count(rng, dtype):
     x, kernel, bias = _random_case(rng, (16, 20, 20, 8, 3, 3, 16), dtype)
     dz = rng.standard_normal((16, 10, 10, 16)).astype(dtype)
-    saved = convx.get_num_threads()
-    results = []
-    try:
-        for n in (1, 2, 3):
-            convx.set_num_threads(n)
-            y = conv.conv2d_forward(x, kernel, bias, 2, "same", 1, "relu")
-            results.append((y,) + conv.conv2d_backward(x, kernel, dz, 2, "same", 1))
-            results[-1] += conv.conv2d_backward(x, kernel, _dz_with_zero_rows(np.random.default_rng(1), dz.shape, dtype),
-                                                2, "same", 1)
-    finally:
-        convx.set_num_threads(saved)
-    for other in results[1:]:
-        for a, b in zip(results[0], other):
-            np.testing.assert_array_equal(a, b)
+    sparse_dz = _dz_with_zero_rows(np.random.default_rng(1), dz.shape, dtype)
+    assert_same_for_any_thread_count(lambda: (
+        (conv.conv2d_forward(x, kernel, bias, 2, "same", 1, "relu"),) + conv.conv2d_backward(x, kernel, dz, 2, "same", 1)
+        + conv.conv2d_backward(x, kernel, sparse_dz, 2, "same", 1)))
 
 
 class TestBadInput:
@@ -451,16 +441,7 @@ def test_winograd_gradients_match_finite_differences(rng):
 
 def test_winograd_is_bit_identical_for_any_thread_count(rng):
     x, kernel, bias = _random_case(rng, (16, 14, 14, 32, 3, 3, 32), np.float32)
-    saved = convx.get_num_threads()
-    try:
-        results = []
-        for n in (1, 2, 3):
-            convx.set_num_threads(n)
-            results.append(conv.conv2d_forward(x, kernel, bias, padding="same", activation="relu"))
-    finally:
-        convx.set_num_threads(saved)
-    for other in results[1:]:
-        np.testing.assert_array_equal(other, results[0])
+    assert_same_for_any_thread_count(lambda: conv.conv2d_forward(x, kernel, bias, padding="same", activation="relu"))
 
 
 # (case, pool_size, activation) of conv2d_maxpool_backward: small patches (KH * KW * C_in <= 32) only
@@ -558,17 +539,8 @@ def test_conv_maxpool_backward_is_bit_identical_for_any_thread_count(rng, dtype)
     x, kernel, bias = _random_case(rng, case, dtype)
     pooled = conv.conv2d_maxpool_forward(x, kernel, bias, activation="relu")
     dy = rng.standard_normal(pooled.shape).astype(dtype)
-    saved = convx.get_num_threads()
-    try:
-        results = []
-        for n in (1, 2, 3):
-            convx.set_num_threads(n)
-            results.append(conv.conv2d_maxpool_backward(x, kernel, dy, pooled, bias, activation="relu"))
-    finally:
-        convx.set_num_threads(saved)
-    for other in results[1:]:
-        for a, b in zip(results[0], other):
-            np.testing.assert_array_equal(a, b)
+    assert_same_for_any_thread_count(
+        lambda: conv.conv2d_maxpool_backward(x, kernel, dy, pooled, bias, activation="relu"))
 
 
 def test_conv_maxpool_backward_of_an_empty_batch_is_zero(rng):
@@ -718,20 +690,13 @@ def test_conv_maxpool_backward_codes_is_bit_identical_for_any_thread_count(rng, 
     case = (32, 13, 13, 32, 3, 3, 64, (1, 1), "valid", (1, 1))
     x, kernel, bias = _random_case(rng, case, dtype)
     x = np.maximum(x, 0)
-    saved = convx.get_num_threads()
-    try:
-        results = []
-        for n in (1, 2, 3):
-            convx.set_num_threads(n)
-            pooled, codes = _codes_forward(x, kernel, bias, case, 2, "relu")
-            dy = np.random.default_rng(5).standard_normal(pooled.shape).astype(dtype)
-            results.append((pooled, codes) + conv.conv2d_maxpool_backward_codes(x, kernel, dy, pooled, codes,
-                                                                                activation="relu"))
-    finally:
-        convx.set_num_threads(saved)
-    for other in results[1:]:
-        for a, b in zip(results[0], other):
-            np.testing.assert_array_equal(a, b)
+
+    def forward_and_backward():
+        pooled, codes = _codes_forward(x, kernel, bias, case, 2, "relu")
+        dy = np.random.default_rng(5).standard_normal(pooled.shape).astype(dtype)
+        return (pooled, codes) + conv.conv2d_maxpool_backward_codes(x, kernel, dy, pooled, codes, activation="relu")
+
+    assert_same_for_any_thread_count(forward_and_backward)
 
 
 def test_conv_maxpool_backward_codes_of_an_empty_batch_is_zero(rng):

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-import convx
 from convx._kernels import dense
 from convx._kernels.activations import activation_backward
 from gradcheck import check_gradient
+from thread_identity import assert_same_for_any_thread_count
 
 
 @pytest.mark.parametrize("n, n_in, n_out", [(1, 1, 1), (4, 7, 3), (9, 20, 13)])
@@ -74,17 +74,8 @@ def test_bit_identical_for_any_thread_count(rng):
     x = rng.standard_normal((256, 300)).astype(np.float32)
     kernel = rng.standard_normal((300, 200)).astype(np.float32)
     dz = rng.standard_normal((256, 200)).astype(np.float32)
-    saved = convx.get_num_threads()
-    outs = []
-    try:
-        for n in (1, 2, 3):
-            convx.set_num_threads(n)
-            outs.append((dense.dense_forward(x, kernel, activation="softmax"),) + dense.dense_backward(x, kernel, dz))
-    finally:
-        convx.set_num_threads(saved)
-    for other in outs[1:]:
-        for a, b in zip(outs[0], other):
-            np.testing.assert_array_equal(a, b)
+    assert_same_for_any_thread_count(
+        lambda: (dense.dense_forward(x, kernel, activation="softmax"),) + dense.dense_backward(x, kernel, dz))
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-import convx
 from convx._kernels import gemm
+from thread_identity import assert_same_for_any_thread_count
 
 SIZES = [(1, 1, 1), (7, 5, 3), (13, 17, 300), (150, 70, 513), (5, 2000, 40), (300, 9, 1)]
 
@@ -48,18 +48,8 @@ def test_bit_identical_for_any_thread_count(rng):
     a = rng.standard_normal((333, 517)).astype(np.float32)
     b = rng.standard_normal((517, 291)).astype(np.float32)
     wide = rng.standard_normal((517, 1000)).astype(np.float32)
-    saved = convx.get_num_threads()
-    try:
-        outs = []
-        for n in (1, 2, 3):
-            convx.set_num_threads(n)
-            outs.append(gemm.gemm(a, b))
-            # few rows (above the 2^23 multiply-add parallel threshold): threads split the columns
-            outs.append(gemm.gemm(a[:20], wide))
-    finally:
-        convx.set_num_threads(saved)
-    for i in range(2, len(outs)):
-        np.testing.assert_array_equal(outs[i], outs[i % 2])
+    # few rows (above the 2^23 multiply-add parallel threshold): threads split the columns
+    assert_same_for_any_thread_count(lambda: (gemm.gemm(a, b), gemm.gemm(a[:20], wide)))
 
 
 def test_simd_variant_is_reported():

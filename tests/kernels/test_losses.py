@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from convx._kernels import losses, threads
+from convx._kernels import losses
 from gradcheck import check_gradient
+from thread_identity import assert_same_for_any_thread_count
 
 EPS = 1e-7
 N, C = 6, 5
@@ -207,15 +208,9 @@ def test_empty_batch(name):
         assert loss.dtype == grad.dtype == dtype
 
 
-@pytest.fixture
-def restore_threads():
-    saved = threads.get_num_threads()
-    yield
-    threads.set_num_threads(saved)
-
 
 @pytest.mark.parametrize("name", NAMES)
-def test_deterministic_across_thread_counts(rng, restore_threads, name):
+def test_deterministic_across_thread_counts(rng, name):
     # 3600 * 37 elements is above the kernels' parallel threshold (131072).
     n, c = 3600, 37
     first = {
@@ -225,14 +220,7 @@ def test_deterministic_across_thread_counts(rng, restore_threads, name):
         "mean_squared_error": rng.standard_normal((n, c)),
     }.get(name, rng.uniform(0.05, 0.95, (n, c))).astype(np.float32)
     second = rng.integers(0, c, n) if name in SPARSE else rng.uniform(0, 1, (n, c)).astype(np.float32)
-    fn = getattr(losses, name)
-    results = []
-    for count in (1, 2, 3):
-        threads.set_num_threads(count)
-        results.append(fn(first, second))
-    for loss, grad in results[1:]:
-        np.testing.assert_array_equal(loss, results[0][0])
-        np.testing.assert_array_equal(grad, results[0][1])
+    assert_same_for_any_thread_count(lambda: getattr(losses, name)(first, second))
 
 
 @pytest.mark.parametrize("name", sorted(SPARSE))

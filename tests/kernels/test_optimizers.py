@@ -6,8 +6,8 @@ import itertools
 import numpy as np
 import pytest
 
-import convx._kernels.threads as threads
 from convx._kernels.optimizers import adam_update, rmsprop_update, sgd_update
+from thread_identity import assert_same_for_any_thread_count
 
 STEPS = 5
 SHAPES = [(7,), (3, 4, 5), ()]
@@ -255,20 +255,10 @@ def _all_updates(w0, grads):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_bit_identical_across_thread_counts(rng, dtype):
-    n = 200_003  # above the serial threshold (131072), and not a multiple of 2 or 3
+    n = 200_003  # above the serial threshold (32768), and not a multiple of 2 or 3
     w0 = rng.standard_normal(n).astype(dtype)
     grads = _grads(rng, n, dtype, steps=2)
-    before = threads.get_num_threads()
-    try:
-        results = []
-        for n_threads in (1, 2, 3):
-            threads.set_num_threads(n_threads)
-            results.append(_all_updates(w0, grads))
-    finally:
-        threads.set_num_threads(before)
-    for other in results[1:]:
-        for a, b in zip(results[0], other):
-            np.testing.assert_array_equal(a, b)
+    assert_same_for_any_thread_count(lambda: tuple(_all_updates(w0, grads)))
 
 
 # ---- bad input ----

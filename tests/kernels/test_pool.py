@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-from convx._kernels import threads
 from convx._kernels.pool import (
     avg_pool2d_backward,
     avg_pool2d_forward,
@@ -16,6 +15,7 @@ from convx._kernels.pool import (
     max_pool2d_forward,
 )
 from gradcheck import check_gradient
+from thread_identity import assert_same_for_any_thread_count
 
 # (shape, pool_size, strides, padding): stride 2 'same' on even and odd sizes,
 # overlapping windows, non-square pools, pools larger than the input, batch 1, one channel.
@@ -36,12 +36,6 @@ CASES = [
 ]
 CASE_IDS = [f"{s}-k{k}-s{st}-{p}" for s, k, st, p in CASES]
 
-
-@pytest.fixture
-def restore_threads():
-    saved = threads.get_num_threads()
-    yield
-    threads.set_num_threads(saved)
 
 
 def _distinct(rng, shape):
@@ -233,19 +227,18 @@ def test_global_pools_match_torch(rng, torch):
 
 
 @pytest.mark.parametrize("pool_size,strides,padding", [(3, 2, "same"), (2, None, "valid")])
-def test_deterministic_across_thread_counts(rng, restore_threads, pool_size, strides, padding):
+def test_deterministic_across_thread_counts(rng, pool_size, strides, padding):
     # 16 * 64 * 65 * 16 input elements is above the pooling kernels' parallel threshold (2^18).
     x = rng.standard_normal((16, 64, 65, 16)).astype(np.float32)
-    results = []
-    for n in (1, 2, 3):
-        threads.set_num_threads(n)
+
+    def every_pooling():
         y, argmax = max_pool2d_forward(x, pool_size, strides, padding)
         a = avg_pool2d_forward(x, pool_size, strides, padding)
         gy, garg = global_max_pool2d_forward(x)
         g = global_avg_pool2d_forward(x)
         dy = np.linspace(-1, 1, y.size, dtype=np.float32).reshape(y.shape)
         dg = np.linspace(-1, 1, g.size, dtype=np.float32).reshape(g.shape)
-        results.append((
+        return (
             y, argmax, a, gy, garg, g,
             max_pool2d_backward(dy, argmax, x.shape),
             max_pool2d_backward_windows(dy, x, y, pool_size, strides, padding, through_relu=True)
@@ -253,10 +246,9 @@ def test_deterministic_across_thread_counts(rng, restore_threads, pool_size, str
             avg_pool2d_backward(dy, x.shape, pool_size, strides, padding),
             global_max_pool2d_backward(dg, garg, x.shape),
             global_avg_pool2d_backward(dg, x.shape),
-        ))
-    for other in results[1:]:
-        for got, want in zip(other, results[0]):
-            np.testing.assert_array_equal(got, want)
+        )
+
+    assert_same_for_any_thread_count(every_pooling)
 
 
 def test_empty_batch():
