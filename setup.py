@@ -37,6 +37,7 @@ FAMILIES = {
     "activations": ["activations.c", "epilogue.c"],
     "losses": ["losses.c"],
     "optimizers": ["optimizers.c"],
+    "merge": ["merge.c"],
 }
 
 OPENMP_PROBE = textwrap.dedent(

@@ -101,3 +101,88 @@ class TorchTwin:
             else:
                 raise NotImplementedError(type(layer).__name__)
         return x
+
+
+def _apply(torch, layer, inputs, weight):
+    """``layer`` on torch tensors (channels last); ``weight(var)`` gives a torch parameter in convx's layout."""
+    F = torch.nn.functional
+    if isinstance(layer, L.Concatenate):
+        return torch.cat(inputs, dim=layer.axis)
+    if isinstance(layer, L.Add):
+        return sum(inputs[1:], inputs[0])
+    if isinstance(layer, L.Subtract):
+        return inputs[0] - inputs[1]
+    if isinstance(layer, L.Multiply):
+        out = inputs[0]
+        for x in inputs[1:]:
+            out = out * x
+        return out
+    if isinstance(layer, L.Average):
+        return sum(inputs[1:], inputs[0]) / len(inputs)
+    if isinstance(layer, (L.Maximum, L.Minimum)):
+        out = inputs[0]
+        for x in inputs[1:]:
+            out = torch.maximum(out, x) if isinstance(layer, L.Maximum) else torch.minimum(out, x)
+        return out
+    x = inputs[0]
+    act = getattr(layer, "activation", "linear")
+    if isinstance(layer, (L.Conv2D, L.Conv1D)):
+        rank2 = isinstance(layer, L.Conv2D)
+        x4 = x if rank2 else x[:, None]
+        kernel = weight(layer.kernel)
+        kernel = (kernel if rank2 else kernel[None]).permute(3, 2, 0, 1)
+        strides, dilation = layer._as2d(layer.strides), layer._as2d(layer.dilation_rate)
+        xc = _pad_nchw(torch, x4.permute(0, 3, 1, 2), layer._as2d(layer.kernel_size), strides, dilation, layer.padding)
+        bias = weight(layer.bias) if layer.use_bias else None
+        y = F.conv2d(xc, kernel, bias, stride=strides, dilation=dilation).permute(0, 2, 3, 1)
+        return _activation(torch, y if rank2 else y[:, 0], act)
+    if isinstance(layer, L.Dense):
+        y = x @ weight(layer.kernel)
+        return _activation(torch, y + weight(layer.bias) if layer.use_bias else y, act)
+    if isinstance(layer, L.MaxPooling2D):
+        xc = _pad_nchw(torch, x.permute(0, 3, 1, 2), layer.pool_size, layer.strides, (1, 1), layer.padding, -np.inf)
+        return F.max_pool2d(xc, layer.pool_size, layer.strides).permute(0, 2, 3, 1)
+    if isinstance(layer, L.GlobalAveragePooling2D):
+        return x.mean(dim=(1, 2))
+    if isinstance(layer, L.GlobalMaxPooling1D):
+        return x.amax(dim=1)
+    if isinstance(layer, L.Flatten):
+        return x.reshape(x.shape[0], -1)
+    if isinstance(layer, L.Activation):
+        return _activation(torch, x, act)
+    raise NotImplementedError(type(layer).__name__)
+
+
+class TorchGraph:
+    """A functional convx model (nested models, shared layers, several inputs and outputs) in PyTorch.
+
+    Parameters are float64 leaf tensors, one per convx weight (shared layers share them).
+    """
+
+    def __init__(self, torch, model, dtype=None):
+        self.torch, self.model = torch, model
+        self.dtype = dtype or torch.float64
+        self.params = {id(v): torch.tensor(v.numpy(), dtype=self.dtype, requires_grad=True) for v in model.weights}
+
+    def forward(self, inputs):
+        tensors = [self.torch.as_tensor(np.asarray(x), dtype=self.dtype) for x in inputs]
+        return self._run(self.model, tensors)
+
+    def _run(self, model, inputs):
+        values = {id(t): x for t, x in zip(model._graph.inputs, inputs)}
+        for node in model._graph.nodes:
+            if node.is_input:
+                continue
+            args = [values[id(t)] for t in node.input_tensors]
+            layer = node.operation
+            if getattr(layer, "_graph", None) is not None and getattr(layer, "_is_model", False):
+                outputs = self._run(layer, args)
+            else:
+                outputs = [_apply(self.torch, layer, args, lambda var: self.params[id(var)])]
+            values.update({id(t): v for t, v in zip(node.output_tensors, outputs)})
+        return [values[id(t)] for t in model._graph.outputs]
+
+    def grads(self):
+        """Gradients in ``model.weights`` order (zeros where no gradient flowed)."""
+        return [np.zeros(v.shape) if self.params[id(v)].grad is None else self.params[id(v)].grad.numpy()
+                for v in self.model.weights]

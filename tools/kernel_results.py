@@ -20,7 +20,7 @@ import numpy as np
 
 def _kernel_calls(dtype):
     """Yield (name, result) for each kernel call, all in ``dtype``."""
-    from convx._kernels import conv, dense, gemm, losses, optimizers, pool
+    from convx._kernels import conv, dense, gemm, losses, merge, optimizers, pool
 
     rng = np.random.default_rng(20240601)
 
@@ -101,6 +101,18 @@ def _kernel_calls(dtype):
     yield "adam_param", param
     yield "adam_m", m
     yield "adam_v", v
+
+    # merge layers over 300 x 320 = 96000 elements (parallel from 65536): three inputs where
+    # the order matters, two where it cannot; concatenation split over its 300 rows
+    xs, dy = [rand(300, 320) for _ in range(3)], rand(300, 320)
+    for mode in ("add", "subtract", "multiply", "average", "maximum", "minimum"):
+        inputs = xs if mode in ("multiply", "maximum", "minimum") else xs[:2]
+        yield f"merge_{mode}_forward", merge.merge_forward(inputs, mode)
+        for i, grad in enumerate(merge.merge_backward(dy, inputs, mode)):
+            yield f"merge_{mode}_backward_{i}", grad
+    yield "concat_forward", merge.concat_forward(xs, axis=1)
+    for i, part in enumerate(merge.concat_backward(rand(300, 960), [320, 320, 320], axis=1)):
+        yield f"concat_backward_{i}", part
 
 
 def dump(path, threads, expect_openmp=None):

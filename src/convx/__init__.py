@@ -1,6 +1,7 @@
 """convx: fast CPU convolutional networks with a Keras 3-compatible API.
 
 ``import convx as keras`` runs Keras code written against ``keras.Sequential``,
+``keras.Model`` / ``keras.Input`` (functional and subclassed models),
 ``keras.layers``, ``keras.optimizers``, ``keras.losses``, ``keras.metrics``,
 ``keras.callbacks``, ``keras.datasets``, ``keras.saving`` and ``keras.utils``.
 """
@@ -12,8 +13,8 @@ import importlib
 from convx._kernels.threads import get_num_threads, set_num_threads
 from convx import _fork  # noqa: F401  (single-threaded kernels in fork() children)
 from convx import activations, initializers, layers, losses, metrics, models, optimizers, utils
-from convx.layers import Input
-from convx.models import Sequential
+from convx.layers import Input, KerasTensor
+from convx.models import Model, Sequential
 
 # loaded on first access, so that importing convx stays light
 _LAZY_SUBMODULES = ("callbacks", "datasets", "saving")
@@ -28,6 +29,6 @@ def __getattr__(name):
 
 
 __all__ = [
-    "Sequential", "Input", "layers", "models", "optimizers", "losses", "metrics", "initializers", "activations",
+    "Model", "Sequential", "Input", "KerasTensor", "layers", "models", "optimizers", "losses", "metrics", "initializers", "activations",
     "utils", "callbacks", "datasets", "saving", "show_config", "get_num_threads", "set_num_threads", "__version__",
 ]

@@ -92,23 +92,64 @@ def render_table(header, rows, widths, aligns):
     return lines
 
 
-def default_line_length():
-    """Keras' default: 88 columns, less when the terminal is narrower (terminal - 4)."""
-    return min(88, shutil.get_terminal_size().columns - 4)
+def default_line_length(columns=3):
+    """Keras' default: 88 columns (108 with "Connected to"), less when the terminal is narrower (terminal - 4)."""
+    return min(88 if columns == 3 else 108, shutil.get_terminal_size().columns - 4)
+
+
+def _sequential_like(model):
+    """Keras' test: no depth of the graph holds two nodes, no node reads two tensors, no layer is called twice."""
+    from convx.models.functional import Functional
+
+    if not isinstance(model, Functional):
+        return True
+    graph = model._graph
+    for nodes in graph.nodes_by_depth.values():
+        if len(nodes) > 1 or (len(nodes) == 1 and len(nodes[0].input_tensors) > 1):
+            return False
+    in_graph = set(graph.nodes)
+    return all(sum(node in in_graph for node in layer._inbound_nodes) <= 1 for layer in model.layers)
+
+
+def _output_shape(layer):
+    if not layer._inbound_nodes:
+        return "(" + ", ".join(str(s) for s in layer.output_shape) + ")" if layer.built else "?"
+    shapes = ["(" + ", ".join(str(s) for s in t.shape) + ")" for t in layer._inbound_nodes[-1].output_tensors]
+    return shapes[0] if len(shapes) == 1 else "[" + ", ".join(shapes) + "]"
+
+
+def _connections(layer, in_graph):
+    links = []
+    for node in layer._inbound_nodes:
+        if node not in in_graph:
+            continue
+        for tensor in node.input_tensors:
+            source, node_index, tensor_index = tensor._keras_history
+            links.append(f"{source.name}[{node_index}][{tensor_index}]")
+    return ", ".join(links) or "-"
 
 
 def summary_text(model, line_length=None, positions=None):
-    """The full summary of a Sequential model as one string (ending in a newline)."""
-    line_length = line_length or default_line_length()
-    positions = positions or [0.45, 0.80, 1.0]
+    """The full summary of a model as one string (ending in a newline)."""
+    sequential_like = _sequential_like(model)
+    header = ["Layer (type)", "Output Shape", "Param #"]
+    aligns = ["left", "left", "right"]
+    if not sequential_like:
+        header.append("Connected to")
+        aligns.append("left")
+    line_length = line_length or default_line_length(len(header))
+    positions = positions or ([0.45, 0.80, 1.0] if sequential_like else [0.3, 0.56, 0.74, 1.0])
     widths = column_widths(line_length, positions)
+    in_graph = set(model._graph.nodes) if model._graph is not None else set()
     rows = []
     for layer in model.layers:
-        shape = "?" if not layer.built else "(" + ", ".join(str(s) for s in layer.output_shape) + ")"
         params = f"{layer.count_params():,}" if layer.built else "0 (unbuilt)"
-        rows.append([f"{layer.name} ({type(layer).__name__})", shape, params])
+        row = [f"{layer.name} ({type(layer).__name__})", _output_shape(layer), params]
+        if not sequential_like:
+            row.append(_connections(layer, in_graph))
+        rows.append(row)
     lines = [f'Model: "{model.name}"']
-    lines += render_table(["Layer (type)", "Output Shape", "Param #"], rows, widths, ["left", "left", "right"])
+    lines += render_table(header, rows, widths, aligns)
     trainable = sum(math.prod(w.shape) for w in model.trainable_weights)
     non_trainable = sum(math.prod(w.shape) for w in model.non_trainable_weights)
     optimizer = model.optimizer if model.compiled else None

@@ -3,8 +3,8 @@
 A model file (``model.save('model.keras')``) holds::
 
     metadata.json        {"format": "convx.model", "format_version": 1, "convx_version": ...}
-    config.json          {"class_name": "Sequential", "config": ..., "build_input_shape": ...,
-                          "compile_config": ... or null}
+    config.json          {"class_name": "Sequential" or "Functional", "config": ...,
+                          "build_input_shape": ..., "compile_config": ... or null}
     weights/00000.npy    one array per weight, in ``get_weights()`` order
     optimizer/00000.npy  the optimizer's slots (e.g. Adam's m and v), when it has taken a step
 
@@ -39,7 +39,7 @@ def save_model(model, filepath, overwrite=True):
 
     Parameters
     ----------
-    model : Sequential
+    model : Sequential or functional Model
         A built model.
     filepath : str or os.PathLike
         Destination, conventionally ending in ``.keras``.
@@ -51,9 +51,8 @@ def save_model(model, filepath, overwrite=True):
         raise ValueError(
             f"Model '{model.name}' is not built yet: call it on data, `fit` it or `build` it before saving")
     config = {
-        "class_name": type(model).__name__,
-        "config": model.get_config(),
-        "build_input_shape": list(model.input_shape),
+        **serialize_model(model),
+        "build_input_shape": _shapes_json(model.input_shape),
         "compile_config": _compile_config(model) if model.compiled else None,
     }
     optimizer_slots = _optimizer_slots(model) if model.compiled else []
@@ -75,18 +74,17 @@ def load_model(filepath, compile=True):
 
     Returns
     -------
-    Sequential
+    Sequential or Functional
     """
-    from convx.models import Sequential
-
     with _open_archive(filepath, MODEL_FORMAT) as archive:
         config = _read_json(archive, "config.json", filepath)
-        if config.get("class_name") != "Sequential":
+        if config.get("class_name") not in _MODEL_CLASSES:
             raise ValueError(f"{os.fspath(filepath)!r} holds a {config.get('class_name')!r} model; "
-                             "convx loads Sequential models")
-        model = Sequential.from_config(config["config"])
+                             f"convx loads {' and '.join(_MODEL_CLASSES)} models")
+        model = deserialize_layer(config)
         if not model.built:
-            model.build(tuple(config["build_input_shape"]))
+            shape = config["build_input_shape"]
+            model.build([tuple(s) for s in shape] if shape and isinstance(shape[0], list) else tuple(shape))
         _assign_weights(model, _read_arrays(archive, "weights"), filepath)
         compile_config = config.get("compile_config")
         if compile and compile_config is not None:
@@ -111,6 +109,46 @@ def load_weights(model, filepath):
         raise ValueError(f"Model '{model.name}' is not built yet: build it (or call it on data) before loading weights")
     with _open_archive(filepath, (WEIGHTS_FORMAT, MODEL_FORMAT)) as archive:
         _assign_weights(model, _read_arrays(archive, "weights"), filepath)
+
+
+# ----- configs -------------------------------------------------------------------------------------------------
+
+_MODEL_CLASSES = ("Sequential", "Functional")
+
+
+def _shapes_json(shape):
+    return [list(s) for s in shape] if isinstance(shape, list) else list(shape)
+
+
+def serialize_layer(layer):
+    """``{'class_name', 'config'}`` of a layer or a model (models nest their layers' entries)."""
+    return {"class_name": type(layer).__name__, "config": layer.get_config()}
+
+
+def serialize_model(model):
+    """A model's architecture entry; subclassed models, which have no config, are refused by name."""
+    from convx.models import Functional, Sequential
+
+    if not isinstance(model, (Functional, Sequential)):
+        raise ValueError(f"Model '{model.name}' is a subclassed model ({type(model).__name__}): convx saves the "
+                         "architecture of Sequential and functional models only; save its weights instead")
+    return serialize_layer(model)
+
+
+def deserialize_layer(entry):
+    """The layer or model an entry of :func:`serialize_layer` describes; only convx's own classes are accepted."""
+    from convx import layers as layers_module
+    from convx import models
+
+    if not isinstance(entry, dict) or not isinstance(entry.get("config"), dict):
+        raise ValueError(f"Invalid layer entry in config: {entry!r}")
+    name = entry.get("class_name")
+    if name in _MODEL_CLASSES:
+        return getattr(models, name).from_config(entry["config"])
+    layer_cls = getattr(layers_module, name, None) if isinstance(name, str) else None
+    if not (isinstance(layer_cls, type) and issubclass(layer_cls, layers_module.Layer)):
+        raise ValueError(f"Unknown layer class {name!r} in config")
+    return layer_cls.from_config(entry["config"])
 
 
 # ----- writing -------------------------------------------------------------------------------------------------
@@ -179,16 +217,31 @@ def _compile_config(model):
         warnings.warn("the learning-rate schedule is not saved; the model will load with its current rate",
                       stacklevel=3)
         optimizer["config"]["learning_rate"] = model.optimizer.learning_rate
-    metrics = []
-    for spec in model._metric_specs:
-        metrics.append(spec if isinstance(spec, str) else {"class_name": type(spec).__name__,
-                                                            "config": spec.get_config()})
-    loss = None if model.loss is None else {"class_name": type(model.loss).__name__,
-                                            "config": model.loss.get_config()}
-    if loss is not None and loss["class_name"] not in losses._CLASSES:
-        raise ValueError(f"loss {loss['class_name']!r} is not one of convx's and cannot be saved")
-    return {"optimizer": optimizer, "loss": loss, "metrics": metrics,
+    def metric(spec):
+        if spec is None or isinstance(spec, str):
+            return spec
+        return {"class_name": type(spec).__name__, "config": spec.get_config()}
+
+    def loss(spec):
+        if spec is None:
+            return None
+        spec = losses.get(spec)
+        if type(spec).__name__ not in losses._CLASSES:
+            raise ValueError(f"loss {type(spec).__name__!r} is not one of convx's and cannot be saved")
+        return {"class_name": type(spec).__name__, "config": spec.get_config()}
+
+    return {"optimizer": optimizer, "loss": _map_structure(loss, model._loss_spec),
+            "loss_weights": model._loss_weights_spec, "metrics": _map_structure(metric, model._metric_specs),
             "optimizer_iterations": int(model.optimizer.iterations)}
+
+
+def _map_structure(function, value):
+    """``function`` over the leaves of a value, a list or a dict (losses and metrics per output)."""
+    if isinstance(value, dict) and "class_name" not in value:
+        return {key: _map_structure(function, v) for key, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_map_structure(function, v) for v in value]
+    return function(value)
 
 
 def _optimizer_slots(model):
@@ -271,8 +324,9 @@ def _compile_from(model, config):
 
     model.compile(
         optimizer=optimizers.get(config["optimizer"]),
-        loss=None if config["loss"] is None else losses.get(config["loss"]),
-        metrics=[m if isinstance(m, str) else metrics.get(m) for m in config["metrics"]],
+        loss=_map_structure(lambda spec: None if spec is None else losses.get(spec), config["loss"]),
+        loss_weights=config.get("loss_weights"),
+        metrics=_map_structure(lambda m: m if m is None or isinstance(m, str) else metrics.get(m), config["metrics"]),
     )
 
 

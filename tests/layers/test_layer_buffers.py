@@ -54,7 +54,7 @@ def test_cache_keeps_the_two_most_recent_shapes_per_output(rng):
     assert np.shares_memory(dense.forward(full), y_full)  # alternating shapes: no reallocation
     assert np.shares_memory(dense.forward(partial), y_partial)
     dense.forward(other)  # a third shape evicts the least recently used one (full)
-    assert len(dense._buffers["y"]) == 2
+    assert len(dense._state.buffers["y"]) == 2
     assert not np.shares_memory(dense.forward(full), y_full)
 
 

@@ -6,6 +6,18 @@ import pytest
 import convx
 from convx import layers as L
 from convx.layers.base import Layer
+from convx.models import plan as plan_module
+from convx.models.plan import ConvPoolStep
+
+
+def trained_pooled(net):
+    """Indices (in net.layers) of the convolutions the training plan runs fused with their pooling."""
+    steps = net._plan(True, True).steps
+    return {net.layers.index(s.layer) for s in steps if isinstance(s, ConvPoolStep) and s.trained}
+
+
+def pooled_in_inference(net):
+    return {net.layers.index(s.layer) for s in net._plan(False, False).steps if isinstance(s, ConvPoolStep)}
 
 
 def model(seed=7):
@@ -60,6 +72,8 @@ def test_training_with_reused_buffers_matches_fresh_buffers_bit_for_bit(make, ta
     reused = run()
     with monkeypatch.context() as patch:
         patch.setattr(Layer, "_buffer", poisoned_fresh_buffers)
+        patch.setattr(plan_module.Arena, "array", lambda self, shape, dtype: poisoned_fresh_buffers(None, "y", shape,
+                                                                                                      dtype))
         fresh = run()
     for a, b in zip(reused[0], fresh[0]):
         np.testing.assert_array_equal(a, b)
@@ -74,10 +88,10 @@ def test_train_steps_reuse_layer_buffers_and_write_gradients_into_the_flat_buffe
     net.train_on_batch(x[:16], y[:16])
     conv, dense = net.layers[0], net.layers[3]
     # the first conv trains fused with its pooling: its output buffer is the pooled one
-    outputs = [conv._buffers["pooled"][0], dense._buffers["dx"][0]]
+    outputs = [conv._state.buffers["y"][0], dense._state.buffers["dx"][0]]
     net.train_on_batch(x[16:32], y[16:32])
-    assert [conv._buffers["pooled"][0], dense._buffers["dx"][0]] == outputs  # same objects, not reallocated
-    assert len(conv._buffers["pooled"]) == 1 and "y" not in conv._buffers
+    assert [conv._state.buffers["y"][0], dense._state.buffers["dx"][0]] == outputs  # same objects, not reallocated
+    assert len(conv._state.buffers["y"]) == 1 and conv._state.buffers["y"][0].shape == (16, 3, 3, 4)
     for w in net.trainable_weights:
         assert np.shares_memory(w.grad, net._grads)
     assert np.any(net._grads != 0)
@@ -111,7 +125,8 @@ def test_outputs_are_not_views_of_layer_buffers_or_inputs(rng):
     net = convx.Sequential([L.Flatten(input_shape=(2, 3)), L.Dense(4)])
     x = rng.random((5, 2, 3), dtype=np.float32)
     for result in (net.predict_on_batch(x), net(x), net.predict(x, verbose=0)):
-        buffers = [a for layer in net.layers for cache in layer._buffers.values() for a in cache]
+        buffers = [a for state in net._states.values() for cache in state.buffers.values() for a in cache]
+        buffers += [s.arena._memory for p in net._plans.values() for s in p.steps if s.arena is not None]
         assert buffers and not any(np.shares_memory(result, b) for b in buffers)
     only_flatten = convx.Sequential([L.Flatten(input_shape=(2, 3))])
     assert not np.shares_memory(only_flatten.predict_on_batch(x), x)
@@ -133,11 +148,15 @@ def test_conv_skips_the_edge_a_valid_pooling_drops(rng, monkeypatch, pool):
 
     x, y = rng.random((20, 11, 11, 4), dtype=np.float32), rng.integers(0, 3, 20)
     windowed = build()
-    assert windowed._output_window(0, (None, 11, 11, 4)) == (8, 8)  # 9x9 output, 4x4 pooled
+    first = windowed._plan(True, True).steps[0]  # training: a tanh conv is not fused with its pooling
+    assert first._output_window((None, 11, 11, 4)) == (8, 8)  # 9x9 output, 4x4 pooled
     full = build()
-    monkeypatch.setattr(full, "_output_window", lambda i, shape: None)
-    np.testing.assert_array_equal(windowed.predict(x, verbose=0), full.predict(x, verbose=0))
+    windowed_predictions = windowed.predict(x, verbose=0)
     windowed.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False)
+    monkeypatch.setattr(plan_module, "REWRITES", [r for r in plan_module.REWRITES
+                                                  if r is not plan_module.window_conv_outputs])
+    assert full._plan(True, True).steps[0].window_pooling is None
+    np.testing.assert_array_equal(windowed_predictions, full.predict(x, verbose=0))
     full.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False)
     for a, b in zip(windowed.get_weights(), full.get_weights()):
         np.testing.assert_array_equal(a, b)
@@ -153,9 +172,12 @@ def test_inference_pools_conv_outputs_in_one_pass(rng, monkeypatch):
     ])
     net.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     x = rng.random((10, 13, 13, 1), dtype=np.float32)
-    assert net._pools_in_one_pass(0) and net._pools_in_one_pass(2) and not net._pools_in_one_pass(4)
+    assert pooled_in_inference(net) == {0, 2}
     fused = net.predict(x, verbose=0)
-    monkeypatch.setattr(net, "_pools_in_one_pass", lambda i: False)
+    monkeypatch.setattr(plan_module, "REWRITES", [r for r in plan_module.REWRITES
+                                                  if r is not plan_module.fuse_conv_pool])
+    net._plans.clear()
+    assert pooled_in_inference(net) == set()
     np.testing.assert_array_equal(fused, net.predict(x, verbose=0))
 
 
@@ -192,9 +214,10 @@ def test_training_fuses_each_conv_with_its_pooling(rng, monkeypatch, activation)
             fused.layers[i], dy))
     fused_history = fused.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False).history
     separate_history = separate.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False).history
-    assert calls == [2, 0] * 10 and fused._trained_pooled == {0, 2} and separate._trained_pooled == set()
-    assert fused.layers[0]._pool_codes is None and fused.layers[2]._pool_codes is not None
-    assert "y" not in fused.layers[0]._buffers and "y" not in fused.layers[2]._buffers  # outputs never stored
+    assert calls == [2, 0] * 10 and trained_pooled(fused) == {0, 2} and trained_pooled(separate) == set()
+    assert fused.layers[0]._state.pool_codes is None and fused.layers[2]._state.pool_codes is not None
+    for i in (0, 2):  # the only output buffer is the pooled one: the conv outputs are never stored
+        assert [a.shape[1:] for a in fused.layers[i]._state.buffers["y"]] == [fused.layers[i + 1].output_shape[1:]]
     for a, b in zip(fused.get_weights(), separate.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(fused_history["loss"], separate_history["loss"], rtol=1e-5)
@@ -211,7 +234,7 @@ def test_training_through_pooling_codes_is_the_layer_by_layer_training(rng, monk
     _train_separately(separate, monkeypatch)
     fused_history = fused.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False).history
     separate_history = separate.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False).history
-    assert fused._trained_pooled == {0, 2} and fused.layers[0]._pool_codes is not None
+    assert trained_pooled(fused) == {0, 2} and fused.layers[0]._state.pool_codes is not None
     for a, b in zip(fused.get_weights(), separate.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert fused_history == separate_history
@@ -226,4 +249,4 @@ def test_training_fuses_the_pairs_it_can(rng, make, fused_pairs):
     net = make()
     x = rng.random((8,) + net.layers[0].input_shape[1:], dtype=np.float32)
     net.train_on_batch(x, rng.integers(0, 3, 8))
-    assert net._trained_pooled == fused_pairs
+    assert trained_pooled(net) == fused_pairs

@@ -201,7 +201,7 @@ def test_accuracy_resolves_from_shapes_like_keras(rng):
     a = cat.evaluate(x, onehot, verbose=0)
     b = sparse.evaluate(x, labels, verbose=0)
     np.testing.assert_allclose(a, b, rtol=1e-5)
-    assert type(cat._metric_objects[0]).__name__ == "CategoricalAccuracy"
+    assert type(cat._metric_objects[0][2]).__name__ == "CategoricalAccuracy"
     binary = convx.Sequential([L.Flatten(input_shape=(8, 8, 1)), L.Dense(1, activation="sigmoid")])
     binary.compile(loss="binary_crossentropy", metrics=["accuracy"])
     acc = binary.evaluate(x, labels % 2, verbose=0)[1]
@@ -292,7 +292,7 @@ def test_bad_data_is_rejected_before_any_work(rng):
     model = small_model()
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     weights = model.get_weights()
-    with pytest.raises(ValueError, match=r'layer "conv2d".*expected shape=\(None, 8, 8, 1\), found shape=\(20, 8, 8\)'):
+    with pytest.raises(ValueError, match=r'layer "sequential".*expected shape=\(None, 8, 8, 1\), found shape=\(20, 8, 8\)'):
         model.fit(x[..., 0], y, verbose=0)
     with pytest.raises(ValueError, match=r"labels y must be in \[0, 3\).*received labels in \[1, 3\]"):
         model.fit(x, np.where(y == 0, 3, y), verbose=0)

@@ -143,8 +143,8 @@ def test_sigmoid_binary_crossentropy_fused_step_matches_torch(torch, rng):
         twin.forward(x, logits=True)[:, 0], torch.as_tensor(y, dtype=torch.float32))
     value.backward()
     opt.step()
-    assert model.layers[-1].expose_logits is False  # not decided before training
     np.testing.assert_allclose(model.train_on_batch(x, y), float(value.detach()), rtol=1e-5)
-    assert model.layers[-1].expose_logits is True
+    plan = model._plan(True, True)
+    assert plan.logits_steps[0].layer is model.layers[-1]  # the loss took over the sigmoid
     for mine, ref in zip(model.get_weights(), twin.keras_weights()):
         np.testing.assert_allclose(mine, ref, rtol=0, atol=2e-6)

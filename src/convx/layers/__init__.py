@@ -3,6 +3,23 @@
 from convx.layers.base import Layer, Variable
 from convx.layers.convolutional import Conv1D, Conv2D
 from convx.layers.core import Activation, Dense, Dropout, Flatten, Input, InputLayer, ReLU, Softmax
+from convx.layers.merging import (
+    Add,
+    Average,
+    Concatenate,
+    Maximum,
+    Minimum,
+    Multiply,
+    Subtract,
+    add,
+    average,
+    concatenate,
+    maximum,
+    minimum,
+    multiply,
+    subtract,
+)
+from convx.layers.node import KerasTensor
 from convx.layers.pooling import (
     AveragePooling1D,
     AveragePooling2D,
@@ -32,4 +49,6 @@ __all__ = [
     "GlobalAveragePooling2D", "GlobalMaxPooling2D", "GlobalAveragePooling1D", "GlobalMaxPooling1D",
     "Convolution2D", "Convolution1D", "MaxPool2D", "MaxPool1D", "AvgPool2D", "AvgPool1D",
     "GlobalAvgPool2D", "GlobalMaxPool2D", "GlobalAvgPool1D", "GlobalMaxPool1D",
+    "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate",
+    "add", "subtract", "multiply", "average", "maximum", "minimum", "concatenate", "KerasTensor",
 ]

@@ -5,11 +5,20 @@ A layer knows its config, builds its weights lazily from the input shape, runs
 returns dx and writes its weight gradients into ``variable.grad``. Layers do no
 arithmetic on tensors themselves: the maths is in ``convx._kernels``.
 
-Outputs and gradients are written into buffers the layer keeps from step to
-step (``Layer._buffer``): fresh multi-megabyte arrays every step would be
+What one call of a layer keeps between its forward and backward passes (its
+input, output, masks, output buffers, whether dx is needed) lives in a
+:class:`CallState`, ``layer._state``. A layer used once has one; a model's
+execution plan owns one per call of a layer (a layer shared by two branches
+has two) and points ``layer._state`` at the right one before each pass.
+
+Outputs and gradients are written into buffers kept from step to step
+(``Layer._buffer``): fresh multi-megabyte arrays every step would be
 returned to the OS by malloc and page-faulted in again on the next step. So
 ``forward``/``backward`` results are only valid until the layer's next call;
 ``Layer.__call__`` and the model's public methods return copies.
+
+Called on symbolic tensors (``convx.Input``), a layer builds itself, records
+the call as a :class:`~convx.layers.node.Node` and returns symbolic outputs.
 """
 
 import collections
@@ -19,6 +28,7 @@ import re
 import numpy as np
 
 from convx import activations
+from convx.layers.node import KerasHistory, KerasTensor, Node, is_symbolic
 
 _name_counts = collections.defaultdict(int)
 _BUFFERS_PER_SLOT = 2
@@ -94,6 +104,32 @@ class Variable:
         return f"<Variable path={self.path}, shape={self.shape}, dtype={self.dtype.name}>"
 
 
+class CallState:
+    """What one call of a layer keeps: its reusable buffers and what backward needs.
+
+    Attributes
+    ----------
+    buffers : dict
+        Slot name -> the most recently used arrays of that slot (see ``Layer._buffer``).
+    need_dx : bool
+        Whether backward must compute the input gradient (False for a call whose
+        inputs need no gradient, e.g. the first layer with weights).
+    expose_logits : bool
+        Set by the plan when the loss takes over this call's final activation.
+    output_arena : Arena or None
+        Where the output (slot ``'y'``) goes at inference when the plan shares
+        memory between tensors whose lifetimes do not overlap.
+
+    Layers store their own saved tensors on it as attributes (``state.x``, ...).
+    """
+
+    def __init__(self):
+        self.buffers = {}
+        self.need_dx = True
+        self.expose_logits = False
+        self.output_arena = None
+
+
 class Layer:
     """Base class of convx layers (Keras 3 semantics).
 
@@ -129,19 +165,22 @@ class Layer:
         self.input_shape = None
         self.output_shape = None
         self._weights = []
-        # the first layer with weights in a model skips computing dx
-        self._need_dx = True
-        self._buffers = {}
+        self._own_state = self._state = CallState()
+        self._inbound_nodes = []
         self._shape_memo = (None, None)
 
     def _buffer(self, slot, shape, dtype=np.float32):
-        """A reusable, uninitialised array for output ``slot`` (e.g. ``'y'``, ``'dx'``).
+        """A reusable, uninitialised array for ``slot`` of the current call (e.g. ``'y'``, ``'dx'``).
 
-        Each slot keeps the 2 most recently used shapes, so alternating full
-        and partial batches (or training and validation batch sizes) do not
-        reallocate at every switch.
+        Slot ``'y'`` is the layer's output. Each slot keeps the 2 most recently
+        used shapes, so alternating full and partial batches (or training and
+        validation batch sizes) do not reallocate at every switch; at inference
+        a plan may lend the output from its arena instead.
         """
-        cache = self._buffers.setdefault(slot, [])
+        state = self._state
+        if slot == "y" and state.output_arena is not None:
+            return state.output_arena.array(shape, dtype)
+        cache = state.buffers.setdefault(slot, [])
         for i, array in enumerate(cache):
             if array.shape == shape and array.dtype == dtype:
                 if i:
@@ -224,8 +263,11 @@ class Layer:
         return tuple(input_shape)
 
     def build_for(self, input_shape):
-        """Build if needed, check the shape against the built one, return the output shape."""
-        input_shape = tuple(None if s is None else int(s) for s in input_shape)
+        """Build if needed, check the shape against the built one, return the output shape.
+
+        ``input_shape`` is one shape, or a list of shapes for layers called on a list.
+        """
+        input_shape = normalize_shape(input_shape)
         if not self.built:
             output_shape = self.compute_output_shape(input_shape)
             self.build(input_shape)
@@ -245,7 +287,17 @@ class Layer:
     def check_input_shape(self, input_shape):
         """Raise ValueError unless ``input_shape`` matches the shape the layer was built for."""
         expected = self.input_shape
-        if len(input_shape) != len(expected) or any(
+        if isinstance(expected, list):
+            if not isinstance(input_shape, list) or len(input_shape) != len(expected):
+                raise ValueError(f'Layer "{self.name}" expects {len(expected)} inputs, received {input_shape}')
+            for i, (e, r) in enumerate(zip(expected, input_shape)):
+                if len(e) != len(r) or any(a is not None and b is not None and a != b for a, b in zip(e[1:], r[1:])):
+                    raise ValueError(
+                        f'Input {i} of layer "{self.name}" is incompatible with the layer: '
+                        f"expected shape={format_shape(e)}, found shape={format_shape(r)}"
+                    )
+            return
+        if isinstance(input_shape, list) or len(input_shape) != len(expected) or any(
             e is not None and r is not None and e != r for e, r in zip(expected[1:], input_shape[1:])
         ):
             raise ValueError(
@@ -267,12 +319,67 @@ class Layer:
         raise NotImplementedError
 
     def __call__(self, x, training=False):
-        x = np.asarray(x)
-        if x.dtype != np.float32:
-            x = x.astype(np.float32)
-        self.build_for((None,) + x.shape[1:])
+        """On arrays: the output for ``x`` (a new float32 array). On symbolic
+        tensors (``convx.Input`` and what layers made of it): the symbolic
+        output, the call recorded for a functional model."""
+        if is_symbolic(x):
+            return self._call_symbolic(x)
+        self._state = self._own_state
+        if isinstance(x, (list, tuple)):
+            x = [np.asarray(v, dtype=np.float32) for v in x]
+            self.build_for([(None,) + v.shape[1:] for v in x])
+        else:
+            x = np.asarray(x)
+            if x.dtype != np.float32:
+                x = x.astype(np.float32)
+            self.build_for((None,) + x.shape[1:])
         # forward may return the layer's reused buffer (or a view of x): the caller gets its own array
         return np.array(self.forward(x, training=training))
+
+    def _call_symbolic(self, inputs):
+        structure = "list" if isinstance(inputs, (list, tuple)) else "single"
+        tensors = list(inputs) if structure == "list" else [inputs]
+        for tensor in tensors:
+            if not isinstance(tensor, KerasTensor):
+                raise ValueError(
+                    f'Layer "{self.name}" was called on a mix of symbolic tensors and other values ({tensor!r}); '
+                    "in a functional model every input of a layer must come from convx.Input or another layer"
+                )
+        shapes = [t.shape for t in tensors]
+        output_shape = self.build_for(shapes if structure == "list" else shapes[0])
+        node_index = len(self._inbound_nodes)
+        output = KerasTensor(output_shape, "float32", name=self._tensor_name(node_index),
+                             history=KerasHistory(self, node_index, 0))
+        self._inbound_nodes.append(Node(self, tensors, [output], structure))
+        return output
+
+    def _tensor_name(self, node_index):
+        return self.name if node_index == 0 else f"{self.name}_{node_index}"
+
+    @property
+    def input(self):
+        """The symbolic input of the layer's first call (Keras' ``layer.input``)."""
+        node = self._node_at(0, "input")
+        return node.input_tensors[0] if node.call_structure == "single" else list(node.input_tensors)
+
+    @property
+    def output(self):
+        """The symbolic output of the layer's first call (Keras' ``layer.output``)."""
+        outputs = self._node_at(0, "output").output_tensors
+        return outputs[0] if len(outputs) == 1 else list(outputs)
+
+    def _node_at(self, index, attribute):
+        if not self._inbound_nodes:
+            raise AttributeError(f"Layer {self.name} has never been called and thus has no defined {attribute}.")
+        if index >= len(self._inbound_nodes):
+            raise ValueError(f"Asked to get {attribute} at node {index}, but layer {self.name} has only "
+                             f"{len(self._inbound_nodes)} inbound nodes.")
+        return self._inbound_nodes[index]
+
+    def output_may_alias_input(self):
+        """Whether ``forward`` may return (a view of) its input rather than a new buffer;
+        the plan keeps such an input's memory alive as long as the output's."""
+        return False
 
     # ----- config --------------------------------------------------------------
 
@@ -294,32 +401,36 @@ class Layer:
 class ActivationOutput:
     """Mixin for layers ending in an activation that a fused loss may take over.
 
-    When a model sets ``expose_logits = True`` (softmax + cross-entropy, sigmoid
-    + binary cross-entropy), ``forward`` keeps the pre-activation output in
-    ``self.logits`` and ``backward(dz, from_logits=True)`` takes the gradient
-    w.r.t. those logits directly.
+    When a model's plan sets ``expose_logits`` on a call's state (softmax +
+    cross-entropy, sigmoid + binary cross-entropy), ``forward`` keeps the
+    pre-activation output in ``state.logits`` and ``backward(dz,
+    from_logits=True)`` takes the gradient w.r.t. those logits directly.
     """
-
-    expose_logits = False
 
     def _activate(self, compute, training):
         """``compute(activation_name, slot)`` runs the kernel with its fused epilogue into buffer ``slot``."""
-        act = self.activation
-        if self.expose_logits and act != "linear":
-            self.logits = compute("linear", "logits")
-            y = activations.forward(self.logits, act, out=self._buffer("y", self.logits.shape, self.logits.dtype))
+        act, state = self.activation, self._state
+        if state.expose_logits and act != "linear":
+            state.logits = compute("linear", "logits")
+            y = activations.forward(state.logits, act, out=self._buffer("y", state.logits.shape, state.logits.dtype))
         else:
             y = compute(act, "y")
-            self.logits = y if act == "linear" else None
-        if training:
-            self._y = y
+            state.logits = y if act == "linear" else None
+        state.y = y if training else None
         return y
 
     def _pre_activation_grad(self, dy, from_logits):
         if from_logits or self.activation == "linear":
             return dy
-        y = self._y
+        y = self._state.y
         return activations.backward(y, dy, self.activation, out=self._buffer("dz", y.shape, y.dtype))
+
+
+def normalize_shape(shape):
+    """A shape as a tuple of ints and None; a list of shapes as a list of such tuples."""
+    if isinstance(shape, list) and shape and isinstance(shape[0], (tuple, list)):
+        return [normalize_shape(tuple(s)) for s in shape]
+    return tuple(None if s is None else int(s) for s in shape)
 
 
 def normalize_tuple(value, n, name, allow_zero=False):

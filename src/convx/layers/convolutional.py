@@ -80,7 +80,7 @@ class _Conv(ActivationOutput, Layer):
         next layer reads, e.g. a valid pooling; the rest is skipped and set to 0."""
         x4 = x if self.rank == 2 else x.reshape(self._as4d(x.shape))
         if training:
-            self._x = x4
+            self._state.x = x4
         kernel = self._kernel4d(self.kernel.value)
         bias = None if self.bias is None else self.bias.value
         y_shape = self._as4d(self._output_shape_for(x.shape))
@@ -107,10 +107,11 @@ class _Conv(ActivationOutput, Layer):
         pooled = _conv.conv2d_maxpool_forward(
             x, self.kernel.value, self._bias_value(), strides=self.strides, padding=self.padding,
             dilation=self.dilation_rate, activation=self.activation, pool_size=pool_size,
-            out=self._buffer("pooled", pooled_shape, x.dtype), codes=codes,
+            out=self._buffer("y", pooled_shape, x.dtype), codes=codes,
         )
         if training:
-            self._x, self._pooled, self._pool_size, self._pool_codes = x, pooled, pool_size, codes
+            state = self._state
+            state.x, state.pooled, state.pool_size, state.pool_codes = x, pooled, pool_size, codes
         return pooled
 
     def trains_pooled(self, pool_size):
@@ -119,29 +120,30 @@ class _Conv(ActivationOutput, Layer):
         :meth:`backward_pooled`): a 2-D layer with a 'relu' or 'linear'
         activation, whose gradient then comes from the pooling's output and
         its maxima's positions alone, and windows of at most 64 cells."""
-        return (self.rank == 2 and self.built and self.activation in ("relu", "linear") and not self.expose_logits
+        return (self.rank == 2 and self.built and self.activation in ("relu", "linear") and not self._state.expose_logits
                 and math.prod(pool_size) <= 64)
 
     def _recomputes_pooled(self):
         """A first layer (no input gradient) with a small patch (``KH * KW *
         C_in <= SMALL_PATCH``, e.g. 3x3 on grey or RGB images) trains fused by
         recomputing its output in the backward pass (cheaper than storing it)."""
-        return not self._need_dx and math.prod(self.kernel.shape[:-1]) <= _conv.SMALL_PATCH
+        return not self._state.need_dx and math.prod(self.kernel.shape[:-1]) <= _conv.SMALL_PATCH
 
     def backward_pooled(self, dy):
         """Gradient w.r.t. the input (None for a first layer) from ``dy``, the
         gradient w.r.t. the pooled output of the last training
         :meth:`forward_pooled`; fills the kernel and bias gradients."""
+        state = self._state
         dbias = self.bias.grad if self.bias is not None else self._buffer("dbias", (self.filters,), dy.dtype)
         geometry = dict(strides=self.strides, padding=self.padding, dilation=self.dilation_rate,
-                        activation=self.activation, pool_size=self._pool_size)
-        if self._pool_codes is None:
-            _conv.conv2d_maxpool_backward(self._x, self.kernel.value, dy, self._pooled, self._bias_value(),
+                        activation=self.activation, pool_size=state.pool_size)
+        if state.pool_codes is None:
+            _conv.conv2d_maxpool_backward(state.x, self.kernel.value, dy, state.pooled, self._bias_value(),
                                           out=(self.kernel.grad, dbias), **geometry)
             return None
-        dx = self._buffer("dx", self._x.shape, self._x.dtype) if self._need_dx else None
+        dx = self._buffer("dx", state.x.shape, state.x.dtype) if state.need_dx else None
         dx, _, _ = _conv.conv2d_maxpool_backward_codes(
-            self._x, self.kernel.value, dy, self._pooled, self._pool_codes, need_dx=self._need_dx,
+            state.x, self.kernel.value, dy, state.pooled, state.pool_codes, need_dx=state.need_dx,
             out=(dx, self.kernel.grad, dbias), **geometry,
         )
         return dx
@@ -150,15 +152,15 @@ class _Conv(ActivationOutput, Layer):
         return None if self.bias is None else self.bias.value
 
     def backward(self, dy, from_logits=False):
-        x4 = self._x
+        x4, need_dx = self._state.x, self._state.need_dx
         dy4 = dy if self.rank == 2 else dy.reshape(self._as4d(dy.shape))
         dz4 = self._pre_activation_grad(dy4, from_logits)
-        dx = self._buffer("dx", x4.shape, x4.dtype) if self._need_dx else None
+        dx = self._buffer("dx", x4.shape, x4.dtype) if need_dx else None
         # weight gradients go straight into the variables' grad arrays (views of the model's flat buffer)
         dbias = self.bias.grad if self.bias is not None else self._buffer("dbias", (self.filters,), x4.dtype)
         dx, _, _ = _conv.conv2d_backward(
             x4, self._kernel4d(self.kernel.value), dz4, strides=self._as2d(self.strides),
-            padding=self.padding, dilation=self._as2d(self.dilation_rate), need_dx=self._need_dx,
+            padding=self.padding, dilation=self._as2d(self.dilation_rate), need_dx=need_dx,
             out=(dx, self._kernel4d(self.kernel.grad), dbias),
         )
         if dx is None or self.rank == 2:

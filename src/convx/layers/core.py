@@ -8,31 +8,64 @@ from convx import activations, initializers
 from convx import random as _random
 from convx._kernels import dense as _dense
 from convx.layers.base import ActivationOutput, Layer, format_shape
+from convx.layers.node import KerasHistory, KerasTensor, Node
+
+
+_INPUT_DTYPES = ("float32", "float64", "int32", "int64", "uint8", "bool", "string")
 
 
 class InputLayer(Layer):
-    """Declares the shape of one sample; the first entry of a Sequential model.
+    """The entry point of a model: declares the shape and dtype of one sample.
+
+    Its output, ``layer.output``, is the symbolic tensor that ``convx.Input``
+    returns. Usually made by ``convx.Input``; a Sequential model also accepts
+    the layer itself as its first entry.
 
     Parameters
     ----------
-    shape : tuple of int
+    shape : tuple of int or None
         Shape of one sample, without the batch axis (e.g. ``(28, 28, 1)``).
     batch_size : int, optional
+    dtype : str, default 'float32'
+    batch_shape : tuple, optional
+        ``(batch_size,) + shape`` in one argument (instead of both).
     name : str, optional
+        Defaults to ``input_layer``, ``input_layer_1``, ...
     """
 
-    def __init__(self, shape=None, batch_size=None, dtype=None, name=None, **kwargs):
+    def __init__(self, shape=None, batch_size=None, dtype=None, sparse=None, batch_shape=None, input_tensor=None,
+                 optional=False, name=None, **kwargs):
         if shape is None and "input_shape" in kwargs:
             shape = kwargs.pop("input_shape")
+        if sparse or input_tensor is not None or optional:
+            raise ValueError("convx's InputLayer supports neither sparse, input_tensor nor optional inputs; received "
+                             f"sparse={sparse!r}, input_tensor={input_tensor!r}, optional={optional!r}")
+        if batch_shape is not None:
+            if shape is not None:
+                raise ValueError("You cannot pass both `shape` and `batch_shape` at the same time.")
+            batch_size, shape = batch_shape[0], tuple(batch_shape)[1:]
         if shape is None:
-            raise ValueError("InputLayer requires a `shape` argument (the shape of one sample), received shape=None")
-        super().__init__(name=name, dtype=dtype, **kwargs)
+            raise ValueError("You must pass a `shape` argument (the shape of one sample), received shape=None")
+        dtype = "float32" if dtype is None else (dtype if dtype in ("string", str) else np.dtype(dtype).name)
+        if dtype not in _INPUT_DTYPES:
+            raise ValueError(f"InputLayer supports the dtypes {_INPUT_DTYPES}, received dtype={dtype!r}")
+        super().__init__(name=name, **kwargs)
         shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
         if not all(s is None or (isinstance(s, (int, np.integer)) and s > 0) for s in shape):
             raise ValueError(f"InputLayer `shape` must hold positive ints or None, received shape={shape!r}")
         self.batch_size = batch_size
+        self.input_dtype = dtype
         self.shape = (batch_size,) + tuple(None if s is None else int(s) for s in shape)
         self.build_for(self.shape)
+        tensor = KerasTensor(self.shape, dtype, name=self.name, history=KerasHistory(self, 0, 0))
+        self._inbound_nodes.append(Node(self, [], [tensor]))
+
+    @property
+    def batch_shape(self):
+        return self.shape
+
+    def output_may_alias_input(self):
+        return True
 
     def forward(self, x, training=False):
         return x
@@ -41,12 +74,32 @@ class InputLayer(Layer):
         return dy
 
     def get_config(self):
-        return {"shape": self.shape[1:], "batch_size": self.batch_size, "dtype": "float32", "name": self.name}
+        return {"batch_shape": self.shape, "dtype": self.input_dtype, "sparse": False, "name": self.name}
 
 
-def Input(shape=None, batch_size=None, dtype=None, name=None):
-    """``keras.Input``: an InputLayer to start a Sequential model (``.shape`` includes the batch axis)."""
-    return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name)
+def Input(shape=None, batch_size=None, dtype=None, sparse=None, batch_shape=None, name=None, tensor=None,
+          optional=False):
+    """``keras.Input``: a symbolic tensor to build a functional model on.
+
+    Parameters
+    ----------
+    shape : tuple of int or None
+        Shape of one sample, without the batch axis.
+    batch_size : int, optional
+    dtype : str, default 'float32'
+    batch_shape : tuple, optional
+        The shape with its batch axis, instead of ``shape`` and ``batch_size``.
+    name : str, optional
+        Name of the input layer (``input_layer``, ``input_layer_1``, ... by default).
+
+    Returns
+    -------
+    KerasTensor
+        ``.shape`` is ``(batch_size,) + shape``; ``convx.Model(inputs, outputs)`` takes it.
+    """
+    layer = InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, sparse=sparse, batch_shape=batch_shape,
+                       input_tensor=tensor, optional=optional, name=name)
+    return layer.output
 
 
 class Dense(ActivationOutput, Layer):
@@ -90,7 +143,7 @@ class Dense(ActivationOutput, Layer):
     def forward(self, x, training=False):
         rows = x.reshape(-1, x.shape[-1])
         if training:
-            self._x = rows
+            self._state.x = rows
         bias = None if self.bias is None else self.bias.value
         shape = (rows.shape[0], self.units)
         y = self._activate(
@@ -102,12 +155,12 @@ class Dense(ActivationOutput, Layer):
         return y.reshape(x.shape[:-1] + (self.units,))
 
     def backward(self, dy, from_logits=False):
-        x = self._x
+        x, need_dx = self._state.x, self._state.need_dx
         dz = self._pre_activation_grad(dy.reshape(-1, self.units), from_logits)
-        dx = self._buffer("dx", x.shape, x.dtype) if self._need_dx else None
+        dx = self._buffer("dx", x.shape, x.dtype) if need_dx else None
         # weight gradients go straight into the variables' grad arrays (views of the model's flat buffer)
         dbias = self.bias.grad if self.bias is not None else self._buffer("dbias", (self.units,), x.dtype)
-        dx, _, _ = _dense.dense_backward(x, self.kernel.value, dz, need_dx=self._need_dx,
+        dx, _, _ = _dense.dense_backward(x, self.kernel.value, dz, need_dx=need_dx,
                                          out=(dx, self.kernel.grad, dbias))
         return None if dx is None else dx.reshape(dy.shape[:-1] + (x.shape[1],))
 
@@ -128,6 +181,9 @@ class Activation(ActivationOutput, Layer):
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
         self.activation = activations.get(activation)
+
+    def output_may_alias_input(self):
+        return self.activation == "linear"
 
     def forward(self, x, training=False):
         return self._activate(
@@ -197,11 +253,13 @@ class Dropout(Layer):
         self.noise_shape = None if noise_shape is None else tuple(noise_shape)
         self.seed = seed
         self._generator = _random.make_generator(seed) if seed is not None else None
-        self._mask = None
+
+    def output_may_alias_input(self):
+        return True
 
     def forward(self, x, training=False):
         if not training or self.rate == 0.0:
-            self._mask = None
+            self._state.mask = None
             return x
         shape = x.shape if self.noise_shape is None else tuple(
             d if n is None else n for n, d in zip(self.noise_shape, x.shape)
@@ -211,13 +269,13 @@ class Dropout(Layer):
         # reused buffers (the uniform draws become the scaled mask)
         mask = gen.random(out=self._buffer("mask", shape), dtype=np.float32)
         keep = np.greater_equal(mask, self.rate, out=self._buffer("keep", shape, np.bool_))
-        self._mask = np.multiply(keep, np.float32(1.0 / (1.0 - self.rate)), out=mask)
-        return np.multiply(x, self._mask, out=self._buffer("y", x.shape, x.dtype))
+        self._state.mask = np.multiply(keep, np.float32(1.0 / (1.0 - self.rate)), out=mask)
+        return np.multiply(x, self._state.mask, out=self._buffer("y", x.shape, x.dtype))
 
     def backward(self, dy):
-        if self._mask is None:
+        if self._state.mask is None:
             return dy
-        return np.multiply(dy, self._mask, out=self._buffer("dx", dy.shape, dy.dtype))
+        return np.multiply(dy, self._state.mask, out=self._buffer("dx", dy.shape, dy.dtype))
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "noise_shape": self.noise_shape, "seed": self.seed}
@@ -231,6 +289,9 @@ class Flatten(Layer):
         if data_format not in (None, "channels_last"):
             raise ValueError(f"Flatten supports only data_format='channels_last' (or None), received {data_format!r}")
 
+    def output_may_alias_input(self):
+        return True
+
     def compute_output_shape(self, input_shape):
         rest = input_shape[1:]
         size = None if any(s is None for s in rest) else math.prod(rest)
@@ -238,11 +299,11 @@ class Flatten(Layer):
 
     def forward(self, x, training=False):
         if training:
-            self._x_shape = x.shape
+            self._state.x_shape = x.shape
         return x.reshape(x.shape[0], -1)
 
     def backward(self, dy):
-        return dy.reshape(self._x_shape)
+        return dy.reshape(self._state.x_shape)
 
     def get_config(self):
         return {**super().get_config(), "data_format": "channels_last"}

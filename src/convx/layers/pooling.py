@@ -68,24 +68,26 @@ class _Pooling(Layer):
             # not overlap find their maxima again from x and y
             with_argmax = training and self._windows_overlap()
             argmax = self._buffer("argmax", y_shape, np.int64) if with_argmax else None
-            y, self._argmax = _pool.max_pool2d_forward(x4, *args, out=(y, argmax), with_argmax=with_argmax)
+            y, argmax = _pool.max_pool2d_forward(x4, *args, out=(y, argmax), with_argmax=with_argmax)
         else:
-            y = _pool.avg_pool2d_forward(x4, *args, out=y)
+            y, argmax = _pool.avg_pool2d_forward(x4, *args, out=y), None
         if training:
-            self._x, self._y = x4, y
+            state = self._state
+            state.x, state.y, state.argmax = x4, y, argmax
         return y if self.rank == 2 else y.reshape((y.shape[0],) + y.shape[2:])
 
     def backward(self, dy, through_relu=False):
         """Gradient w.r.t. the input; with ``through_relu`` (max pooling only, its
         input being a relu's output) w.r.t. that relu's input instead."""
         dy4 = dy if self.rank == 2 else dy.reshape(self._as4d(dy.shape))
-        x4 = self._x
+        state = self._state
+        x4 = state.x
         dx = self._buffer("dx", x4.shape, dy4.dtype)
         args = (self._as2d(self.pool_size), self._as2d(self.strides), self.padding)
-        if self.mode == "max" and self._argmax is None:
-            dx = _pool.max_pool2d_backward_windows(dy4, x4, self._y, *args, out=dx, through_relu=through_relu)
+        if self.mode == "max" and state.argmax is None:
+            dx = _pool.max_pool2d_backward_windows(dy4, x4, state.y, *args, out=dx, through_relu=through_relu)
         elif self.mode == "max":
-            dx = _pool.max_pool2d_backward(dy4, self._argmax, x4.shape, out=dx,
+            dx = _pool.max_pool2d_backward(dy4, state.argmax, x4.shape, out=dx,
                                            relu_input=x4 if through_relu else None)
         else:
             dx = _pool.avg_pool2d_backward(dy4, x4.shape, *args, out=dx)
@@ -158,19 +160,19 @@ class _GlobalPooling(Layer):
         if self.mode == "max":
             y, argmax = _pool.global_max_pool2d_forward(x4)
             if training:
-                self._argmax = argmax
+                self._state.argmax = argmax
         else:
             y = _pool.global_avg_pool2d_forward(x4)
         if training:
-            self._x_shape = x4.shape
+            self._state.x_shape = x4.shape
         return y.reshape((y.shape[0],) + (1,) * self.rank + (y.shape[1],)) if self.keepdims else y
 
     def backward(self, dy):
         dy2 = dy.reshape(dy.shape[0], dy.shape[-1])
         if self.mode == "max":
-            dx = _pool.global_max_pool2d_backward(dy2, self._argmax, self._x_shape)
+            dx = _pool.global_max_pool2d_backward(dy2, self._state.argmax, self._state.x_shape)
         else:
-            dx = _pool.global_avg_pool2d_backward(dy2, self._x_shape)
+            dx = _pool.global_avg_pool2d_backward(dy2, self._state.x_shape)
         return dx if self.rank == 2 else dx.reshape((dx.shape[0],) + dx.shape[2:])
 
     def get_config(self):

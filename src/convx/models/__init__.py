@@ -1,0 +1,32 @@
+"""Models: ``Model`` (functional or subclassed), ``Sequential``, and model utilities.
+
+Every model runs through an execution plan (:mod:`convx.models.plan`) of its
+graph (:mod:`convx.models.graph`); ``docs/architecture.md`` traces one
+training step from ``fit`` to the micro-kernels.
+"""
+
+from convx.models.cloning import clone_model
+from convx.models.functional import Functional
+from convx.models.model import Model
+from convx.models.sequential import Sequential
+
+
+def load_model(filepath, compile=True, safe_mode=True):
+    """The model saved by :meth:`Model.save` (see :func:`convx.saving.load_model`)."""
+    from convx import saving
+
+    return saving.load_model(filepath, compile=compile)
+
+
+def model_from_json(json_string, custom_objects=None):
+    """The (unbuilt-weights) model described by ``model.to_json()``: same architecture, fresh weights."""
+    import json
+
+    from convx.saving import deserialize_layer
+
+    if custom_objects:
+        raise ValueError("convx does not take custom_objects: only its own layers can be deserialized")
+    return deserialize_layer(json.loads(json_string))
+
+
+__all__ = ["Model", "Sequential", "Functional", "load_model", "clone_model", "model_from_json"]

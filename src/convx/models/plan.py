@@ -1,0 +1,413 @@
+"""The execution plan: a model's graph compiled once into the steps that run it.
+
+A plan is made per model and mode (training or inference, and which outputs
+hand their final activation to the loss). Building it:
+
+1. flattens the graph into steps in topological order, models called as
+   layers inlined (so fusions cross their borders), one
+   :class:`~convx.layers.base.CallState` per call of a layer, every tensor a
+   numbered slot;
+2. marks what backward needs: a slot needs a gradient when a trainable
+   weight lies upstream of it; a step runs backward when its output needs a
+   gradient and a loss is downstream of it; a step computes an input's
+   gradient only when that input needs one;
+3. applies the fusion rules, each a rewrite of the step list (``REWRITES``):
+   convolution + max pooling in one pass, a convolution computing only the
+   part of its output a valid pooling reads, relu folded into the max
+   pooling's backward scatter, the final activation folded into the loss;
+4. at inference, lends each step's output a shared memory arena chosen by
+   interval colouring: a tensor's memory is reused once its last reader ran
+   (training keeps every forward output: backward reads them).
+
+Backward walks the steps in reverse and sums the gradients of tensors that
+several steps read, in the fixed reverse order: the same bits for any thread
+count. A layer called several times (shared weights) adds the weight
+gradients of its later calls into those of the first, also in a fixed order.
+"""
+
+import math
+
+import numpy as np
+
+from convx.layers.base import ActivationOutput, CallState
+from convx.layers.convolutional import Conv2D
+from convx.layers.merging import Concatenate, Merge
+from convx.layers.pooling import _Pooling
+
+
+class Arena:
+    """Growable memory that tensors with disjoint lifetimes take in turn."""
+
+    def __init__(self):
+        self._memory = np.empty(0, dtype=np.uint8)
+        self._views = {}  # (shape, dtype) -> view of the current memory: the same views serve batch after batch
+
+    def array(self, shape, dtype):
+        view = self._views.get((shape, dtype))
+        if view is not None:
+            return view
+        itemsize = np.dtype(dtype).itemsize
+        size = math.prod(shape) * itemsize
+        if size > self._memory.size:
+            self._memory = np.empty(size, dtype=np.uint8)
+            self._views = {}
+        view = self._views[(shape, dtype)] = self._memory[:size].view(dtype).reshape(shape)
+        return view
+
+
+class Step:
+    """One call of a layer: reads slots ``inputs``, writes slot ``output``.
+
+    Attributes set by the plan and its rewrites:
+    ``needed`` (per input: compute its gradient), ``in_backward``,
+    ``expose_logits`` (the loss takes over the final activation),
+    ``pre_activation_grad`` (backward receives the gradient w.r.t. the
+    pre-activation output), ``through_relu`` (a max pooling whose backward
+    also applies the preceding relu's), ``window_pooling`` (the valid pooling
+    reading this convolution's output), ``accumulate_grads`` (a later call of
+    a shared layer), ``arena``.
+    """
+
+    def __init__(self, layer, state, inputs, output, list_input, trainable):
+        self.layer, self.state = layer, state
+        self.inputs, self.output = inputs, output
+        self.list_input = list_input
+        self.trainable = trainable  # the layer's weights train (the layer and every model around it trainable)
+        self.needed = [False] * len(inputs)
+        self.in_backward = False
+        self.expose_logits = False
+        self.pre_activation_grad = False
+        self.through_relu = False
+        self.window_pooling = None
+        self._windows = {}
+        self.accumulate_grads = False
+        self.arena = None
+
+    def _enter(self):
+        layer, state = self.layer, self.state
+        layer._state = state
+        state.need_dx = any(self.needed)
+        state.expose_logits = self.expose_logits
+        state.output_arena = self.arena
+        return layer
+
+    def forward(self, values, training):
+        layer = self._enter()
+        if self.list_input:
+            values[self.output] = layer.forward([values[i] for i in self.inputs], training=training)
+            return
+        x = values[self.inputs[0]]
+        window = self._output_window(x.shape) if self.window_pooling is not None else None
+        if window is None:
+            values[self.output] = layer.forward(x, training=training)
+        else:
+            values[self.output] = layer.forward(x, training=training, output_window=window)
+
+    def _output_window(self, input_shape):
+        key = input_shape[1:]
+        if key not in self._windows:
+            self._windows[key] = self.window_pooling.input_window(self.layer._output_shape_for(input_shape))
+        return self._windows[key]
+
+    def backward(self, dy):
+        """The input gradients (a list, None where not needed) for ``dy``; weight gradients into ``.grad``."""
+        self.layer._state = self.state
+        if not self.accumulate_grads:
+            return self._backward(dy)
+        variables = self.layer.trainable_weights
+        kept = [v.grad for v in variables]
+        scratch = self.state.buffers.setdefault("grad_scratch", [np.empty_like(g) for g in kept])
+        for v, s in zip(variables, scratch):
+            v.grad = s
+        try:
+            grads = self._backward(dy)
+        finally:
+            for v, g in zip(variables, kept):
+                v.grad = g
+        for g, s in zip(kept, scratch):
+            np.add(g, s, out=g)
+        return grads
+
+    def _backward(self, dy):
+        layer = self.layer
+        if self.list_input:
+            return layer.backward(dy, needed=self.needed)
+        if self.pre_activation_grad:
+            dx = layer.backward(dy, from_logits=True)
+        elif self.through_relu:
+            dx = layer.backward(dy, through_relu=True)
+        else:
+            dx = layer.backward(dy)
+        return [dx]
+
+
+class ConvPoolStep(Step):
+    """A Conv2D and the max pooling that tiles its output, run in one pass (its output never stored)."""
+
+    def __init__(self, conv_step, pool_step, training):
+        super().__init__(conv_step.layer, conv_step.state, conv_step.inputs, pool_step.output, False,
+                         conv_step.trainable)
+        self.needed, self.in_backward = conv_step.needed, conv_step.in_backward
+        self.pool_size = pool_step.layer.pool_size
+        self.trained = training and conv_step.in_backward
+
+    def forward(self, values, training):
+        layer = self._enter()
+        values[self.output] = layer.forward_pooled(values[self.inputs[0]], self.pool_size, training=self.trained)
+
+    def _backward(self, dy):
+        return [self.layer.backward_pooled(dy)]
+
+
+def fuse_conv_pool(plan):
+    """Conv2D -> max pooling whose windows tile the conv output (its only reader): one pass each way."""
+    steps = []
+    skip = set()
+    for step in plan.steps:
+        if id(step) in skip:
+            continue
+        pool = plan.only_reader(step)
+        if (isinstance(step.layer, Conv2D) and type(step) is Step and isinstance(pool, Step)
+                and isinstance(pool.layer, _Pooling) and pool.layer.tiles_its_input()
+                and (not plan.training or step.layer.trains_pooled(pool.layer.pool_size))):
+            steps.append(ConvPoolStep(step, pool, plan.training))
+            skip.add(id(pool))
+        else:
+            steps.append(step)
+    plan.steps = steps
+
+
+def window_conv_outputs(plan):
+    """A Conv2D read only by a valid pooling computes only the rows and columns the pooling reads."""
+    for step in plan.steps:
+        pool = plan.only_reader(step)
+        if type(step) is Step and isinstance(step.layer, Conv2D) and pool is not None \
+                and isinstance(pool.layer, _Pooling):
+            step.window_pooling = pool.layer
+
+
+def relu_into_pool_backward(plan):
+    """A max pooling reading a relu's output (its only reader): one scatter for both backward passes."""
+    if not plan.training:
+        return
+    for step in plan.steps:
+        pool = plan.only_reader(step)
+        if (type(step) is Step and isinstance(step.layer, ActivationOutput) and step.layer.activation == "relu"
+                and not step.expose_logits and step.in_backward and pool is not None and type(pool) is Step
+                and pool.in_backward and isinstance(pool.layer, _Pooling) and pool.layer.mode == "max"):
+            pool.through_relu = True
+            step.pre_activation_grad = True
+
+
+def activation_into_loss(plan):
+    """A model output whose final activation is the loss's (softmax + cross-entropy, ...): the loss
+    kernel takes the logits, and the backward pass starts from its gradient w.r.t. them."""
+    for k, activation in enumerate(plan.losses):
+        step = plan.producer.get(plan.output_slots[k])
+        if (isinstance(activation, str) and type(step) is Step and isinstance(step.layer, ActivationOutput)
+                and step.layer.activation == activation and not plan.readers[step.output]
+                and plan.output_slots.count(step.output) == 1):
+            step.expose_logits = True
+            step.pre_activation_grad = True
+            plan.logits_steps[k] = step
+
+
+REWRITES = [activation_into_loss, fuse_conv_pool, window_conv_outputs, relu_into_pool_backward]
+
+
+class Plan:
+    """Steps that run ``graph`` in one mode.
+
+    Parameters
+    ----------
+    graph : Graph
+    states : dict
+        The model's call states, by call path; the plan adds the ones it needs.
+    training : bool
+    losses : tuple
+        Per output: False (no loss), True (a loss), or the activation the
+        output's loss can take over (``'softmax'``, ``'sigmoid'``).
+    trainable : bool
+        The model's own ``trainable`` flag.
+    """
+
+    def __init__(self, graph, states, training, losses, trainable):
+        self.training = training
+        self.losses = tuple(losses)
+        self.steps = []
+        self._sum_buffers = {}
+        self.input_slots = []
+        self._slot_of = {}
+        self.slot_count = 0
+        self._flatten(graph, states, (), trainable, None)
+        self.output_slots = [self._slot_of[((), id(t))] for t in graph.outputs]
+        self._index_readers()
+        self.logits_steps = [None] * len(self.output_slots)
+        if training:
+            self._mark_backward()
+        for rewrite in REWRITES:
+            rewrite(self)
+            self._index_readers()
+        self.backward_steps = [s for s in self.steps if s.in_backward]
+        self._mark_shared_layers()
+        if not training:
+            self._assign_arenas()
+
+    # ----- building ----------------------------------------------------------------------------------------------
+
+    def _slot(self, path, tensor):
+        """The slot of ``tensor`` inside the (nested) model call at ``path``."""
+        key = (path, id(tensor))
+        if key not in self._slot_of:
+            self._slot_of[key] = self.slot_count
+            self.slot_count += 1
+        return self._slot_of[key]
+
+    def _flatten(self, graph, states, path, trainable, bound_inputs):
+        """Steps of ``graph``'s nodes; ``bound_inputs`` maps a nested model's inputs to the caller's slots.
+
+        A model called as a layer is inlined under the path of its call, so a model
+        called twice has its own slots and call states for each call.
+        """
+        for i, tensor in enumerate(graph.inputs):
+            if bound_inputs is None:
+                self.input_slots.append(self._slot(path, tensor))
+            else:
+                self._slot_of[(path, id(tensor))] = bound_inputs[i]
+        for node in graph.nodes:
+            layer = node.operation
+            if node.is_input:
+                continue
+            inputs = [self._slot(path, t) for t in node.input_tensors]
+            inner = getattr(layer, "_graph", None)
+            if inner is not None and getattr(layer, "_is_model", False):
+                inner_path = path + (id(node),)
+                self._flatten(inner, states, inner_path, trainable and layer.trainable, inputs)
+                for outer, tensor in zip(node.output_tensors, inner.outputs):
+                    self._slot_of[(path, id(outer))] = self._slot_of[(inner_path, id(tensor))]
+                continue
+            key = path + (id(node),)
+            state = states.get(key)
+            if state is None:
+                state = states[key] = CallState()
+            output = self._slot(path, node.output_tensors[0])
+            step_trainable = trainable and layer.trainable and bool(layer.trainable_weights)
+            self.steps.append(Step(layer, state, inputs, output, node.call_structure == "list", step_trainable))
+
+    def _index_readers(self):
+        self.readers = [[] for _ in range(self.slot_count)]
+        self.producer = {}
+        for step in self.steps:
+            self.producer[step.output] = step
+            for slot in step.inputs:
+                self.readers[slot].append(step)
+
+    def only_reader(self, step):
+        """The single step reading ``step``'s output, None if it has several readers or is a model output."""
+        readers = self.readers[step.output]
+        if len(readers) != 1 or step.output in self.output_slots:
+            return None
+        return readers[0]
+
+    def _mark_backward(self):
+        requires = [False] * self.slot_count
+        for step in self.steps:
+            step.needed = [requires[slot] for slot in step.inputs]
+            requires[step.output] = step.trainable or any(step.needed)
+        receives = [False] * self.slot_count
+        for k, slot in enumerate(self.output_slots):
+            receives[slot] = receives[slot] or self.losses[k] is not False
+        for step in reversed(self.steps):
+            if receives[step.output] and requires[step.output]:
+                step.in_backward = True
+                for slot, needed in zip(step.inputs, step.needed):
+                    receives[slot] = receives[slot] or needed
+        for step in self.steps:
+            if not step.in_backward:
+                step.needed = [False] * len(step.inputs)
+        # trainable weights no loss reaches (an output without a loss) get a zero gradient, not a stale one
+        self.unreached_layers = list({id(s.layer): s.layer for s in self.steps if s.trainable and not s.in_backward
+                                      and not any(o.in_backward for o in self.steps if o.layer is s.layer)}.values())
+
+    def _mark_shared_layers(self):
+        """Every backward call of a layer after the first (in backward order) adds its weight gradients."""
+        seen = set()
+        for step in reversed(self.backward_steps):
+            if step.trainable and id(step.layer) in seen:
+                step.accumulate_grads = True
+            seen.add(id(step.layer))
+
+    def _assign_arenas(self):
+        """Interval colouring of the steps' outputs: a colour's arena serves tensors that are never live together."""
+        owner = list(range(self.slot_count))  # the slot whose memory a slot's values live in
+        for step in self.steps:
+            if not step.list_input and step.layer.output_may_alias_input():
+                owner[step.output] = owner[step.inputs[0]]
+        last_use = [-1] * self.slot_count
+        for index, step in enumerate(self.steps):
+            for slot in step.inputs:
+                last_use[owner[slot]] = max(last_use[owner[slot]], index)
+        for slot in self.output_slots + self.input_slots:
+            last_use[owner[slot]] = len(self.steps)
+        free, arena_of = [], {}
+        for index, step in enumerate(self.steps):
+            if owner[step.output] != step.output:
+                continue  # a view of its input: no memory of its own
+            for slot in [slot for slot in arena_of if last_use[slot] < index]:
+                free.append(arena_of.pop(slot))
+            step.arena = free.pop() if free else Arena()
+            arena_of[step.output] = step.arena
+
+    # ----- running -----------------------------------------------------------------------------------------------
+
+    def forward(self, inputs, training):
+        """Outputs (a list of arrays, valid until the next run) for ``inputs`` (a list of arrays)."""
+        values = [None] * self.slot_count
+        for slot, x in zip(self.input_slots, inputs):
+            values[slot] = x
+        for step in self.steps:
+            step.forward(values, training)
+        self.values = values
+        return [values[slot] for slot in self.output_slots]
+
+    def logits(self, k):
+        """The pre-activation values of output ``k`` when the loss took over its activation, else None."""
+        step = self.logits_steps[k]
+        return None if step is None else step.state.logits
+
+    def backward(self, output_grads):
+        """Walk the steps in reverse from ``output_grads`` (per output; None: no loss on it)."""
+        for layer in self.unreached_layers:
+            for variable in layer.trainable_weights:
+                variable.grad.fill(0)
+        grads = [None] * self.slot_count
+        sums = {}
+        for slot, grad in zip(self.output_slots, output_grads):
+            if grad is not None:
+                self._add(grads, sums, slot, grad)
+        for step in reversed(self.backward_steps):
+            dy = grads[step.output]
+            if dy is None:
+                continue
+            for slot, needed, dx in zip(step.inputs, step.needed, step.backward(dy)):
+                if needed:
+                    self._add(grads, sums, slot, dx)
+
+    def _add(self, grads, sums, slot, grad):
+        """Gradient contributions to one tensor sum in the order they arrive (fixed: the reverse step order)."""
+        if grads[slot] is None:
+            grads[slot] = grad
+            return
+        total = sums.get(slot)
+        if total is None:
+            total = sums[slot] = self._sum_buffer(slot, grad)
+            np.add(grads[slot], grad, out=total)
+        else:
+            np.add(total, grad, out=total)
+        grads[slot] = total
+
+    def _sum_buffer(self, slot, like):
+        buffer = self._sum_buffers.get(slot)
+        if buffer is None or buffer.shape != like.shape:
+            buffer = self._sum_buffers[slot] = np.empty_like(like)
+        return buffer
