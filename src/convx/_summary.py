@@ -47,23 +47,17 @@ def column_widths(line_length, positions):
 
 
 def _wrap(text, width):
-    """Greedy word wrap; words longer than ``width`` are folded."""
-    lines, line = [], ""
+    """rich's wrap with overflow 'ellipsis': greedy word wrap, a line still too long cut to ``width`` with '…'."""
+    lines, line = [], None
     for word in text.split(" "):
-        while len(word) > width:
-            if line:
-                lines.append(line)
-                line = ""
-            lines.append(word[:width])
-            word = word[width:]
-        candidate = f"{line} {word}" if line else word
-        if len(candidate) <= width:
+        candidate = word if line is None else f"{line} {word}"
+        if line is None or len(candidate) <= width:
             line = candidate
         else:
             lines.append(line)
             line = word
-    lines.append(line)
-    return lines
+    lines.append(line or "")
+    return [line if len(line) <= width else line[:width - 1] + "…" for line in lines]
 
 
 def _row(cells, widths, aligns, vertical):

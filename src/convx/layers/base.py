@@ -348,13 +348,9 @@ class Layer:
         shapes = [t.shape for t in tensors]
         output_shape = self.build_for(shapes if structure == "list" else shapes[0])
         node_index = len(self._inbound_nodes)
-        output = KerasTensor(output_shape, "float32", name=self._tensor_name(node_index),
-                             history=KerasHistory(self, node_index, 0))
+        output = KerasTensor(output_shape, "float32", history=KerasHistory(self, node_index, 0))
         self._inbound_nodes.append(Node(self, tensors, [output], structure))
         return output
-
-    def _tensor_name(self, node_index):
-        return self.name if node_index == 0 else f"{self.name}_{node_index}"
 
     @property
     def input(self):

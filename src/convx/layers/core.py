@@ -49,6 +49,7 @@ class InputLayer(Layer):
         dtype = "float32" if dtype is None else (dtype if dtype in ("string", str) else np.dtype(dtype).name)
         if dtype not in _INPUT_DTYPES:
             raise ValueError(f"InputLayer supports the dtypes {_INPUT_DTYPES}, received dtype={dtype!r}")
+        tensor_name = name
         super().__init__(name=name, **kwargs)
         shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
         if not all(s is None or (isinstance(s, (int, np.integer)) and s > 0) for s in shape):
@@ -57,7 +58,7 @@ class InputLayer(Layer):
         self.input_dtype = dtype
         self.shape = (batch_size,) + tuple(None if s is None else int(s) for s in shape)
         self.build_for(self.shape)
-        tensor = KerasTensor(self.shape, dtype, name=self.name, history=KerasHistory(self, 0, 0))
+        tensor = KerasTensor(self.shape, dtype, name=tensor_name, history=KerasHistory(self, 0, 0))
         self._inbound_nodes.append(Node(self, [], [tensor]))
 
     @property

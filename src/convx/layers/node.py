@@ -30,13 +30,16 @@ class KerasTensor:
     dtype : str
         ``'float32'`` (or ``'string'`` / integer dtypes for inputs that layers convert).
     name : str
-        The producing layer's name for outputs of ``Input``; otherwise derived from it.
+        The ``name`` given to ``convx.Input``; otherwise ``keras_tensor``,
+        ``keras_tensor_1``, ... as Keras 3 numbers them.
     """
 
     def __init__(self, shape, dtype="float32", name=None, history=None):
+        from convx.layers.base import unique_name
+
         self.shape = tuple(None if s is None else int(s) for s in shape)
         self.dtype = np.dtype(dtype).name if dtype not in ("string", str) else "string"
-        self.name = name
+        self.name = name if name is not None else unique_name("keras_tensor")
         self._keras_history = history
 
     @property

@@ -274,8 +274,7 @@ class Model(Layer):
         tensors = flatten(inputs)
         self.build_for([t.shape for t in tensors] if len(tensors) > 1 else tensors[0].shape)
         node_index = len(self._inbound_nodes)
-        outputs = [KerasTensor(t.shape, t.dtype, name=f"{self.name}_{node_index}_{i}",
-                               history=KerasHistory(self, node_index, i))
+        outputs = [KerasTensor(t.shape, t.dtype, history=KerasHistory(self, node_index, i))
                    for i, t in enumerate(self._graph.outputs)]
         self._inbound_nodes.append(Node(self, tensors, outputs, "list" if len(tensors) > 1 else "single"))
         return outputs[0] if len(outputs) == 1 else outputs
