@@ -102,16 +102,16 @@ def _kernel_calls(dtype):
     yield "adam_m", m
     yield "adam_v", v
 
-    # merge layers over 300 x 320 = 96000 elements (parallel from 65536): three inputs where
-    # the order matters, two where it cannot; concatenation split over its 300 rows
-    xs, dy = [rand(300, 320) for _ in range(3)], rand(300, 320)
+    # merge layers over 256 x 272 = 69632 elements (parallel from 65536): three inputs where
+    # the order matters, two where it cannot; concatenation split over its 256 rows
+    xs, dy = [rand(256, 272) for _ in range(3)], rand(256, 272)
     for mode in ("add", "subtract", "multiply", "average", "maximum", "minimum"):
         inputs = xs if mode in ("multiply", "maximum", "minimum") else xs[:2]
         yield f"merge_{mode}_forward", merge.merge_forward(inputs, mode)
         for i, grad in enumerate(merge.merge_backward(dy, inputs, mode)):
             yield f"merge_{mode}_backward_{i}", grad
     yield "concat_forward", merge.concat_forward(xs, axis=1)
-    for i, part in enumerate(merge.concat_backward(rand(300, 960), [320, 320, 320], axis=1)):
+    for i, part in enumerate(merge.concat_backward(rand(256, 816), [272, 272, 272], axis=1)):
         yield f"concat_backward_{i}", part
 
 
