@@ -101,7 +101,7 @@ def _sequential_like(model):
     for nodes in graph.nodes_by_depth.values():
         if len(nodes) > 1 or (len(nodes) == 1 and len(nodes[0].input_tensors) > 1):
             return False
-    in_graph = set(graph.nodes)
+    in_graph = graph.node_set
     return all(sum(node in in_graph for node in layer._inbound_nodes) <= 1 for layer in model.layers)
 
 
@@ -134,7 +134,7 @@ def summary_text(model, line_length=None, positions=None):
     line_length = line_length or default_line_length(len(header))
     positions = positions or ([0.45, 0.80, 1.0] if sequential_like else [0.3, 0.56, 0.74, 1.0])
     widths = column_widths(line_length, positions)
-    in_graph = set(model._graph.nodes) if model._graph is not None else set()
+    in_graph = model._graph.node_set if model._graph is not None else set()
     rows = []
     for layer in model.layers:
         params = f"{layer.count_params():,}" if layer.built else "0 (unbuilt)"

@@ -282,8 +282,7 @@ def test_config_json_and_clone_round_trips(rng):
     model, inputs, *_ = shared_and_merges(rng)
     x = [a.astype(np.float32) for a in inputs]
     expected = model.predict(x, verbose=0)
-    for rebuilt in (convx.Model.from_config(model.get_config()) if False else
-                    convx.models.Functional.from_config(model.get_config()),
+    for rebuilt in (convx.Model.from_config(model.get_config()),
                     convx.models.model_from_json(model.to_json()), convx.models.clone_model(model)):
         assert [layer.name for layer in rebuilt.layers] == [layer.name for layer in model.layers]
         assert rebuilt.get_config() == model.get_config()

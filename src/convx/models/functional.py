@@ -48,7 +48,7 @@ class Functional(Model):
         from convx.saving import serialize_layer
 
         layers = []
-        in_graph = set(graph.nodes)
+        in_graph = graph.node_set
         for layer in graph.layers:
             entry = serialize_layer(layer)
             entry["name"] = layer.name

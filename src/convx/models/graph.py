@@ -49,6 +49,7 @@ class Graph:
                 self.nodes_by_depth[0].append(tensor.node)
                 self.nodes.insert(0, tensor.node)
         self.layers = sorted(depth_of_layer, key=lambda layer: (-depth_of_layer[layer], order[layer]))
+        self.node_set = set(self.nodes)
         self._check_computable()
         self._check_unique_names()
 
@@ -79,12 +80,8 @@ class Graph:
 
     def node_index(self, node):
         """Index of ``node`` among the nodes of its layer that belong to this graph (Keras' reindexing)."""
-        layer_nodes = [n for n in node.operation._inbound_nodes if n in self._node_set]
+        layer_nodes = [n for n in node.operation._inbound_nodes if n in self.node_set]
         return layer_nodes.index(node)
-
-    @property
-    def _node_set(self):
-        return set(self.nodes)
 
 
 def _topological_nodes(outputs):

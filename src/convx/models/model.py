@@ -828,10 +828,6 @@ class Model(Layer):
             return self._call_symbolic(list(x.values()) if isinstance(x, dict) else x)
         return self._run_copy(x, training)
 
-    # A model inlined into an outer plan never runs these; eager layer-style use goes through __call__
-    def forward(self, x, training=False):
-        return self._plan(bool(training), False).forward(x if isinstance(x, list) else [x], training=training)[0]
-
     # ----- config and saving -------------------------------------------------------------------------------------
 
     def to_json(self, **kwargs):
@@ -861,6 +857,15 @@ class Model(Layer):
         from convx import saving
 
         saving.load_weights(self, filepath)
+
+    @classmethod
+    def from_config(cls, config):
+        """``Model.from_config`` of a functional model's config builds that model (as in Keras)."""
+        if cls is Model and "input_layers" in config:
+            from convx.models.functional import Functional
+
+            return Functional.from_config(config)
+        return cls(**config)
 
     def get_config(self):
         raise NotImplementedError(
