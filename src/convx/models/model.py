@@ -241,7 +241,7 @@ class Model(Layer):
         self._all_layers = _all_layers(self._graph.layers)
         self._outputs_structure = outputs if outputs_structure is None else outputs_structure
         self._inputs_structure = inputs if inputs_structure is None else inputs_structure
-        self._plans = {}
+        self._plans, self._states = {}, {}
         self.built = True
         self._bind_flat()
 
