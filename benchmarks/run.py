@@ -33,7 +33,7 @@ DATA = REPO / "data" / "mnist"
 sys.path.insert(0, str(WORKERS))
 import _common  # noqa: E402
 
-CASES = ("train", "infer", "conv", "gemm", "import", "memory", "threads", "contention")
+CASES = ("train", "infer", "conv", "gemm", "import", "memory", "threads", "contention") + _common.MODEL_CASES
 REFERENCES = ("torch", "tf", "numpy")
 THREADS = 2
 # environment variables that may pin OpenBLAS to a slower kernel; removed for the NumPy worker
@@ -50,6 +50,7 @@ SETTINGS = {
               "timeout_s": 180},
 }
 INFER_POINTS = [[1, "predict"], [1, "call"], [32, "predict"], [256, "predict"]]
+MODEL_BATCH, MODEL_PREDICT_BATCH = 64, 128  # the residual and inception cases' training and predict batches
 GEMM_SIZES = [1024, 2048]
 
 
@@ -127,6 +128,12 @@ def slots_for(case, cfg, frameworks):
         return [[(fw, spec, False) for fw in frameworks if fw in ("convx", "numpy", "torch")]]
     if case == "import":
         return [[(fw, {"case": "import"}, False) for fw in models]]
+    if case in _common.MODEL_CASES:
+        # one process per framework times both training and predict
+        spec = {"case": case, "batch": MODEL_BATCH, "predict_batch": MODEL_PREDICT_BATCH, "threads": THREADS,
+                "steps": cfg["train_steps"], "warmup": cfg["train_warmup"], "iters": cfg["infer_iters"],
+                "max_seconds": cfg["infer_max_s"]}
+        return [[(fw, spec, False) for fw in models]]
     raise ValueError(case)
 
 
@@ -302,6 +309,15 @@ def rows_for(case, slots):
         # import numpy itself, as the baseline 'import convx' is measured over
         values["numpy"] = _job_median(slots[0].get("convx"), lambda r: r["numpy_s"])
         rows.append(_row("import (over numpy)", "time", "s", "time", values))
+    elif case in _common.MODEL_CASES:
+        train = f"{case} train b{MODEL_BATCH}"
+        rows.append(_row(train, "time per step", "ms", "time", _per_fw(slots[0], lambda r: _ms_per_step(r["train"]))))
+        rows.append(_row(train, "throughput", "samples/s", "rate",
+                         _per_fw(slots[0], lambda r: r["train"]["samples_per_s"])))
+        rows.append(_row(f"{case} predict b{MODEL_PREDICT_BATCH}", "per batch", "ms", "time",
+                         _per_fw(slots[0], lambda r: 1e3 * r["predict"]["median_s"])))
+        # the same network everywhere: the counts should agree
+        rows.append(_row(case, "parameters", "count", "factor", _per_fw(slots[0], lambda r: r["params"])))
     return rows
 
 

@@ -30,6 +30,16 @@ CONV_LAYERS = {
 
 SEED_CLASSES = 10
 
+# The `residual` and `inception` cases: CIFAR-shaped synthetic data (no downloads), 10 classes.
+MODEL_CASES = ("residual", "inception")
+MODEL_INPUT = (32, 32, 3)
+MODEL_CLASSES = 10
+# residual blocks as (filters, strides): stride 2 in the first block of each new width
+RESIDUAL_BLOCKS = ((32, 1), (32, 1), (64, 2), (64, 1), (128, 2), (128, 1))
+# the inception block's branches as (filters, kernel size), concatenated in this order
+INCEPTION_BRANCHES = ((64, 1), (96, 3), (32, 5))
+INCEPTION_STEM = 64
+
 
 def conv_output_size(n, k, padding):
     """Spatial output length for stride 1, dilation 1."""
@@ -64,6 +74,72 @@ def load_mnist(data_dir, count, split="train"):
     if len(x) < count:
         raise ValueError(f"MNIST {split} holds {len(x)} samples, fewer than the {count} requested")
     return x.astype(np.float32) / 255.0, y
+
+
+def synthetic_images(count, seed=0):
+    """``count`` fixed-seed random images, float32 ``(count, 32, 32, 3)`` in [0, 1), and int64 labels in [0, 10).
+
+    The same arrays in every framework's worker (NumPy's PCG64 stream is fixed for a seed).
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    x = rng.random((count,) + MODEL_INPUT, dtype=np.float32)
+    y = rng.integers(0, MODEL_CLASSES, count, dtype=np.int64)
+    return x, y
+
+
+def keras_model(keras, name):
+    """The `residual` or `inception` network, built with the Keras functional API of ``keras``.
+
+    ``keras`` is the module (``keras`` itself, or ``convx`` used as ``import convx as keras``), so
+    that convx and TensorFlow-Keras build the network from the same code.
+    """
+    layers = keras.layers
+    inputs = keras.Input(shape=MODEL_INPUT)
+    if name == "residual":
+        x = layers.Conv2D(32, 3, padding="same", activation="relu")(inputs)
+        for filters, strides in RESIDUAL_BLOCKS:
+            y = layers.Conv2D(filters, 3, strides=strides, padding="same", activation="relu")(x)
+            y = layers.Conv2D(filters, 3, padding="same")(y)
+            shortcut = layers.Conv2D(filters, 1, strides=strides)(x)  # a 1x1 projection in every block
+            x = layers.Activation("relu")(layers.Add()([y, shortcut]))
+    elif name == "inception":
+        x = layers.Conv2D(INCEPTION_STEM, 3, padding="same", activation="relu")(inputs)
+        x = layers.MaxPooling2D()(x)
+        x = layers.Concatenate()([layers.Conv2D(filters, k, padding="same", activation="relu")(x)
+                                  for filters, k in INCEPTION_BRANCHES])
+        x = layers.MaxPooling2D()(x)
+    else:
+        raise ValueError(f"unknown model {name!r}; choose from {MODEL_CASES}")
+    x = layers.GlobalAveragePooling2D()(x)
+    outputs = layers.Dense(MODEL_CLASSES, activation="softmax")(x)
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def time_keras_model(keras, spec):
+    """The `residual`/`inception` case for a Keras-API framework (convx or TensorFlow-Keras).
+
+    Training: ``model.fit`` over ``spec['steps']`` steps at ``spec['batch']`` after a warm-up ``fit``
+    of ``spec['warmup']`` steps (which also traces TF's train function); then ``model.predict`` on
+    ``spec['predict_batch']`` other images, one batch per call.
+    """
+    batch, steps, warmup = spec["batch"], spec["steps"], spec["warmup"]
+    x, y = synthetic_images(batch * (warmup + steps), seed=0)
+    x_pred, _ = synthetic_images(spec["predict_batch"], seed=1)
+    baseline = rss_mb()
+    keras.utils.set_random_seed(0)
+    model = keras_model(keras, spec["case"])
+    model.fit(x[: batch * warmup], y[: batch * warmup], batch_size=batch, epochs=1, verbose=0)
+    t0 = time.perf_counter()
+    history = model.fit(x[batch * warmup:], y[batch * warmup:], batch_size=batch, epochs=1, verbose=0)
+    seconds = time.perf_counter() - t0
+    train = train_result(seconds, steps, batch, history.history["loss"][-1], baseline)
+    predict = time_calls(lambda: model.predict(x_pred, batch_size=len(x_pred), verbose=0), spec["iters"],
+                         spec["max_seconds"], warmup=2)
+    return {"train": train, "predict": predict, "params": int(model.count_params())}
 
 
 def rss_mb():

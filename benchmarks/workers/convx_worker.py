@@ -111,6 +111,13 @@ def gemm(spec):
     return {"sizes": sizes}
 
 
+def model_case(spec):
+    """The `residual` and `inception` cases: the functional-API network of _common.keras_model, built
+    from ``convx`` exactly as Keras code does from ``keras`` (``import convx as keras``)."""
+    keras = _import_convx(spec["threads"])
+    return _common.time_keras_model(keras, spec)
+
+
 def import_time(spec):
     return _common.time_imports(["convx"])
 
@@ -131,4 +138,4 @@ def versions():
 
 if __name__ == "__main__":
     _common.run({"train": train, "threads": threads, "infer": infer, "conv": conv, "gemm": gemm,
-                 "import": import_time, "info": info}, versions)
+                 "import": import_time, "info": info, "residual": model_case, "inception": model_case}, versions)

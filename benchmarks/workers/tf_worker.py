@@ -103,6 +103,14 @@ def conv(spec):
     return {"layers": layers}
 
 
+def model_case(spec):
+    """The `residual` and `inception` cases: the functional-API network of _common.keras_model."""
+    _import_tf(spec["threads"])
+    import keras
+
+    return _common.time_keras_model(keras, spec)
+
+
 def import_time(spec):
     return _common.time_imports(["tensorflow", "keras"])
 
@@ -116,4 +124,5 @@ def versions():
 
 
 if __name__ == "__main__":
-    _common.run({"train": train, "infer": infer, "conv": conv, "import": import_time}, versions)
+    _common.run({"train": train, "infer": infer, "conv": conv, "import": import_time, "residual": model_case,
+                 "inception": model_case}, versions)

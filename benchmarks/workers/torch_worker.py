@@ -29,13 +29,61 @@ def _seed_model(torch):
     )
 
 
+def _model(torch, name):
+    """The `residual` or `inception` network of _common.keras_model as an nn.Module (NCHW, logits out).
+
+    Keras' 'same' padding of an odd kernel k is k // 2 on every side; for the stride-2 3x3 convolutions
+    TensorFlow pads (0, 1) instead of (1, 1), which gives the same 16x16 / 8x8 output sizes and cost.
+    """
+    nn, relu = torch.nn, torch.relu
+    torch.manual_seed(0)
+
+    def same(c_in, c_out, k, stride=1):
+        return nn.Conv2d(c_in, c_out, k, stride=stride, padding=k // 2)
+
+    class ResidualBlock(nn.Module):
+        def __init__(self, c_in, filters, stride):
+            super().__init__()
+            self.conv1 = same(c_in, filters, 3, stride)
+            self.conv2 = same(filters, filters, 3)
+            self.shortcut = nn.Conv2d(c_in, filters, 1, stride=stride)  # 1x1 projection, 'valid'
+
+        def forward(self, x):
+            return relu(self.conv2(relu(self.conv1(x))) + self.shortcut(x))
+
+    class Branches(nn.Module):
+        def __init__(self, c_in):
+            super().__init__()
+            self.branches = nn.ModuleList(same(c_in, f, k) for f, k in _common.INCEPTION_BRANCHES)
+
+        def forward(self, x):
+            return torch.cat([relu(branch(x)) for branch in self.branches], dim=1)
+
+    c_in = _common.MODEL_INPUT[2]
+    if name == "residual":
+        body, width = [same(c_in, 32, 3), nn.ReLU()], 32
+        for filters, stride in _common.RESIDUAL_BLOCKS:
+            body.append(ResidualBlock(width, filters, stride))
+            width = filters
+    elif name == "inception":
+        body = [same(c_in, _common.INCEPTION_STEM, 3), nn.ReLU(), nn.MaxPool2d(2),
+                Branches(_common.INCEPTION_STEM), nn.MaxPool2d(2)]
+        width = sum(f for f, _ in _common.INCEPTION_BRANCHES)
+    else:
+        raise ValueError(name)
+    # global average pooling, then the classifier (softmax folded into CrossEntropyLoss)
+    return nn.Sequential(*body, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, _common.MODEL_CLASSES))
+
+
 def _nchw(torch, x):
     return torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
 
 
-def _trainer(torch, x, y, batch):
-    """run_steps(first, count): `count` training steps from batch `first` of (x, y); returns the last loss."""
-    model = _seed_model(torch)
+def _trainer(torch, x, y, batch, model=None):
+    """run_steps(first, count): `count` training steps from batch `first` of (x, y); returns the last loss.
+
+    ``model``: the network to train (default: a new seed model)."""
+    model = _seed_model(torch) if model is None else model
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
 
@@ -128,6 +176,28 @@ def gemm(spec):
     return {"sizes": sizes}
 
 
+def model_case(spec):
+    """The `residual` and `inception` cases: the train case's loop at spec['batch'], then the module
+    call under inference_mode on spec['predict_batch'] other images."""
+    torch = _import_torch(spec["threads"])
+    batch, steps, warmup = spec["batch"], spec["steps"], spec["warmup"]
+    x, y = _common.synthetic_images(batch * (warmup + steps), seed=0)
+    x_pred, _ = _common.synthetic_images(spec["predict_batch"], seed=1)
+    x, y, x_pred = _nchw(torch, x), torch.from_numpy(y), _nchw(torch, x_pred)
+    baseline = _common.rss_mb()
+    model = _model(torch, spec["case"])
+    run_steps = _trainer(torch, x, y, batch, model)
+    run_steps(0, warmup)
+    t0 = time.perf_counter()
+    final_loss = run_steps(warmup, steps)
+    seconds = time.perf_counter() - t0
+    train = _common.train_result(seconds, steps, batch, final_loss, baseline)
+    model.eval()
+    with torch.inference_mode():
+        predict = _common.time_calls(lambda: model(x_pred), spec["iters"], spec["max_seconds"], warmup=2)
+    return {"train": train, "predict": predict, "params": sum(p.numel() for p in model.parameters())}
+
+
 def import_time(spec):
     return _common.time_imports(["torch"])
 
@@ -142,4 +212,4 @@ def versions():
 
 if __name__ == "__main__":
     _common.run({"train": train, "threads": threads, "infer": infer, "conv": conv, "gemm": gemm,
-                 "import": import_time}, versions)
+                 "import": import_time, "residual": model_case, "inception": model_case}, versions)

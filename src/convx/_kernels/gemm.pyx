@@ -27,7 +27,7 @@ cdef extern from "gemm.h":
 
 
 def simd_variant():
-    """Name of the GEMM micro-kernel variant in use ('avx2' or 'generic')."""
+    """Name of the GEMM micro-kernel variant in use ('avx2', 'neon' or 'generic')."""
     return cx_isa_name(cx_isa_selected()).decode()
 
 

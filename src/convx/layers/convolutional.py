@@ -120,8 +120,7 @@ class _Conv(ActivationOutput, Layer):
         :meth:`backward_pooled`): a 2-D layer with a 'relu' or 'linear'
         activation, whose gradient then comes from the pooling's output and
         its maxima's positions alone, and windows of at most 64 cells."""
-        return (self.rank == 2 and self.built and self.activation in ("relu", "linear") and not self._state.expose_logits
-                and math.prod(pool_size) <= 64)
+        return self.rank == 2 and self.built and self.activation in ("relu", "linear") and math.prod(pool_size) <= 64
 
     def _recomputes_pooled(self):
         """A first layer (no input gradient) with a small patch (``KH * KW *

@@ -21,8 +21,9 @@ hand their final activation to the loss). Building it:
 
 Backward walks the steps in reverse and sums the gradients of tensors that
 several steps read, in the fixed reverse order: the same bits for any thread
-count. A layer called several times (shared weights) adds the weight
-gradients of its later calls into those of the first, also in a fixed order.
+count. A layer called several times (shared weights): the call whose backward
+runs first (the last call in forward order) writes the weight gradients, the
+others add theirs to them, also in a fixed order.
 """
 
 import math
@@ -235,6 +236,7 @@ class Plan:
         self.training = training
         self.losses = tuple(losses)
         self.steps = []
+        self.unreached_layers = []
         self._sum_buffers = {}
         self.input_slots = []
         self._slot_of = {}
@@ -367,7 +369,6 @@ class Plan:
             values[slot] = x
         for step in self.steps:
             step.forward(values, training)
-        self.values = values
         return [values[slot] for slot in self.output_slots]
 
     def logits(self, k):
