@@ -242,6 +242,7 @@ class Model(Layer):
         self._outputs_structure = outputs if outputs_structure is None else outputs_structure
         self._inputs_structure = inputs if inputs_structure is None else inputs_structure
         self._plans, self._states = {}, {}
+        self._checked_shapes = None
         self.built = True
         self._bind_flat()
 
@@ -490,7 +491,10 @@ class Model(Layer):
         if self._graph is None:
             shapes = [a.shape for a in prepared]
             self.build(shapes if len(shapes) > 1 else shapes[0])
-        self._check_model_input_shapes([a.shape for a in prepared])
+        sample_shapes = [a.shape[1:] for a in prepared]
+        if sample_shapes != self._checked_shapes:  # checked once per new sample shape, not per batch
+            self._check_model_input_shapes([a.shape for a in prepared])
+            self._checked_shapes = sample_shapes
         return prepared
 
     def _prepare_xy(self, x, y, name="x", y_name="y"):
