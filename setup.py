@@ -38,6 +38,9 @@ FAMILIES = {
     "losses": ["losses.c"],
     "optimizers": ["optimizers.c"],
     "merge": ["merge.c"],
+    "norm": ["norm.c"],
+    "depthwise": ["depthwise.c", "cpu_features.c", "epilogue.c"],
+    "resample": ["resample.c"],
 }
 
 OPENMP_PROBE = textwrap.dedent(

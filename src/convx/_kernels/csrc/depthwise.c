@@ -1,0 +1,2 @@
+/* Kernel family 'depthwise' (being written). */
+#include "convx_common.h"

@@ -1,0 +1,2 @@
+/* Kernel family 'norm' (being written). */
+#include "convx_common.h"

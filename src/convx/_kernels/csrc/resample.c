@@ -1,0 +1,2 @@
+/* Kernel family 'resample' (being written). */
+#include "convx_common.h"

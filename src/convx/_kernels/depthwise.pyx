@@ -1,0 +1,1 @@
+"""Kernel family 'depthwise' (being written; see the issue on modern CNN layers)."""

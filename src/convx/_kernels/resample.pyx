@@ -1,0 +1,1 @@
+"""Kernel family 'resample' (being written; see the issue on modern CNN layers)."""

@@ -1,0 +1,3 @@
+"""Keras 3 activations layers (being written)."""
+
+__all__ = []

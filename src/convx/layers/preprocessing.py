@@ -1,0 +1,3 @@
+"""Keras 3 preprocessing layers (being written)."""
+
+__all__ = []
