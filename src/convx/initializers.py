@@ -183,15 +183,20 @@ _SNAKE = {
 
 def get(identifier):
     """Return an Initializer from a name (``'glorot_uniform'``, ``'GlorotUniform'``), a
-    ``{'class_name', 'config'}`` dict or an instance; None stays None."""
+    ``{'class_name', 'config'}`` dict, a class or an instance; a callable ``f(shape, dtype)``
+    is returned as is; None stays None."""
     if identifier is None or isinstance(identifier, Initializer):
         return identifier
+    if isinstance(identifier, type) and issubclass(identifier, Initializer):
+        return identifier()
     if isinstance(identifier, str):
         cls = _SNAKE.get(identifier.lower()) or _ALL.get(identifier)
         if cls is not None:
             return cls()
     elif isinstance(identifier, dict) and identifier.get("class_name") in _ALL:
         return _ALL[identifier["class_name"]].from_config(identifier.get("config", {}))
+    elif callable(identifier):
+        return identifier  # a function f(shape, dtype) returning the values
     raise ValueError(f"Could not interpret initializer identifier: {identifier!r}; expected one of {sorted(_SNAKE)}")
 
 

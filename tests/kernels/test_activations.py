@@ -5,7 +5,13 @@ import warnings
 import numpy as np
 import pytest
 
-from convx._kernels.activations import activation_backward, activation_code, activation_forward
+from convx._kernels.activations import (
+    ACTIVATION_CODES,
+    activation_backward,
+    activation_code,
+    activation_forward,
+    needs_input,
+)
 from gradcheck import check_gradient
 from thread_identity import assert_same_for_any_thread_count
 
@@ -147,13 +153,14 @@ def test_activation_codes():
     assert activation_code(None) == 0
     assert [activation_code(a) for a in ACTIVATIONS] == [0, 1, 2, 3, 4]
     assert activation_code("ReLU") == 1
+    assert sorted(ACTIVATION_CODES.values()) == list(range(20))  # enum convx_activation, CX_ACT_COUNT
     assert activation_forward(np.array([-1.0, 2.0]), None).tolist() == [-1.0, 2.0]
 
 
 def test_unknown_activation_lists_valid_names():
-    with pytest.raises(ValueError, match=r"'linear', 'relu', 'sigmoid', 'tanh', 'softmax'.*got 'gelu'"):
-        activation_forward(np.zeros(3), "gelu")
-    with pytest.raises(ValueError, match="got 'swish'"):
+    with pytest.raises(ValueError, match=r"'linear', 'relu', 'sigmoid', 'tanh', 'softmax'.*got 'geluu'"):
+        activation_forward(np.zeros(3), "geluu")
+    with pytest.raises(ValueError, match="got 'swish'"):  # the kernels know canonical names; 'swish' is convx.activations'
         activation_backward(np.zeros(3), np.zeros(3), "swish")
     with pytest.raises(TypeError, match="activation must be a str or None, got int"):
         activation_code(3)
@@ -181,3 +188,178 @@ def test_bad_out():
         activation_forward(x, "relu", out=np.zeros((3, 2)).T)
     with pytest.raises(TypeError, match="out must be a numpy.ndarray or None, got list"):
         activation_backward(x, x, "relu", out=[0.0])
+
+
+# ----- the modern activations (issue 14) --------------------------------------------------------------------------
+
+# name -> (kernel name, params) ; every elementwise code, parameterised ones with non-default values too
+ELEMENTWISE = {
+    "softplus": ("softplus", None), "softsign": ("softsign", None), "elu": ("elu", None),
+    "elu_alpha_0.5": ("elu", (0.5,)), "elu_alpha_-0.5": ("elu", (-0.5,)), "selu": ("selu", None),
+    "gelu": ("gelu", None), "gelu_tanh": ("gelu_tanh", None), "silu": ("silu", None),
+    "hard_sigmoid": ("hard_sigmoid", None), "hard_silu": ("hard_silu", None), "leaky_relu": ("leaky_relu", None),
+    "leaky_relu_0.3": ("leaky_relu", (0.3,)), "leaky_relu_-0.1": ("leaky_relu", (-0.1,)), "relu6": ("relu6", None),
+    "mish": ("mish", None), "exponential": ("exponential", None),
+    "relu_general": ("relu_general", (0.1, 4.5, 0.5)), "relu_max": ("relu_general", (0.0, 1.5, 0.0)),
+    "relu_slope": ("relu_general", (0.25, np.inf, 0.0)),
+}
+ROWS = {"log_softmax": ("log_softmax", None)}
+KINKS = (-3.0, 0.0, 0.5, 1.5, 3.0, 4.5, 6.0)  # hard_sigmoid, relu6, relu_general corners
+
+
+def _np_reference(name, x):
+    """float64 formulas (independent of the C code)."""
+    from math import erf
+
+    sig = 1 / (1 + np.exp(-x))
+    sp = np.log1p(np.exp(-np.abs(x))) + np.maximum(x, 0)
+    a, s = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+    ref = {
+        "softplus": sp, "softsign": x / (1 + np.abs(x)), "elu": np.where(x > 0, x, np.expm1(x)),
+        "elu_alpha_0.5": np.where(x > 0, x, 0.5 * np.expm1(x)), "elu_alpha_-0.5": np.where(x > 0, x, -0.5 * np.expm1(x)),
+        "selu": s * np.where(x > 0, x, a * np.expm1(x)),
+        "gelu": 0.5 * x * (1 + np.vectorize(erf)(x / np.sqrt(2))),
+        "gelu_tanh": 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3))),
+        "silu": x * sig, "hard_sigmoid": np.clip(x + 3, 0, 6) / 6, "hard_silu": x * np.clip(x + 3, 0, 6) / 6,
+        "leaky_relu": np.where(x > 0, x, 0.2 * x), "leaky_relu_0.3": np.where(x > 0, x, 0.3 * x),
+        "leaky_relu_-0.1": np.where(x > 0, x, -0.1 * x), "relu6": np.clip(x, 0, 6), "mish": x * np.tanh(sp),
+        "exponential": np.exp(x),
+        "relu_general": np.clip(np.where(x > 0.5, x, 0), 0, 4.5) - 0.1 * np.maximum(0.5 - x, 0),
+        "relu_max": np.clip(x, 0, 1.5), "relu_slope": np.where(x > 0, x, 0.25 * x),
+    }
+    return ref[name]
+
+
+def _smooth_points(rng, shape):
+    x = rng.uniform(-5, 7, size=shape)
+    for k in KINKS:  # keep finite differences off the kinks
+        x = np.where(np.abs(x - k) < 0.05, x + 0.1, x)
+    return x
+
+
+@pytest.mark.parametrize("case", sorted(ELEMENTWISE) + sorted(ROWS))
+def test_new_activations_finite_differences_float64(rng, case):
+    name, params = {**ELEMENTWISE, **ROWS}[case]
+    x = _smooth_points(rng, (3, 2, 5))
+    if name == "exponential":
+        x = x / 3
+    w = rng.standard_normal(x.shape)
+    y = activation_forward(x, name, params=params)
+    dx = activation_backward(y, w, name, x=x, params=params)
+    check_gradient(lambda: float(np.sum(activation_forward(x, name, params=params) * w)), x, dx, rtol=1e-5, atol=1e-6)
+    if not needs_input(name, params):  # works from the output alone
+        np.testing.assert_array_equal(activation_backward(y, w, name, params=params), dx)
+
+
+@pytest.mark.parametrize("case", sorted(ELEMENTWISE))
+def test_new_activations_match_float64_formulas(rng, case):
+    name, params = ELEMENTWISE[case]
+    x = np.concatenate([rng.uniform(-9, 9, 200), np.linspace(-30, 30, 61), [0.0, -3.0, 3.0, 6.0]])
+    if name == "exponential":
+        x = x / 4
+    y = activation_forward(x, name, params=params)
+    np.testing.assert_allclose(y, _np_reference(case, x), rtol=2e-15, atol=1e-15)
+
+
+TORCH_NEW = {
+    "softplus": lambda F, t: F.softplus(t), "softsign": lambda F, t: F.softsign(t), "elu": lambda F, t: F.elu(t),
+    "elu_alpha_0.5": lambda F, t: F.elu(t, alpha=0.5), "selu": lambda F, t: F.selu(t),
+    "gelu": lambda F, t: F.gelu(t), "gelu_tanh": lambda F, t: F.gelu(t, approximate="tanh"),
+    "silu": lambda F, t: F.silu(t), "hard_sigmoid": lambda F, t: F.hardsigmoid(t),
+    "hard_silu": lambda F, t: F.hardswish(t), "leaky_relu": lambda F, t: F.leaky_relu(t, 0.2),
+    "leaky_relu_0.3": lambda F, t: F.leaky_relu(t, 0.3), "relu6": lambda F, t: F.relu6(t),
+    "mish": lambda F, t: F.mish(t), "exponential": lambda F, t: t.exp(),
+    "log_softmax": lambda F, t: F.log_softmax(t, dim=-1),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", sorted(TORCH_NEW))
+def test_new_activations_match_torch(rng, torch, case, dtype):
+    import torch.nn.functional as F
+
+    name, params = {**ELEMENTWISE, **ROWS}[case]
+    x = _smooth_points(rng, (4, 3, 3, 6)).astype(dtype)
+    if name == "exponential":
+        x = x / 3
+    w = rng.standard_normal(x.shape).astype(dtype)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = TORCH_NEW[case](F, xt)
+    (yt * torch.tensor(w)).sum().backward()
+    y = activation_forward(x, name, params=params)
+    assert y.dtype == dtype
+    tol = dict(rtol=2e-6, atol=2e-6) if dtype == np.float32 else dict(rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(y, yt.detach().numpy(), **tol)
+    gtol = tol
+    if dtype == np.float32:
+        gtol = dict(rtol=1e-5, atol=1e-5)
+    elif case in ("hard_sigmoid", "hard_silu"):
+        gtol = dict(rtol=1e-7, atol=1e-7)  # PyTorch's backward uses the float constant 1.0f / 6.0f in float64 too
+    np.testing.assert_allclose(activation_backward(y, w, name, x=x, params=params), xt.grad.numpy(), **gtol)
+
+
+def _keras_reference():
+    import os
+
+    path = os.path.join(os.path.dirname(__file__), "data", "keras_activations.npz")
+    return np.load(path)
+
+
+KERAS_CASES = {**{k: v for k, v in ELEMENTWISE.items() if k in (
+    "softplus", "softsign", "elu", "elu_alpha_0.5", "selu", "gelu", "gelu_tanh", "silu", "hard_sigmoid", "hard_silu",
+    "leaky_relu", "leaky_relu_0.3", "relu6", "mish", "exponential", "relu_general")},
+    "relu": ("relu", None), "sigmoid": ("sigmoid", None), "tanh": ("tanh", None), "softmax": ("softmax", None),
+    "log_softmax": ("log_softmax", None)}
+
+
+@pytest.mark.parametrize("case", sorted(KERAS_CASES))
+def test_match_keras_float32(case):
+    """Against Keras 3.15.1 with TensorFlow 2.21 (make_keras_activation_reference.py), float32: forward
+    and the gradient of sum(f(x) * w), away from the kinks where the subgradient is a convention."""
+    ref = _keras_reference()
+    name, params = KERAS_CASES[case]
+    x, w = ref["x"], ref["w"]
+    y = activation_forward(x, name, params=params)
+    scale = np.maximum(np.abs(ref[case]), 1.0)  # exponential reaches e^8
+    np.testing.assert_array_less(np.abs(y - ref[case]) / scale, 2e-6)
+    away = np.all([np.abs(x - k) > 1e-3 for k in KINKS], axis=0)
+    dx = activation_backward(y, w, name, x=x, params=params)
+    gscale = np.maximum(np.abs(ref[case + "_grad"]), 1.0)
+    np.testing.assert_array_less((np.abs(dx - ref[case + "_grad"]) / gscale)[away], 1e-5)
+
+
+@pytest.mark.parametrize("case", sorted(ELEMENTWISE) + ["log_softmax"])
+def test_new_activations_same_for_any_thread_count(rng, case):
+    # 300k elements: above the kernels' parallel threshold (131072)
+    name, params = {**ELEMENTWISE, **ROWS}[case]
+    x = rng.uniform(-6, 6, (600, 500)).astype(np.float32)
+    w = rng.standard_normal(x.shape).astype(np.float32)
+
+    def compute():
+        y = activation_forward(x, name, params=params)
+        return y, activation_backward(y, w, name, x=x, params=params)
+
+    assert_same_for_any_thread_count(compute)
+
+
+def test_needs_input_and_params_errors():
+    assert needs_input("gelu") and needs_input("silu") and needs_input("mish") and needs_input("relu_general")
+    assert not needs_input("elu") and not needs_input("relu6") and not needs_input("log_softmax")
+    assert needs_input("elu", (-1.0,)) and needs_input("leaky_relu", (0.0,))
+    with pytest.raises(ValueError, match="needs the forward input x, got x=None"):
+        activation_backward(np.zeros(3), np.zeros(3), "gelu")
+    with pytest.raises(ValueError, match="takes no parameters"):
+        activation_forward(np.zeros(3), "gelu", params=(1.0,))
+    with pytest.raises(ValueError, match="at most 1 parameters"):
+        activation_forward(np.zeros(3), "elu", params=(1.0, 2.0))
+    with pytest.raises(ValueError, match="must not be NaN"):
+        activation_forward(np.zeros(3), "leaky_relu", params=(float("nan"),))
+    with pytest.raises(ValueError, match=r"x must have shape \(3,\), got \(2,\)"):
+        activation_backward(np.zeros(3), np.zeros(3), "silu", x=np.zeros(2))
+
+
+def test_log_softmax_is_stable_and_consistent(rng):
+    x = np.array([[-1e4, 0.0, 1e4], [1.0, 2.0, 3.0]])
+    y = activation_forward(x, "log_softmax")
+    assert np.all(np.isfinite(y)) and y[0, 2] == 0.0
+    np.testing.assert_allclose(np.exp(y[1]), activation_forward(x[1], "softmax"), rtol=1e-15)

@@ -148,7 +148,7 @@ def test_layer_weights_order_and_set_weights_errors():
     "make, message",
     [
         (lambda: L.Dense(0), "expected a positive integer. Received: units=0"),
-        (lambda: L.Dense(3, activation="swish"), "Could not interpret activation function identifier: 'swish'"),
+        (lambda: L.Dense(3, activation="swoosh"), "Could not interpret activation function identifier: 'swoosh'"),
         (lambda: L.Conv2D(4, (3, 3, 3)), r"`kernel_size` argument must be a tuple of 2 integers"),
         (lambda: L.Conv2D(4, 3, padding="full"), "`padding` argument must be one of"),
         (lambda: L.Conv2D(4, 3, strides=2, dilation_rate=2), "`strides > 1` not supported in conjunction with `dilation_rate > 1`"),

@@ -1,9 +1,15 @@
 """Activation functions (forward and backward) over float32/float64 arrays.
 
 The forward pass is the shared bias + activation epilogue (``csrc/epilogue.c``)
-with no bias; the backward pass works from the forward *output* ``y``.
-Softmax is taken over the last axis.
+with no bias; the backward pass works from the forward *output* ``y``, and
+also from the input ``x`` for the activations of :func:`needs_input` (gelu,
+silu, mish, ...). Softmax and log_softmax are taken over the last axis.
+Parameterised activations (``'elu'``: alpha; ``'leaky_relu'``:
+negative_slope; ``'relu_general'``: negative_slope, max_value, threshold)
+take ``params``, a tuple of up to 3 floats (missing ones keep the defaults).
 """
+
+import math
 
 import numpy as np
 
@@ -15,17 +21,61 @@ from convx._kernels cimport _checks
 cnp.import_array()
 
 cdef extern from "epilogue.h" nogil:
-    void cx_bias_act_f32(float *y, cnp.int64_t rows, cnp.int64_t cols, const float *bias, int act, int n_threads)
-    void cx_bias_act_f64(double *y, cnp.int64_t rows, cnp.int64_t cols, const double *bias, int act, int n_threads)
+    void cx_act_forward_f32(float *y, cnp.int64_t rows, cnp.int64_t cols, const float *bias, int act,
+                            const double *params, int n_threads)
+    void cx_act_forward_f64(double *y, cnp.int64_t rows, cnp.int64_t cols, const double *bias, int act,
+                            const double *params, int n_threads)
 
 cdef extern from "activations.h" nogil:
-    void cx_act_backward_f32(const float *y, const float *dy, float *dx, cnp.int64_t rows, cnp.int64_t cols,
-                             int act, int n_threads)
-    void cx_act_backward_f64(const double *y, const double *dy, double *dx, cnp.int64_t rows, cnp.int64_t cols,
-                             int act, int n_threads)
+    void cx_act_backward_x_f32(const float *x, const float *y, const float *dy, float *dx, cnp.int64_t rows,
+                               cnp.int64_t cols, int act, const double *params, int n_threads)
+    void cx_act_backward_x_f64(const double *x, const double *y, const double *dy, double *dx, cnp.int64_t rows,
+                               cnp.int64_t cols, int act, const double *params, int n_threads)
+    int cx_act_input_needed(int act, const double *params)
 
 # Must match enum convx_activation in csrc/convx_common.h.
-ACTIVATION_CODES = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "softmax": 4}
+ACTIVATION_CODES = {
+    "linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "softmax": 4, "softplus": 5, "softsign": 6, "elu": 7,
+    "selu": 8, "gelu": 9, "gelu_tanh": 10, "silu": 11, "hard_sigmoid": 12, "hard_silu": 13, "leaky_relu": 14,
+    "relu6": 15, "mish": 16, "exponential": 17, "log_softmax": 18, "relu_general": 19,
+}
+# Defaults of the parameterised codes (csrc/activations_math.h, cx_act_params_for).
+PARAM_DEFAULTS = {"elu": (1.0,), "leaky_relu": (0.2,), "relu_general": (0.0, math.inf, 0.0)}
+# Taken over the last axis (a row) rather than elementwise.
+ROW_ACTIVATIONS = ("softmax", "log_softmax")
+
+
+cdef bint _fill_params(activation, params, double *out) except -1:
+    """Write the 3 C parameters of ``activation`` into ``out``; False when ``params`` is None (defaults)."""
+    if params is None:
+        return False
+    name = "linear" if activation is None else activation.lower()
+    defaults = PARAM_DEFAULTS.get(name)
+    if defaults is None:
+        raise ValueError(f"activation {activation!r} takes no parameters, got params={params!r}")
+    values = tuple(params)
+    if len(values) > len(defaults):
+        raise ValueError(f"activation {activation!r} takes at most {len(defaults)} parameters, got params={params!r}")
+    values = values + defaults[len(values):]
+    out[0] = out[1] = out[2] = 0.0
+    for i, v in enumerate(values):
+        v = float(v)
+        if math.isnan(v):
+            raise ValueError(f"params of activation {activation!r} must not be NaN, got params={params!r}")
+        out[i] = v
+    return True
+
+
+def needs_input(activation, params=None):
+    """Whether :func:`activation_backward` of ``activation`` reads the forward input ``x``.
+
+    gelu, silu, mish, softsign, hard_silu, relu_general, and elu / leaky_relu
+    with a parameter <= 0 do; the others work from the output alone.
+    """
+    cdef int act = activation_code(activation)
+    cdef double p[3]
+    cdef bint given = _fill_params(activation, params, p)
+    return bool(cx_act_input_needed(act, p if given else NULL))
 
 
 def activation_code(name):
@@ -34,8 +84,8 @@ def activation_code(name):
     Parameters
     ----------
     name : str or None
-        ``'linear'`` (or None), ``'relu'``, ``'sigmoid'``, ``'tanh'`` or
-        ``'softmax'``; case-insensitive.
+        A key of ``ACTIVATION_CODES`` (``'linear'``, ``'relu'``, ``'gelu'``,
+        ...) or None (linear); case-insensitive.
 
     Returns
     -------
@@ -73,7 +123,7 @@ cdef void _rows_cols(cnp.ndarray a, cnp.int64_t *rows, cnp.int64_t *cols):
     rows[0] = a.size // cols[0] if cols[0] > 0 else 0
 
 
-def activation_forward(x, activation, out=None):
+def activation_forward(x, activation, out=None, params=None):
     """Apply an activation elementwise (softmax: over the last axis).
 
     Parameters
@@ -84,12 +134,18 @@ def activation_forward(x, activation, out=None):
     out : numpy.ndarray, optional
         C-contiguous array of x's shape and dtype to write into; may be ``x``
         itself for an in-place update.
+    params : tuple of float, optional
+        Parameters of ``'elu'``, ``'leaky_relu'`` or ``'relu_general'``
+        (see the module docstring); None for the defaults.
 
     Returns
     -------
     y : numpy.ndarray, shape and dtype of x
     """
     cdef int act = activation_code(activation)
+    cdef double p[3]
+    cdef bint given = _fill_params(activation, params, p)
+    cdef const double *pp = p if given else NULL
     # ascontiguousarray turns a 0-d array into 1-D; keep the caller's shape.
     xc = _checks.float_array(x, "x").reshape(x.shape)
     y = _output(out, xc)
@@ -99,24 +155,25 @@ def activation_forward(x, activation, out=None):
     cdef cnp.int64_t rows, cols
     _rows_cols(ya, &rows, &cols)
     cdef int n_threads = threads.effective_num_threads()
-    cdef void *p = cnp.PyArray_DATA(ya)
+    cdef void *data = cnp.PyArray_DATA(ya)
     cdef bint single = ya.dtype == np.float32
     if rows == 0:
         return y
     with nogil:
         if single:
-            cx_bias_act_f32(<float *>p, rows, cols, NULL, act, n_threads)
+            cx_act_forward_f32(<float *>data, rows, cols, NULL, act, pp, n_threads)
         else:
-            cx_bias_act_f64(<double *>p, rows, cols, NULL, act, n_threads)
+            cx_act_forward_f64(<double *>data, rows, cols, NULL, act, pp, n_threads)
     return y
 
 
-def activation_backward(y, dy, activation, out=None):
-    """Gradient of an activation, from its forward output.
+def activation_backward(y, dy, activation, out=None, x=None, params=None):
+    """Gradient of an activation, from its forward output (and input).
 
     relu: ``dy * (y > 0)``; sigmoid: ``dy * y * (1 - y)``; tanh:
     ``dy * (1 - y**2)``; softmax: ``y * (dy - sum(dy * y, last axis))``;
-    linear: ``dy``.
+    log_softmax: ``dy - exp(y) * sum(dy, last axis)``; linear: ``dy``; the
+    others ``dy * f'(x)``, from y where :func:`needs_input` is False.
 
     Parameters
     ----------
@@ -127,19 +184,34 @@ def activation_backward(y, dy, activation, out=None):
     activation : str or None
         See :func:`activation_code`.
     out : numpy.ndarray, optional
-        C-contiguous array of y's shape and dtype for the result; may be ``y``
-        or ``dy`` for an in-place update.
+        C-contiguous array of y's shape and dtype for the result; may be ``y``,
+        ``dy`` or ``x`` for an in-place update.
+    x : numpy.ndarray, optional
+        The forward input (same shape and dtype); required when
+        :func:`needs_input` is True, ignored otherwise.
+    params : tuple of float, optional
+        As for :func:`activation_forward`.
 
     Returns
     -------
     dx : numpy.ndarray, shape and dtype of y
     """
     cdef int act = activation_code(activation)
+    cdef double p[3]
+    cdef bint given = _fill_params(activation, params, p)
+    cdef const double *pp = p if given else NULL
     yc = _checks.float_array(y, "y").reshape(y.shape)
     dyc = _checks.float_array(dy, "dy", None, yc.dtype).reshape(dy.shape)
     _checks.check_shape(dyc, "dy", yc.shape)
+    xc = None
+    if cx_act_input_needed(act, pp):
+        if x is None:
+            raise ValueError(f"activation_backward of {activation!r} needs the forward input x, got x=None")
+        xc = _checks.float_array(x, "x", None, yc.dtype).reshape(x.shape)
+        _checks.check_shape(xc, "x", yc.shape)
     dx = _output(out, yc)
     cdef cnp.ndarray ya = yc, dya = dyc, dxa = dx
+    cdef void *px = NULL if xc is None else cnp.PyArray_DATA(<cnp.ndarray>xc)
     cdef cnp.int64_t rows, cols
     _rows_cols(ya, &rows, &cols)
     cdef int n_threads = threads.effective_num_threads()
@@ -151,8 +223,9 @@ def activation_backward(y, dy, activation, out=None):
         return dx
     with nogil:
         if single:
-            cx_act_backward_f32(<const float *>py, <const float *>pdy, <float *>pdx, rows, cols, act, n_threads)
+            cx_act_backward_x_f32(<const float *>px, <const float *>py, <const float *>pdy, <float *>pdx, rows, cols,
+                                  act, pp, n_threads)
         else:
-            cx_act_backward_f64(<const double *>py, <const double *>pdy, <double *>pdx, rows, cols, act,
-                                n_threads)
+            cx_act_backward_x_f64(<const double *>px, <const double *>py, <const double *>pdy, <double *>pdx, rows,
+                                  cols, act, pp, n_threads)
     return dx

@@ -27,7 +27,7 @@ import re
 
 import numpy as np
 
-from convx import activations
+from convx import activations, constraints, initializers, regularizers
 from convx.layers.node import KerasHistory, KerasTensor, Node, is_symbolic
 
 _name_counts = collections.defaultdict(int)
@@ -69,14 +69,24 @@ class Variable:
         Same shape; filled by the owning layer's ``backward``.
     name, path : str
         ``'kernel'`` and ``'dense/kernel'``, as in Keras.
+    regularizer : callable or None
+        Its penalty enters the training loss (``layer.losses``, ``model.losses``).
+    constraint : callable or None
+        Applied to the value after every optimizer update.
     """
 
-    def __init__(self, value, name, path, trainable=True):
+    def __init__(self, value, name, path, trainable=True, regularizer=None, constraint=None, aggregation="none",
+                 overwrite_with_gradient=False, autocast=True):
         self.value = value
         self.grad = np.zeros_like(value)
         self.name = name
         self.path = path
         self.trainable = trainable
+        self.regularizer = regularizer
+        self.constraint = constraint
+        self.aggregation = aggregation
+        self.overwrite_with_gradient = overwrite_with_gradient
+        self.autocast = autocast
 
     @property
     def shape(self):
@@ -146,7 +156,7 @@ class Layer:
         Shorthand for ``input_shape=(input_dim,)``.
     """
 
-    def __init__(self, *, name=None, trainable=True, dtype=None, **kwargs):
+    def __init__(self, *, name=None, trainable=True, dtype=None, activity_regularizer=None, **kwargs):
         input_dim = kwargs.pop("input_dim", None)
         input_shape = kwargs.pop("input_shape", None)
         batch_input_shape = kwargs.pop("batch_input_shape", None)
@@ -168,6 +178,8 @@ class Layer:
         self._own_state = self._state = CallState()
         self._inbound_nodes = []
         self._shape_memo = (None, None)
+        self.activity_regularizer = regularizers.get(activity_regularizer)
+        self._activity_losses = []
 
     def _buffer(self, slot, shape, dtype=np.float32):
         """A reusable, uninitialised array for ``slot`` of the current call (e.g. ``'y'``, ``'dx'``).
@@ -193,12 +205,91 @@ class Layer:
 
     # ----- weights -------------------------------------------------------------
 
-    def add_weight(self, shape, initializer, name, trainable=True):
-        """Create a float32 Variable of ``shape`` filled by ``initializer``."""
-        value = np.ascontiguousarray(initializer(shape, dtype="float32"))
-        var = Variable(value, name, f"{self.name}/{name}", trainable=trainable)
+    def add_weight(self, *args, shape=None, initializer=None, dtype=None, trainable=True, autocast=True,
+                   regularizer=None, constraint=None, aggregation="none", overwrite_with_gradient=False, name=None):
+        """Create a float32 Variable of ``shape`` filled by ``initializer`` (Keras 3's signature).
+
+        Parameters
+        ----------
+        shape : tuple of int, default ()
+        initializer : str, Initializer, class or callable ``f(shape, dtype)``, default 'glorot_uniform'
+        dtype : None or 'float32'
+        trainable : bool, default True
+        regularizer : str, Regularizer or callable, optional
+            Its penalty of the variable enters ``layer.losses`` and the training loss.
+        constraint : str, Constraint or callable, optional
+            Applied to the variable after each optimizer update.
+        name : str
+            The variable's name (``'kernel'``); its path is ``'<layer name>/<name>'``.
+
+        Positional ``(shape, initializer, dtype)`` as in Keras; a third positional
+        argument that is not a dtype is taken as the name, for the older
+        ``add_weight(shape, initializer, "name")`` calls.
+        """
+        if len(args) > 3:
+            raise TypeError(f"add_weight() takes at most 3 positional arguments but {len(args)} were given.")
+        if args and isinstance(args[0], str):
+            raise ValueError(f"`name` must be passed as a keyword argument. Received: add_weight('{args[0]}', ...). "
+                             f"Use: add_weight(shape=..., name='{args[0]}').")
+        for position, (arg_name, current) in enumerate((("shape", shape), ("initializer", initializer))):
+            if len(args) > position:
+                if current is not None:
+                    raise ValueError(f"`{arg_name}` was passed both positionally and as a keyword argument.")
+                if arg_name == "shape":
+                    shape = args[0]
+                else:
+                    initializer = args[1]
+        if len(args) > 2:
+            if _is_dtype(args[2]):
+                if dtype is not None:
+                    raise ValueError("`dtype` was passed both positionally and as a keyword argument.")
+                dtype = args[2]
+            elif name is None:
+                name = args[2]  # add_weight(shape, initializer, "name"): convx's former positional form
+            else:
+                raise ValueError(f"add_weight() received an invalid dtype: {args[2]!r}")
+        if dtype is not None and not (_is_dtype(dtype) and dtype != "bfloat16" and np.dtype(dtype) == np.float32):
+            raise ValueError(f"convx weights are float32; add_weight() received dtype={dtype!r}")
+        if name is None:
+            name = "variable"
+        if not isinstance(name, str):
+            raise ValueError(f"add_weight() `name` must be a str, received name={name!r}")
+        shape = () if shape is None else tuple(int(s) for s in shape)
+        if any(s < 0 for s in shape):
+            raise ValueError(f"add_weight() `shape` must hold non-negative ints, received shape={shape!r}")
+        init = initializers.get("glorot_uniform" if initializer is None else initializer)
+        value = np.ascontiguousarray(init(shape, dtype="float32"), dtype=np.float32)
+        if value.shape != shape:
+            raise ValueError(f"The initializer of weight {name!r} returned shape {value.shape}, expected {shape}")
+        var = Variable(value, name, f"{self.name}/{name}", trainable=trainable,
+                       regularizer=regularizers.get(regularizer), constraint=constraints.get(constraint),
+                       aggregation=aggregation, overwrite_with_gradient=overwrite_with_gradient, autocast=autocast)
         self._weights.append(var)
         return var
+
+    @property
+    def losses(self):
+        """The layer's penalties (float32 scalars): its weights' regularizers, then the activity
+        regularization of its last call (Keras' ``layer.losses``)."""
+        losses = [np.float32(w.regularizer(w.value)) for w in self._weights if w.regularizer is not None]
+        return losses + list(self._activity_losses)
+
+    # ----- activity regularization (Keras: the regularizer of the output, divided by the batch size)
+
+    def _activity_forward(self, y):
+        """Record the activity penalty of output ``y`` (a call of a layer with an activity regularizer)."""
+        n = y.shape[0] if y.ndim else 1
+        penalty = np.float32(self.activity_regularizer(y))
+        self._activity_losses.append(penalty / np.float32(n) if n else np.float32(0.0))
+
+    def _activity_grad(self, y):
+        """The gradient of the activity penalty w.r.t. output ``y`` (reused buffer ``'activity_grad'``)."""
+        grad = self._buffer("activity_grad", y.shape, y.dtype)
+        grad.fill(0)
+        self.activity_regularizer.add_gradient(y, grad, self._buffer("activity_scratch", y.shape, y.dtype))
+        if y.ndim and y.shape[0]:
+            np.multiply(grad, y.dtype.type(1.0 / y.shape[0]), out=grad)
+        return grad
 
     @property
     def weights(self):
@@ -403,12 +494,20 @@ class ActivationOutput:
     from_logits=True)`` takes the gradient w.r.t. those logits directly.
     """
 
+    # parameters of a parameterised activation code (LeakyReLU's slope, ...); None: the defaults
+    _activation_params = None
+
     def _activate(self, compute, training):
-        """``compute(activation_name, slot)`` runs the kernel with its fused epilogue into buffer ``slot``."""
-        act, state = self.activation, self._state
-        if state.expose_logits and act != "linear":
+        """``compute(activation_name, slot)`` runs the kernel with its fused epilogue into buffer ``slot``.
+
+        The pre-activation output is kept (``state.logits``) when the loss takes over the
+        activation, and in training when the activation's gradient needs its input (gelu, silu, ...).
+        """
+        act, state, params = self.activation, self._state, self._activation_params
+        if act != "linear" and (state.expose_logits or (training and activations.needs_input(act, params))):
             state.logits = compute("linear", "logits")
-            y = activations.forward(state.logits, act, out=self._buffer("y", state.logits.shape, state.logits.dtype))
+            y = activations.forward(state.logits, act, out=self._buffer("y", state.logits.shape, state.logits.dtype),
+                                    params=params)
         else:
             y = compute(act, "y")
             state.logits = y if act == "linear" else None
@@ -418,8 +517,20 @@ class ActivationOutput:
     def _pre_activation_grad(self, dy, from_logits):
         if from_logits or self.activation == "linear":
             return dy
-        y = self._state.y
-        return activations.backward(y, dy, self.activation, out=self._buffer("dz", y.shape, y.dtype))
+        state, params = self._state, self._activation_params
+        y = state.y
+        return activations.backward(y, dy, self.activation, out=self._buffer("dz", y.shape, y.dtype),
+                                    x=state.logits, params=params)
+
+
+_DTYPE_NAMES = ("float16", "bfloat16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool")
+
+
+def _is_dtype(value):
+    """Whether ``value`` names a dtype (Keras' names, NumPy dtypes or types), not a weight name."""
+    if isinstance(value, str):
+        return value in _DTYPE_NAMES
+    return isinstance(value, np.dtype) or (isinstance(value, type) and issubclass(value, np.generic))
 
 
 def normalize_shape(shape):

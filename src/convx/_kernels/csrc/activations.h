@@ -14,4 +14,13 @@ void cx_act_backward_f32(const float *y, const float *dy, float *dx, cx_int rows
 void cx_act_backward_f64(const double *y, const double *dy, double *dx, cx_int rows, cx_int cols, int act,
                          int n_threads);
 
+/* The same for any code: `x` is the activation's input, read only when
+ * cx_act_needs_input(act, params) (activations_math.h) is 1, else it may be
+ * NULL; `params` as for cx_act_forward (epilogue.h), NULL for the defaults. */
+void cx_act_backward_x_f32(const float *x, const float *y, const float *dy, float *dx, cx_int rows, cx_int cols,
+                           int act, const double *params, int n_threads);
+void cx_act_backward_x_f64(const double *x, const double *y, const double *dy, double *dx, cx_int rows,
+                           cx_int cols, int act, const double *params, int n_threads);
+int cx_act_input_needed(int act, const double *params);
+
 #endif

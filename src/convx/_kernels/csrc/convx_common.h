@@ -28,8 +28,24 @@ enum convx_activation {
     CX_ACT_RELU = 1,
     CX_ACT_SIGMOID = 2,
     CX_ACT_TANH = 3,
-    CX_ACT_SOFTMAX = 4
+    CX_ACT_SOFTMAX = 4,
+    CX_ACT_SOFTPLUS = 5,
+    CX_ACT_SOFTSIGN = 6,
+    CX_ACT_ELU = 7,          /* param 0: alpha (1.0) */
+    CX_ACT_SELU = 8,
+    CX_ACT_GELU = 9,         /* exact: 0.5 x (1 + erf(x / sqrt 2)) */
+    CX_ACT_GELU_TANH = 10,   /* tanh approximation */
+    CX_ACT_SILU = 11,
+    CX_ACT_HARD_SIGMOID = 12, /* relu6(x + 3) / 6 */
+    CX_ACT_HARD_SILU = 13,
+    CX_ACT_LEAKY_RELU = 14,  /* param 0: negative_slope (0.2) */
+    CX_ACT_RELU6 = 15,
+    CX_ACT_MISH = 16,
+    CX_ACT_EXPONENTIAL = 17,
+    CX_ACT_LOG_SOFTMAX = 18, /* over each row, like softmax */
+    CX_ACT_RELU_GENERAL = 19 /* params: negative_slope (0), max_value (inf), threshold (0) */
 };
+#define CX_ACT_COUNT 20
 
 /* 64-byte aligned scratch memory for packed panels (SIMD loads, cache lines). */
 #include <stdlib.h>

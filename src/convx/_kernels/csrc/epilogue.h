@@ -2,7 +2,8 @@
  *
  * y[r, c] = act(y[r, c] + bias[c]) for a (rows, cols) C-contiguous matrix, where
  * `bias` (length cols) may be NULL and `act` is a CX_ACT_* code. Softmax is
- * taken over each row (the last axis), subtracting the row maximum first.
+ * taken over each row (the last axis), subtracting the row maximum first,
+ * and so is log_softmax.
  * Conv and dense call it on their GEMM output; activation_forward calls it with
  * bias = NULL. Every element is computed by one thread in a fixed order, so
  * results are bit-identical for any `n_threads`.
@@ -14,6 +15,15 @@
 
 void cx_bias_act_f32(float *y, cx_int rows, cx_int cols, const float *bias, int act, int n_threads);
 void cx_bias_act_f64(double *y, cx_int rows, cx_int cols, const double *bias, int act, int n_threads);
+
+/* The same with the parameters of a parameterised code (CX_ACT_ELU: alpha;
+ * CX_ACT_LEAKY_RELU: negative_slope; CX_ACT_RELU_GENERAL: negative_slope,
+ * max_value (INFINITY for none), threshold): `params` points to 3 doubles,
+ * or is NULL for the defaults (cx_bias_act). */
+void cx_act_forward_f32(float *y, cx_int rows, cx_int cols, const float *bias, int act, const double *params,
+                        int n_threads);
+void cx_act_forward_f64(double *y, cx_int rows, cx_int cols, const double *bias, int act, const double *params,
+                        int n_threads);
 
 /* Numerically stable logistic function, shared with the activation and loss kernels. */
 #include <math.h>
