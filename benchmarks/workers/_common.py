@@ -30,8 +30,8 @@ CONV_LAYERS = {
 
 SEED_CLASSES = 10
 
-# The `residual` and `inception` cases: CIFAR-shaped synthetic data (no downloads), 10 classes.
-MODEL_CASES = ("residual", "inception")
+# The model cases: CIFAR-shaped synthetic data (no downloads), 10 classes.
+MODEL_CASES = ("residual", "inception", "resnet", "mobilenet", "vgg")
 MODEL_INPUT = (32, 32, 3)
 MODEL_CLASSES = 10
 # residual blocks as (filters, strides): stride 2 in the first block of each new width
@@ -39,6 +39,10 @@ RESIDUAL_BLOCKS = ((32, 1), (32, 1), (64, 2), (64, 1), (128, 2), (128, 1))
 # the inception block's branches as (filters, kernel size), concatenated in this order
 INCEPTION_BRANCHES = ((64, 1), (96, 3), (32, 5))
 INCEPTION_STEM = 64
+# MobileNet-style blocks (depthwise 3x3 + BN + ReLU6, pointwise + BN + ReLU6) as (filters, strides)
+MOBILENET_BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1))
+# VGG-style stages: two 3x3 'same' convolutions each, then 2x2 max pooling
+VGG_STAGES = (32, 64, 128)
 
 
 def conv_output_size(n, k, padding):
@@ -110,13 +114,46 @@ def keras_model(keras, name):
         x = layers.Concatenate()([layers.Conv2D(filters, k, padding="same", activation="relu")(x)
                                   for filters, k in INCEPTION_BRANCHES])
         x = layers.MaxPooling2D()(x)
+    elif name == "resnet":
+        x = _conv_bn(layers, inputs, 32, 3, 1, "relu")
+        width = 32
+        for filters, strides in RESIDUAL_BLOCKS:
+            y = _conv_bn(layers, x, filters, 3, strides, "relu")
+            y = _conv_bn(layers, y, filters, 3, 1, None)
+            # a 1x1 projection (+ BN) where the shape changes, the identity elsewhere
+            shortcut = x if strides == 1 and filters == width else _conv_bn(layers, x, filters, 1, strides, None)
+            x = layers.Activation("relu")(layers.Add()([y, shortcut]))
+            width = filters
+    elif name == "mobilenet":
+        x = _conv_bn(layers, inputs, 32, 3, 2, "relu6")
+        for filters, strides in MOBILENET_BLOCKS:
+            x = layers.DepthwiseConv2D(3, strides=strides, padding="same", use_bias=False)(x)
+            x = layers.ReLU(6.0)(layers.BatchNormalization()(x))
+            x = _conv_bn(layers, x, filters, 1, 1, "relu6")
+    elif name == "vgg":
+        x = inputs
+        for filters in VGG_STAGES:
+            x = layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+            x = layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+            x = layers.MaxPooling2D()(x)
+        x = layers.Dense(128, activation="relu")(layers.Flatten()(x))
     else:
         raise ValueError(f"unknown model {name!r}; choose from {MODEL_CASES}")
-    x = layers.GlobalAveragePooling2D()(x)
+    if name != "vgg":
+        x = layers.GlobalAveragePooling2D()(x)
     outputs = layers.Dense(MODEL_CLASSES, activation="softmax")(x)
     model = keras.Model(inputs, outputs)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
+
+
+def _conv_bn(layers, x, filters, kernel, strides, activation):
+    """Conv2D ('same', no bias) -> BatchNormalization -> activation ('relu', 'relu6' or None)."""
+    x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    if activation == "relu6":
+        return layers.ReLU(6.0)(x)
+    return layers.Activation(activation)(x) if activation else x
 
 
 def time_keras_model(keras, spec):

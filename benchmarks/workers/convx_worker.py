@@ -138,4 +138,4 @@ def versions():
 
 if __name__ == "__main__":
     _common.run({"train": train, "threads": threads, "infer": infer, "conv": conv, "gemm": gemm,
-                 "import": import_time, "info": info, "residual": model_case, "inception": model_case}, versions)
+                 "import": import_time, "info": info, **{case: model_case for case in _common.MODEL_CASES}}, versions)

@@ -124,5 +124,4 @@ def versions():
 
 
 if __name__ == "__main__":
-    _common.run({"train": train, "infer": infer, "conv": conv, "import": import_time, "residual": model_case,
-                 "inception": model_case}, versions)
+    _common.run({"train": train, "infer": infer, "conv": conv, "import": import_time, **{case: model_case for case in _common.MODEL_CASES}}, versions)

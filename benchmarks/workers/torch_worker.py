@@ -59,6 +59,22 @@ def _model(torch, name):
         def forward(self, x):
             return torch.cat([relu(branch(x)) for branch in self.branches], dim=1)
 
+    def conv_bn(c_in, c_out, k, stride, act):
+        # Keras' BatchNormalization: epsilon 1e-3, moving averages with momentum 0.99 (torch: 0.01)
+        body = [nn.Conv2d(c_in, c_out, k, stride=stride, padding=k // 2, bias=False),
+                nn.BatchNorm2d(c_out, eps=1e-3, momentum=0.01)]
+        return nn.Sequential(*body, *({"relu": [nn.ReLU()], "relu6": [nn.ReLU6()], None: []}[act]))
+
+    class BNBlock(nn.Module):
+        def __init__(self, c_in, filters, stride):
+            super().__init__()
+            self.body = nn.Sequential(conv_bn(c_in, filters, 3, stride, "relu"), conv_bn(filters, filters, 3, 1, None))
+            projection = stride != 1 or c_in != filters
+            self.shortcut = conv_bn(c_in, filters, 1, stride, None) if projection else nn.Identity()
+
+        def forward(self, x):
+            return relu(self.body(x) + self.shortcut(x))
+
     c_in = _common.MODEL_INPUT[2]
     if name == "residual":
         body, width = [same(c_in, 32, 3), nn.ReLU()], 32
@@ -69,6 +85,25 @@ def _model(torch, name):
         body = [same(c_in, _common.INCEPTION_STEM, 3), nn.ReLU(), nn.MaxPool2d(2),
                 Branches(_common.INCEPTION_STEM), nn.MaxPool2d(2)]
         width = sum(f for f, _ in _common.INCEPTION_BRANCHES)
+    elif name == "resnet":
+        body, width = [conv_bn(c_in, 32, 3, 1, "relu")], 32
+        for filters, stride in _common.RESIDUAL_BLOCKS:
+            body.append(BNBlock(width, filters, stride))
+            width = filters
+    elif name == "mobilenet":
+        body, width = [conv_bn(c_in, 32, 3, 2, "relu6")], 32
+        for filters, stride in _common.MOBILENET_BLOCKS:
+            body += [nn.Conv2d(width, width, 3, stride=stride, padding=1, groups=width, bias=False),
+                     nn.BatchNorm2d(width, eps=1e-3, momentum=0.01), nn.ReLU6(), conv_bn(width, filters, 1, 1, "relu6")]
+            width = filters
+    elif name == "vgg":
+        body, width = [], c_in
+        for filters in _common.VGG_STAGES:
+            body += [same(width, filters, 3), nn.ReLU(), same(filters, filters, 3), nn.ReLU(), nn.MaxPool2d(2)]
+            width = filters
+        side = _common.MODEL_INPUT[0] // 2 ** len(_common.VGG_STAGES)
+        return nn.Sequential(*body, nn.Flatten(), nn.Linear(width * side * side, 128), nn.ReLU(),
+                             nn.Linear(128, _common.MODEL_CLASSES))
     else:
         raise ValueError(name)
     # global average pooling, then the classifier (softmax folded into CrossEntropyLoss)
@@ -195,7 +230,9 @@ def model_case(spec):
     model.eval()
     with torch.inference_mode():
         predict = _common.time_calls(lambda: model(x_pred), spec["iters"], spec["max_seconds"], warmup=2)
-    return {"train": train, "predict": predict, "params": sum(p.numel() for p in model.parameters())}
+    # Keras counts BatchNormalization's moving statistics as (non-trainable) weights: count torch's buffers too
+    buffers = sum(b.numel() for name, b in model.named_buffers() if not name.endswith("num_batches_tracked"))
+    return {"train": train, "predict": predict, "params": sum(p.numel() for p in model.parameters()) + buffers}
 
 
 def import_time(spec):
@@ -212,4 +249,4 @@ def versions():
 
 if __name__ == "__main__":
     _common.run({"train": train, "threads": threads, "infer": infer, "conv": conv, "gemm": gemm,
-                 "import": import_time, "residual": model_case, "inception": model_case}, versions)
+                 "import": import_time, **{case: model_case for case in _common.MODEL_CASES}}, versions)
