@@ -154,8 +154,9 @@ def test_layer_weights_order_and_set_weights_errors():
         (lambda: L.Conv2D(4, 3, strides=2, dilation_rate=2), "`strides > 1` not supported in conjunction with `dilation_rate > 1`"),
         (lambda: L.Conv2D(4, 3, data_format="channels_first"), "channels_last"),
         (lambda: L.Dropout(1.0), "Expected a float value between 0 and 1"),
-        (lambda: L.ReLU(max_value=6.0), "ReLU supports only max_value=None"),
-        (lambda: L.Dense(3, kernel_regularizer="l2"), "Unrecognized keyword arguments passed to Dense"),
+        (lambda: L.ReLU(max_value=-6.0), "max_value of a ReLU layer cannot be a negative value. Received: max_value=-6.0"),
+        (lambda: L.Dense(3, kernel_regularizer="l3"), "Could not interpret regularizer identifier: .l3."),
+        (lambda: L.Dense(3, kernel_regulariser="l2"), "Unrecognized keyword arguments passed to Dense"),
     ],
 )
 def test_bad_arguments(make, message):

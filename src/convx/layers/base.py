@@ -416,6 +416,7 @@ class Layer:
         if is_symbolic(x):
             return self._call_symbolic(x)
         self._state = self._own_state
+        self._activity_losses.clear()
         if isinstance(x, (list, tuple)):
             x = [np.asarray(v, dtype=np.float32) for v in x]
             self.build_for([(None,) + v.shape[1:] for v in x])
@@ -475,6 +476,8 @@ class Layer:
         config = {"name": self.name, "trainable": self.trainable, "dtype": "float32"}
         if self._input_shape_arg is not None:
             config["input_shape"] = self._input_shape_arg
+        if self.activity_regularizer is not None:
+            config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
         return config
 
     @classmethod
@@ -513,6 +516,17 @@ class ActivationOutput:
             state.logits = y if act == "linear" else None
         state.y = y if training else None
         return y
+
+    def _add_activity_grad(self, dy, from_logits):
+        """``dy`` plus the activity penalty's gradient (w.r.t. the output ``state.y``; taken back
+        through the activation when ``dy`` is already w.r.t. the pre-activation)."""
+        state = self._state
+        y = state.y.reshape(dy.shape)
+        grad = self._activity_grad(y)
+        if from_logits and self.activation != "linear":
+            grad = activations.backward(y, grad, self.activation, out=grad, x=state.logits,
+                                        params=self._activation_params)
+        return np.add(dy, grad, out=self._buffer("dy_activity", dy.shape, dy.dtype))
 
     def _pre_activation_grad(self, dy, from_logits):
         if from_logits or self.activation == "linear":

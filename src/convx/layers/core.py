@@ -4,9 +4,10 @@ import math
 
 import numpy as np
 
-from convx import activations, initializers
+from convx import activations, constraints, initializers, regularizers
 from convx import random as _random
 from convx._kernels import dense as _dense
+from convx.layers.activations import Activation, ReLU, Softmax  # noqa: F401  (defined there, exported here too)
 from convx.layers.base import ActivationOutput, Layer, format_shape
 from convx.layers.node import KerasHistory, KerasTensor, Node
 
@@ -115,11 +116,18 @@ class Dense(ActivationOutput, Layer):
     kernel_initializer : default 'glorot_uniform'
         Kernel shape ``(in, units)``.
     bias_initializer : default 'zeros'
+    kernel_regularizer, bias_regularizer : optional
+        Their penalties enter the training loss (``model.losses``).
+    activity_regularizer : optional
+        Penalty of the layer's output, divided by the batch size (Keras 3).
+    kernel_constraint, bias_constraint : optional
+        Applied to the weights after each optimizer update.
     """
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", **kwargs):
-        super().__init__(**kwargs)
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
+                 activity_regularizer=None, kernel_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
             raise ValueError(f"Received an invalid value for `units`, expected a positive integer. Received: units={units!r}")
         self.units = int(units)
@@ -127,6 +135,10 @@ class Dense(ActivationOutput, Layer):
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
         self.kernel = self.bias = None
 
     def compute_output_shape(self, input_shape):
@@ -137,9 +149,12 @@ class Dense(ActivationOutput, Layer):
         return tuple(input_shape[:-1]) + (self.units,)
 
     def build(self, input_shape):
-        self.kernel = self.add_weight((input_shape[-1], self.units), self.kernel_initializer, "kernel")
+        self.kernel = self.add_weight(shape=(input_shape[-1], self.units), initializer=self.kernel_initializer,
+                                      name="kernel", regularizer=self.kernel_regularizer,
+                                      constraint=self.kernel_constraint)
         if self.use_bias:
-            self.bias = self.add_weight((self.units,), self.bias_initializer, "bias")
+            self.bias = self.add_weight(shape=(self.units,), initializer=self.bias_initializer, name="bias",
+                                        regularizer=self.bias_regularizer, constraint=self.bias_constraint)
 
     def forward(self, x, training=False):
         rows = x.reshape(-1, x.shape[-1])
@@ -153,11 +168,17 @@ class Dense(ActivationOutput, Layer):
             ),
             training,
         )
-        return y.reshape(x.shape[:-1] + (self.units,))
+        y = y.reshape(x.shape[:-1] + (self.units,))
+        if self.activity_regularizer is not None:
+            self._activity_forward(y)
+        return y
 
     def backward(self, dy, from_logits=False):
         x, need_dx = self._state.x, self._state.need_dx
-        dz = self._pre_activation_grad(dy.reshape(-1, self.units), from_logits)
+        dy = dy.reshape(-1, self.units)
+        if self.activity_regularizer is not None:
+            dy = self._add_activity_grad(dy, from_logits)
+        dz = self._pre_activation_grad(dy, from_logits)
         dx = self._buffer("dx", x.shape, x.dtype) if need_dx else None
         # weight gradients go straight into the variables' grad arrays (views of the model's flat buffer)
         dbias = self.bias.grad if self.bias is not None else self._buffer("dbias", (self.units,), x.dtype)
@@ -173,63 +194,11 @@ class Dense(ActivationOutput, Layer):
             "use_bias": self.use_bias,
             "kernel_initializer": initializers.serialize(self.kernel_initializer),
             "bias_initializer": initializers.serialize(self.bias_initializer),
+            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+            "kernel_constraint": constraints.serialize(self.kernel_constraint),
+            "bias_constraint": constraints.serialize(self.bias_constraint),
         }
-
-
-class Activation(ActivationOutput, Layer):
-    """Applies an activation function ('relu', 'sigmoid', 'tanh', 'softmax', 'linear')."""
-
-    def __init__(self, activation, **kwargs):
-        super().__init__(**kwargs)
-        self.activation = activations.get(activation)
-
-    def output_may_alias_input(self):
-        return self.activation == "linear"
-
-    def forward(self, x, training=False):
-        return self._activate(
-            lambda act, slot: x if act == "linear" else activations.forward(
-                x, act, out=self._buffer(slot, x.shape, x.dtype)
-            ),
-            training,
-        )
-
-    def backward(self, dy, from_logits=False):
-        return self._pre_activation_grad(dy, from_logits)
-
-    def get_config(self):
-        return {**super().get_config(), "activation": self.activation}
-
-
-class ReLU(Activation):
-    """``max(x, 0)``. Only Keras' defaults (no max_value, slope or threshold) are supported."""
-
-    def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
-        if max_value is not None or negative_slope != 0.0 or threshold != 0.0:
-            raise ValueError(
-                "ReLU supports only max_value=None, negative_slope=0.0, threshold=0.0; received "
-                f"max_value={max_value!r}, negative_slope={negative_slope!r}, threshold={threshold!r}"
-            )
-        super().__init__("relu", **kwargs)
-
-    def get_config(self):
-        config = super().get_config()
-        del config["activation"]
-        return {**config, "max_value": None, "negative_slope": 0.0, "threshold": 0.0}
-
-
-class Softmax(Activation):
-    """Softmax over the last axis (``axis=-1``, the only supported axis)."""
-
-    def __init__(self, axis=-1, **kwargs):
-        if axis != -1:
-            raise ValueError(f"Softmax supports only axis=-1, received axis={axis!r}")
-        super().__init__("softmax", **kwargs)
-
-    def get_config(self):
-        config = super().get_config()
-        del config["activation"]
-        return {**config, "axis": -1}
 
 
 class Dropout(Layer):

@@ -115,6 +115,7 @@ class Model(Layer):
         self.history = None
         self._params = self._grads = None
         self._bound_key = None
+        self._penalties = None
         self._states = {}
         self._plans = {}
         self._output_losses = []
@@ -585,7 +586,20 @@ class Model(Layer):
 
     def _prepare_step(self):
         self._bind_flat()
+        key = (self._bound_key, tuple(id(layer) for layer in self._all_layers))
+        if self._penalties is None or self._penalties.key != key:
+            self._penalties = _Penalties(self, key)
         return self._plan(True, True), self._plan(False, True)
+
+    @property
+    def losses(self):
+        """Every layer's penalties (weight regularizers, then the activity regularization of the
+        last call), as Keras' ``model.losses``: float32 scalars."""
+        losses = []
+        for layer in self._all_layers if self._graph is not None else ():
+            if not isinstance(layer, Model):
+                losses.extend(layer.losses)
+        return losses
 
     def _loss_and_grads(self, plan, outputs, targets):
         """(loss values per output loss, gradient per output) for one batch."""
@@ -600,7 +614,7 @@ class Model(Layer):
             grads[ol.index] = grad
         return values, grads
 
-    def _update_trackers(self, loss_values, targets, outputs):
+    def _update_trackers(self, loss_values, targets, outputs, penalty=None):
         n = len(outputs[0])
         # losses.mean() in float32, as Keras averages the batch; sum / n is that value without np.mean's Python layer
         means = [values.sum() / values.size for values in loss_values]
@@ -610,6 +624,8 @@ class Model(Layer):
             total = np.float32(0.0)
             for ol, mean in zip(self._output_losses, means):
                 total = total + np.float32(ol.weight) * mean
+        if penalty is not None:  # Keras adds sum(model.losses) to the loss it logs
+            total = np.float32(total) + penalty
         self._loss_tracker.update_state(float(total), sample_weight=n)
         for tracker, mean in zip(self._output_loss_trackers, means):
             tracker.update_state(float(mean), sample_weight=n)
@@ -617,17 +633,23 @@ class Model(Layer):
             metric.update_state(targets[k], outputs[k])
 
     def _train_step(self, x, targets, plan):
+        penalties = self._penalties
+        penalties.clear_activity()
         outputs = plan.forward(x, training=True)
         loss_values, grads = self._loss_and_grads(plan, outputs, targets)
         plan.backward(grads)
+        penalty = penalties.value_and_add_grads()
         if self._params.size:
             self.optimizer.update_flat(self._params, self._grads)
-        self._update_trackers(loss_values, targets, outputs)
+        penalties.constrain()
+        self._update_trackers(loss_values, targets, outputs, penalty)
 
     def _test_step(self, x, targets, plan):
+        penalties = self._penalties
+        penalties.clear_activity()
         outputs = plan.forward(x, training=False)
         loss_values, _ = self._loss_and_grads(plan, outputs, targets)
-        self._update_trackers(loss_values, targets, outputs)
+        self._update_trackers(loss_values, targets, outputs, penalties.value())
 
     def _reset_metrics(self):
         self._loss_tracker.reset_state()
@@ -878,6 +900,70 @@ class Model(Layer):
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+class _Penalties:
+    """A model's regularization and constraints, as Keras 3 counts them: the training loss adds the
+    weights' regularizer penalties and the layers' activity penalties (``model.losses``); the
+    penalties' gradients go into the weights' gradients (views of the flat buffer) in place, before
+    the optimizer step; constraints project their variables after it. Nothing here allocates per
+    step for the built-in regularizers and constraints (each entry keeps a scratch array)."""
+
+    def __init__(self, model, key):
+        self.key = key
+        trainable = {id(w) for w in model.trainable_weights}
+        layers = [layer for layer in model._all_layers if not isinstance(layer, Model)]
+        seen, self.weights, self.constraints = set(), [], []
+        for layer in layers:
+            for w in layer.weights:
+                if id(w) in seen:
+                    continue
+                seen.add(id(w))
+                if w.regularizer is not None:
+                    if id(w) in trainable and not callable(getattr(w.regularizer, "add_gradient", None)):
+                        raise ValueError(
+                            f"The regularizer of weight {w.path!r} ({w.regularizer!r}) has no add_gradient(x, grad, "
+                            "scratch) method: convx (no autograd) trains only with regularizers that define it, "
+                            "such as those of convx.regularizers"
+                        )
+                    self.weights.append((w, w.regularizer, id(w) in trainable, np.empty_like(w.value)))
+                if w.constraint is not None and id(w) in trainable:
+                    self.constraints.append((w, w.constraint, np.empty_like(w.value)))
+        self.activity_layers = [layer for layer in layers if layer.activity_regularizer is not None]
+        self.active = bool(self.weights or self.activity_layers)
+
+    def clear_activity(self):
+        for layer in self.activity_layers:
+            layer._activity_losses.clear()
+
+    def value(self):
+        """Sum of the penalties (float32), or None when the model has none."""
+        if not self.active:
+            return None
+        total = np.float32(0.0)
+        for w, regularizer, _, scratch in self.weights:
+            penalty = getattr(regularizer, "penalty", None)
+            total = total + np.float32(penalty(w.value, scratch) if penalty else regularizer(w.value))
+        for layer in self.activity_layers:
+            for loss in layer._activity_losses:
+                total = total + np.float32(loss)
+        return np.float32(total)
+
+    def value_and_add_grads(self):
+        """The penalty (before the update), its gradients added to the trainable weights' ``grad``."""
+        total = self.value()
+        for w, regularizer, trains, scratch in self.weights:
+            if trains:
+                regularizer.add_gradient(w.value, w.grad, scratch)
+        return total
+
+    def constrain(self):
+        for w, constraint, scratch in self.constraints:
+            apply = getattr(constraint, "apply", None)
+            if apply is not None:
+                apply(w.value, scratch)
+            else:
+                np.copyto(w.value, constraint(w.value), casting="unsafe")
 
 
 def _all_layers(layers):
