@@ -443,18 +443,6 @@ def test_early_stopping_auto_mode_maximizes_accuracy():
     assert model.stop_training and callback.stopped_epoch == 2 and callback.best == 0.6
 
 
-def test_early_stopping_auto_mode_uses_metric_direction():
-    class Dice:
-        name = "dice"
-        _direction = "up"
-
-    model = FakeModel()
-    model.metrics = [Dice()]
-    callback = EarlyStopping(monitor="val_dice")
-    run_early_stopping(callback, [0.1, 0.3, 0.2], key="val_dice", model=model)
-    assert callback.stopped_epoch == 2 and callback.best == 0.3
-
-
 def test_early_stopping_explicit_mode_overrides_name():
     callback = EarlyStopping(monitor="loss", mode="max")
     run_early_stopping(callback, [1.0, 2.0, 1.5], key="loss")
