@@ -1,3 +1,422 @@
-"""Keras 3 normalization layers (being written)."""
+"""Normalization layers: BatchNormalization, LayerNormalization, GroupNormalization (Keras 3 semantics).
 
-__all__ = []
+The arithmetic is in ``convx._kernels.norm``: statistics summed in double over
+blocks of rows fixed by the problem size (bit-identical for any thread count),
+two passes over the data forward in training (statistics, then normalize),
+two backward (one reduction of x and dy, one pass writing dx), one at
+inference. At inference a model's plan folds a BatchNormalization that reads
+a convolution or dense layer into that layer's weights (``models/plan.py``).
+"""
+
+import numpy as np
+
+from convx import initializers
+from convx._kernels import norm as _norm
+from convx.layers.base import Layer
+
+
+def _check_bool(value, name, owner):
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{owner}: argument `{name}` must be a bool, received {name}={value!r}")
+    return bool(value)
+
+
+def _check_epsilon(value, owner):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) or not value > 0 \
+            or not np.isfinite(value):
+        raise ValueError(f"{owner}: argument `epsilon` must be a finite number > 0, received epsilon={value!r}")
+    return float(value)
+
+
+def _unsupported_extras(owner, **values):
+    """Regularizers and constraints: only None (convx does not apply them to normalization weights yet)."""
+    for name, value in values.items():
+        if value is not None:
+            raise ValueError(f"{owner}: convx does not support `{name}` on normalization layers yet; "
+                             f"received {name}={value!r} (only None)")
+
+
+class _Normalization(Layer):
+    """What the three layers share: epsilon, center/scale, gamma/beta initializers, gradients."""
+
+    def __init__(self, epsilon, center, scale, beta_initializer, gamma_initializer, beta_regularizer,
+                 gamma_regularizer, beta_constraint, gamma_constraint, **kwargs):
+        super().__init__(**kwargs)
+        owner = type(self).__name__
+        self.epsilon = _check_epsilon(epsilon, owner)
+        self.center = _check_bool(center, "center", owner)
+        self.scale = _check_bool(scale, "scale", owner)
+        self.beta_initializer = initializers.get(beta_initializer)
+        self.gamma_initializer = initializers.get(gamma_initializer)
+        _unsupported_extras(owner, beta_regularizer=beta_regularizer, gamma_regularizer=gamma_regularizer,
+                            beta_constraint=beta_constraint, gamma_constraint=gamma_constraint)
+        self.gamma = self.beta = None
+
+    def _add_affine(self, shape, gamma=True, beta=True):
+        if gamma:
+            self.gamma = self.add_weight(shape, self.gamma_initializer, "gamma")
+        if beta:
+            self.beta = self.add_weight(shape, self.beta_initializer, "beta")
+
+    def _values(self):
+        return (None if self.gamma is None else self.gamma.value, None if self.beta is None else self.beta.value)
+
+    def _grad_buffers(self, shape, need_dx, x, with_beta=True):
+        """(dx, dgamma, dbeta) outputs: the variables' grad arrays (views of a model's flat buffer) or scratch."""
+        dgamma = self.gamma.grad if self.gamma is not None else self._buffer("dgamma", shape)
+        dbeta = None
+        if with_beta:
+            dbeta = self.beta.grad if self.beta is not None else self._buffer("dbeta", shape)
+        return (self._buffer("dx", x.shape, x.dtype) if need_dx else None), dgamma, dbeta
+
+    def _axis_error(self, axis, input_shape):
+        raise ValueError(f"Axis {axis} is out of bounds for input shape {tuple(input_shape)}. "
+                         f"Received: axis={self.axis}")
+
+    def _common_config(self):
+        return {
+            "epsilon": self.epsilon,
+            "center": self.center,
+            "scale": self.scale,
+            "beta_initializer": initializers.serialize(self.beta_initializer),
+            "gamma_initializer": initializers.serialize(self.gamma_initializer),
+            "beta_regularizer": None,
+            "gamma_regularizer": None,
+            "beta_constraint": None,
+            "gamma_constraint": None,
+        }
+
+
+class BatchNormalization(_Normalization):
+    """Normalizes each channel with the batch's statistics in training and moving ones at inference.
+
+    Training (``training=True`` and the layer trainable): ``y = (x - mean) /
+    sqrt(var + epsilon) * gamma + beta`` with the batch mean and biased
+    variance over every axis but ``axis``, and the moving statistics updated as
+    ``moving = moving * momentum + batch * (1 - momentum)``. Inference (or a
+    layer with ``trainable = False``, or inside a model that is not trainable:
+    Keras 3's rule): the moving statistics instead, and nothing is updated.
+
+    Passes over the data: training forward 2 (statistics, then normalize),
+    backward 2 (one reduction of x and dy, one pass writing dx), inference 1
+    (and 0 when the model's plan folds the layer into the convolution or dense
+    layer before it).
+
+    Parameters
+    ----------
+    axis : int, default -1
+        The channel axis (-1, channels last, is the fast path).
+    momentum : float in [0, 1], default 0.99
+    epsilon : float > 0, default 1e-3
+    center, scale : bool, default True
+        Whether beta / gamma exist (and are used).
+    beta_initializer, gamma_initializer, moving_mean_initializer, moving_variance_initializer
+        Defaults 'zeros', 'ones', 'zeros', 'ones'.
+    beta_regularizer, gamma_regularizer, beta_constraint, gamma_constraint : None
+        Not supported yet (anything but None raises ValueError).
+    synchronized : bool, default False
+        Accepted for Keras compatibility: convx runs on one device, where the
+        batch statistics are already the global ones.
+
+    Weights, in Keras' order: gamma, beta (trainable), moving_mean,
+    moving_variance (non-trainable), each of shape (C,).
+    """
+
+    def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
+                 gamma_initializer="ones", moving_mean_initializer="zeros", moving_variance_initializer="ones",
+                 beta_regularizer=None, gamma_regularizer=None, beta_constraint=None, gamma_constraint=None,
+                 synchronized=False, renorm=False, renorm_clipping=None, renorm_momentum=0.99, **kwargs):
+        super().__init__(epsilon, center, scale, beta_initializer, gamma_initializer, beta_regularizer,
+                         gamma_regularizer, beta_constraint, gamma_constraint, **kwargs)
+        if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+            raise ValueError(f"BatchNormalization: argument `axis` must be an int, received axis={axis!r}")
+        if isinstance(momentum, bool) or not isinstance(momentum, (int, float, np.floating, np.integer)) \
+                or not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"BatchNormalization: argument `momentum` must be a number in [0, 1], "
+                             f"received momentum={momentum!r}")
+        if renorm or renorm_clipping is not None:
+            raise ValueError(f"BatchNormalization: convx does not support batch renormalization; received "
+                             f"renorm={renorm!r}, renorm_clipping={renorm_clipping!r}")
+        self.axis = int(axis)
+        self.momentum = float(momentum)
+        self.synchronized = _check_bool(synchronized, "synchronized", "BatchNormalization")
+        self.renorm_momentum = float(renorm_momentum)
+        self.moving_mean_initializer = initializers.get(moving_mean_initializer)
+        self.moving_variance_initializer = initializers.get(moving_variance_initializer)
+        self.moving_mean = self.moving_variance = None
+
+    def _channel_axis(self, input_shape):
+        if not -len(input_shape) <= self.axis < len(input_shape):
+            self._axis_error(self.axis, input_shape)
+        return self.axis % len(input_shape)
+
+    def compute_output_shape(self, input_shape):
+        axis = self._channel_axis(input_shape)
+        if input_shape[axis] is None:
+            self._incompatible(f"the normalized axis {self.axis} must be defined", input_shape)
+        return tuple(input_shape)
+
+    def build(self, input_shape):
+        shape = (input_shape[self._channel_axis(input_shape)],)
+        self._add_affine(shape, self.scale, self.center)
+        self.moving_mean = self.add_weight(shape, self.moving_mean_initializer, "moving_mean", trainable=False)
+        self.moving_variance = self.add_weight(shape, self.moving_variance_initializer, "moving_variance",
+                                               trainable=False)
+
+    def uses_batch_statistics(self, training):
+        """Whether a call with ``training`` normalizes with the batch's statistics (Keras:
+        ``training and self.trainable``; a model that is not trainable freezes it too)."""
+        return bool(training) and self.trainable and not getattr(self._state, "in_frozen_model", False)
+
+    def forward(self, x, training=False):
+        state = self._state
+        gamma, beta = self._values()
+        channels = self.moving_mean.shape
+        y = self._buffer("y", x.shape, x.dtype)
+        if self.uses_batch_statistics(training):
+            y, state.mean, state.invstd = _norm.batch_norm_train(
+                x, gamma, beta, self.axis, self.epsilon, self.moving_mean.value, self.moving_variance.value,
+                self.momentum, out=y, stats=(self._buffer("mean", channels), self._buffer("invstd", channels)))
+            state.batch_stats = True
+        else:
+            invstd = self._buffer("invstd", channels) if training else None
+            y = _norm.batch_norm_infer(x, self.moving_mean.value, self.moving_variance.value, gamma, beta, self.axis,
+                                       self.epsilon, out=y, invstd=invstd)
+            state.mean, state.invstd, state.batch_stats = self.moving_mean.value, invstd, False
+        state.x = x if training else None
+        return y
+
+    def backward(self, dy):
+        state = self._state
+        x = state.x
+        out = self._grad_buffers(self.moving_mean.shape, state.need_dx, x)
+        dx, _, _ = _norm.batch_norm_backward(x, dy, state.mean, state.invstd, None if self.gamma is None else
+                                             self.gamma.value, self.axis, batch_stats=state.batch_stats,
+                                             need_dx=state.need_dx, out=out)
+        return dx
+
+    def get_config(self):
+        common = self._common_config()
+        head = {key: common.pop(key) for key in ("epsilon", "center", "scale", "beta_initializer", "gamma_initializer")}
+        # Keras' key order
+        return {
+            **super().get_config(),
+            "axis": self.axis,
+            "momentum": self.momentum,
+            **head,
+            "moving_mean_initializer": initializers.serialize(self.moving_mean_initializer),
+            "moving_variance_initializer": initializers.serialize(self.moving_variance_initializer),
+            **common,
+            "synchronized": self.synchronized,
+            "renorm": False,
+            "renorm_clipping": None,
+            "renorm_momentum": self.renorm_momentum,
+        }
+
+
+class LayerNormalization(_Normalization):
+    """Normalizes each sample over ``axis`` (default the last): Keras 3's LayerNormalization.
+
+    ``y = (x - mean) / sqrt(var + epsilon) * gamma + beta`` with the mean and
+    biased variance over the axes in ``axis``; gamma and beta have those axes'
+    shape. ``rms_scaling=True`` is Keras' deprecated mode ``y = x /
+    sqrt(var + epsilon) * gamma`` (no beta). Two passes over the data forward,
+    two backward; normalized axes that are not the trailing ones are moved
+    there first (a copy).
+
+    Parameters
+    ----------
+    axis : int or list of ints, default -1
+        Not the batch axis.
+    epsilon : float > 0, default 1e-3
+    center, scale : bool, default True
+    rms_scaling : bool, default False
+    beta_initializer, gamma_initializer : default 'zeros', 'ones'
+    beta_regularizer, gamma_regularizer, beta_constraint, gamma_constraint : None
+    """
+
+    def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, rms_scaling=False, beta_initializer="zeros",
+                 gamma_initializer="ones", beta_regularizer=None, gamma_regularizer=None, beta_constraint=None,
+                 gamma_constraint=None, **kwargs):
+        super().__init__(epsilon, center, scale, beta_initializer, gamma_initializer, beta_regularizer,
+                         gamma_regularizer, beta_constraint, gamma_constraint, **kwargs)
+        if isinstance(axis, (list, tuple)):
+            if not axis or not all(isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in axis):
+                raise ValueError(f"LayerNormalization: argument `axis` must be an int or a non-empty list of ints, "
+                                 f"received axis={axis!r}")
+            self.axis = [int(a) for a in axis]
+        elif isinstance(axis, (int, np.integer)) and not isinstance(axis, bool):
+            self.axis = int(axis)
+        else:
+            raise ValueError(f"LayerNormalization: argument `axis` must be an int or a list of ints, "
+                             f"received axis={axis!r}")
+        self.rms_scaling = _check_bool(rms_scaling, "rms_scaling", "LayerNormalization")
+        self._perm = None
+
+    def _axes(self, input_shape):
+        rank = len(input_shape)
+        axes = self.axis if isinstance(self.axis, list) else [self.axis]
+        for a in axes:
+            if not -rank <= a < rank:
+                self._axis_error(a, input_shape)
+        axes = sorted(a % rank for a in axes)
+        if len(set(axes)) != len(axes):
+            raise ValueError(f"LayerNormalization: duplicate axes are not allowed, received axis={self.axis!r}")
+        if 0 in axes:
+            raise ValueError(f"LayerNormalization: the batch axis (0) cannot be normalized, "
+                             f"received axis={self.axis!r}")
+        return axes
+
+    def compute_output_shape(self, input_shape):
+        for a in self._axes(input_shape):
+            if input_shape[a] is None:
+                self._incompatible(f"the normalized axis {a} must be defined", input_shape)
+        return tuple(input_shape)
+
+    def build(self, input_shape):
+        axes = self._axes(input_shape)
+        self.axis = axes
+        rank = len(input_shape)
+        # the kernels normalize trailing axes: others are moved there (and back)
+        if axes != list(range(axes[0], rank)):
+            self._perm = [a for a in range(rank) if a not in axes] + axes
+            self._inverse = list(np.argsort(self._perm))
+        self._first = rank - len(axes)
+        self._add_affine(tuple(input_shape[a] for a in axes), self.scale or self.rms_scaling,
+                         self.center and not self.rms_scaling)
+
+    def _to_kernel(self, array, slot):
+        if self._perm is None:
+            return array
+        moved = array.transpose(self._perm)
+        out = self._buffer(slot, moved.shape, array.dtype)
+        np.copyto(out, moved)
+        return out
+
+    def _from_kernel(self, array, shape, slot):
+        if self._perm is None:
+            return array
+        out = self._buffer(slot, shape, array.dtype)
+        np.copyto(out, array.transpose(self._inverse))
+        return out
+
+    def forward(self, x, training=False):
+        state = self._state
+        gamma, beta = self._values()
+        xk = self._to_kernel(x, "x_moved")
+        stats_shape = xk.shape[:self._first]
+        y, mean, invstd = _norm.layer_norm_forward(
+            xk, gamma, beta, self._first, self.epsilon, self.rms_scaling,
+            out=self._buffer("y_moved" if self._perm is not None else "y", xk.shape, x.dtype),
+            stats=(self._buffer("mean", stats_shape), self._buffer("invstd", stats_shape)))
+        if training:
+            state.x, state.mean, state.invstd = xk, mean, invstd
+        return self._from_kernel(y, x.shape, "y")
+
+    def backward(self, dy):
+        state = self._state
+        x = state.x
+        dyk = self._to_kernel(dy, "dy_moved")
+        dx_slot = "dx_moved" if self._perm is not None else "dx"
+        dgamma = self.gamma.grad if self.gamma is not None else self._buffer("dgamma", x.shape[self._first:])
+        dbeta = None if self.rms_scaling else (
+            self.beta.grad if self.beta is not None else self._buffer("dbeta", x.shape[self._first:]))
+        dx = self._buffer(dx_slot, x.shape, x.dtype) if state.need_dx else None
+        dx, _, _ = _norm.layer_norm_backward(x, dyk, state.mean, state.invstd, self._values()[0], self._first,
+                                             self.rms_scaling, need_dx=state.need_dx, out=(dx, dgamma, dbeta))
+        return None if dx is None else self._from_kernel(dx, dy.shape, "dx")
+
+    def get_config(self):
+        common = self._common_config()
+        head = {key: common.pop(key) for key in ("epsilon", "center", "scale")}
+        # Keras' key order: axis, epsilon, center, scale, rms_scaling, then initializers, regularizers, constraints
+        return {**super().get_config(), "axis": self.axis, **head, "rms_scaling": self.rms_scaling, **common}
+
+
+class GroupNormalization(_Normalization):
+    """Normalizes groups of channels per sample: Keras 3's GroupNormalization.
+
+    The ``C`` channels of ``axis`` are split into ``groups`` groups of ``C /
+    groups`` consecutive channels; each (sample, group) is normalized with its
+    mean and biased variance over every other axis but the batch axis, then
+    scaled by gamma and shifted by beta per channel. ``groups=-1`` is one group
+    per channel (instance normalization), ``groups=1`` LayerNormalization over
+    all axes. Two passes over the data forward, two backward.
+
+    Parameters
+    ----------
+    groups : int, default 32
+        Positive and dividing C (or -1).
+    axis : int, default -1
+        The channel axis (not the batch axis).
+    epsilon : float > 0, default 1e-3
+    center, scale : bool, default True
+    beta_initializer, gamma_initializer : default 'zeros', 'ones'
+    beta_regularizer, gamma_regularizer, beta_constraint, gamma_constraint : None
+    """
+
+    def __init__(self, groups=32, axis=-1, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
+                 gamma_initializer="ones", beta_regularizer=None, gamma_regularizer=None, beta_constraint=None,
+                 gamma_constraint=None, **kwargs):
+        if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or (groups <= 0 and groups != -1):
+            raise ValueError("Received an invalid value for argument `groups`, expected a positive integer (or `-1` "
+                             f"for instance normalization). Received: groups={groups!r}")
+        if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+            raise ValueError(f"GroupNormalization: argument `axis` must be an int, received axis={axis!r}")
+        super().__init__(epsilon, center, scale, beta_initializer, gamma_initializer, beta_regularizer,
+                         gamma_regularizer, beta_constraint, gamma_constraint, **kwargs)
+        self.groups = int(groups)
+        self.axis = int(axis)
+
+    def _channel_axis(self, input_shape):
+        if not -len(input_shape) <= self.axis < len(input_shape):
+            self._axis_error(self.axis, input_shape)
+        axis = self.axis % len(input_shape)
+        if axis == 0:
+            raise ValueError(f"GroupNormalization: `axis` cannot be the batch axis, received axis={self.axis}")
+        return axis
+
+    def compute_output_shape(self, input_shape):
+        dim = input_shape[self._channel_axis(input_shape)]
+        if dim is None:
+            raise ValueError(f"Axis {self.axis} of input tensor should have a defined dimension but the layer "
+                             f"received an input with shape {tuple(input_shape)}.")
+        groups = dim if self.groups == -1 else self.groups
+        if dim < groups:
+            raise ValueError(f"Number of groups ({groups}) cannot be more than the number of channels ({dim}). "
+                             f"Received: groups={self.groups}")
+        if dim % groups != 0:
+            raise ValueError(f"Number of groups ({groups}) must divide the number of channels ({dim}). "
+                             f"Received: groups={self.groups}")
+        return tuple(input_shape)
+
+    def build(self, input_shape):
+        dim = input_shape[self._channel_axis(input_shape)]
+        if self.groups == -1:
+            self.groups = dim
+        self._add_affine((dim,), self.scale, self.center)
+
+    def forward(self, x, training=False):
+        state = self._state
+        gamma, beta = self._values()
+        stats_shape = (x.shape[0], self.groups)
+        y, mean, invstd = _norm.group_norm_forward(
+            x, gamma, beta, self.groups, self.axis, self.epsilon, out=self._buffer("y", x.shape, x.dtype),
+            stats=(self._buffer("mean", stats_shape), self._buffer("invstd", stats_shape)))
+        if training:
+            state.x, state.mean, state.invstd = x, mean, invstd
+        return y
+
+    def backward(self, dy):
+        state = self._state
+        x = state.x
+        out = self._grad_buffers((x.shape[self.axis],), state.need_dx, x)
+        dx, _, _ = _norm.group_norm_backward(x, dy, state.mean, state.invstd, self._values()[0], self.groups,
+                                             self.axis, need_dx=state.need_dx, out=out)
+        return dx
+
+    def get_config(self):
+        return {**super().get_config(), "groups": self.groups, "axis": self.axis, **self._common_config()}
+
+
+__all__ = ["BatchNormalization", "LayerNormalization", "GroupNormalization"]

@@ -14,7 +14,9 @@ hand their final activation to the loss). Building it:
 3. applies the fusion rules, each a rewrite of the step list (``REWRITES``):
    convolution + max pooling in one pass, a convolution computing only the
    part of its output a valid pooling reads, relu folded into the max
-   pooling's backward scatter, the final activation folded into the loss;
+   pooling's backward scatter, the final activation folded into the loss,
+   at inference a BatchNormalization folded into the convolution or dense
+   layer before it;
 4. at inference, lends each step's output a shared memory arena chosen by
    interval colouring: a tensor's memory is reused once its last reader ran
    (training keeps every forward output: backward reads them).
@@ -30,9 +32,12 @@ import math
 
 import numpy as np
 
+from convx._kernels import norm as _norm
 from convx.layers.base import ActivationOutput, CallState
-from convx.layers.convolutional import Conv2D
+from convx.layers.convolutional import Conv1D, Conv2D
+from convx.layers.core import Dense
 from convx.layers.merging import Concatenate, Merge
+from convx.layers.normalization import BatchNormalization
 from convx.layers.pooling import _Pooling
 
 
@@ -66,7 +71,10 @@ class Step:
     pre-activation output), ``through_relu`` (a max pooling whose backward
     also applies the preceding relu's), ``window_pooling`` (the valid pooling
     reading this convolution's output), ``accumulate_grads`` (a later call of
-    a shared layer), ``arena``.
+    a shared layer), ``arena``, ``fold`` (a :class:`BatchNormFold`: the
+    layer runs with a following BatchNormalization folded into its weights),
+    ``in_frozen_model`` (a model around the layer is not trainable: Keras
+    freezes every layer inside, so a BatchNormalization runs in inference mode).
     """
 
     def __init__(self, layer, state, inputs, output, list_input, trainable):
@@ -83,6 +91,8 @@ class Step:
         self._windows = {}
         self.accumulate_grads = False
         self.arena = None
+        self.fold = None
+        self.in_frozen_model = False
 
     def _enter(self):
         layer, state = self.layer, self.state
@@ -90,9 +100,21 @@ class Step:
         state.need_dx = any(self.needed)
         state.expose_logits = self.expose_logits
         state.output_arena = self.arena
+        state.in_frozen_model = self.in_frozen_model
         return layer
 
     def forward(self, values, training):
+        fold = self.fold
+        if fold is None:
+            self._forward(values, training)
+            return
+        fold.enter()
+        try:
+            self._forward(values, training)
+        finally:
+            fold.exit()
+
+    def _forward(self, values, training):
         layer = self._enter()
         if self.list_input:
             values[self.output] = layer.forward([values[i] for i in self.inputs], training=training)
@@ -151,8 +173,10 @@ class ConvPoolStep(Step):
         self.needed, self.in_backward = conv_step.needed, conv_step.in_backward
         self.pool_size = pool_step.layer.pool_size
         self.trained = training and conv_step.in_backward
+        self.fold = conv_step.fold
+        self.in_frozen_model = conv_step.in_frozen_model
 
-    def forward(self, values, training):
+    def _forward(self, values, training):
         layer = self._enter()
         values[self.output] = layer.forward_pooled(values[self.inputs[0]], self.pool_size, training=self.trained)
 
@@ -213,7 +237,79 @@ def activation_into_loss(plan):
             plan.logits_steps[k] = step
 
 
-REWRITES = [activation_into_loss, fuse_conv_pool, window_conv_outputs, relu_into_pool_backward]
+class _FoldedWeight:
+    """Stands in for a layer's Variable while it runs with folded weights (``.value``, ``.shape``)."""
+
+    def __init__(self, value):
+        self.value = value
+
+    @property
+    def shape(self):
+        return self.value.shape
+
+
+class BatchNormFold:
+    """A Conv2D / Conv1D / Dense layer (linear activation) followed by an inference
+    BatchNormalization over its output channels, run as the layer alone with
+    ``kernel * a`` and ``(bias - moving_mean) * a + beta``, ``a = gamma /
+    sqrt(moving_variance + epsilon)`` per channel.
+
+    The folded weights are recomputed from the current weights at every call
+    (O(weights), ``norm.fold_batch_norm``), so no update of either layer's
+    weights (fit, set_weights, load) can leave them stale.
+    """
+
+    def __init__(self, layer, batch_norm):
+        self.layer, self.batch_norm = layer, batch_norm
+        channels = batch_norm.moving_mean.shape
+        self.kernel = _FoldedWeight(np.empty(layer.kernel.shape, dtype=layer.kernel.value.dtype))
+        self.bias = _FoldedWeight(np.empty(channels, dtype=layer.kernel.value.dtype))
+        self._saved = None
+
+    def enter(self):
+        layer, bn = self.layer, self.batch_norm
+        gamma, beta = bn._values()
+        _norm.fold_batch_norm(layer.kernel.value, None if layer.bias is None else layer.bias.value,
+                              bn.moving_mean.value, bn.moving_variance.value, gamma, beta, bn.epsilon,
+                              out=(self.kernel.value, self.bias.value))
+        self._saved = (layer.kernel, layer.bias)
+        layer.kernel, layer.bias = self.kernel, self.bias
+
+    def exit(self):
+        self.layer.kernel, self.layer.bias = self._saved
+        self._saved = None
+
+
+def _folds_into(step, batch_norm_step):
+    """Whether ``batch_norm_step`` (an inference BatchNormalization) can be folded into ``step``."""
+    layer, bn = step.layer, batch_norm_step.layer
+    if not (type(step) is Step and step.fold is None and type(layer) in (Conv2D, Conv1D, Dense)
+            and layer.activation == "linear" and not step.expose_logits and layer.built):
+        return False
+    if not (type(batch_norm_step) is Step and type(bn) is BatchNormalization and bn.built):
+        return False
+    rank = len(bn.input_shape)
+    return bn.axis % rank == rank - 1 and bn.moving_mean.shape[0] == layer.kernel.shape[-1]
+
+
+def fold_batch_norm(plan):
+    """At inference, a BatchNormalization reading a linear Conv2D / Conv1D / Dense (its only reader)
+    disappears into that layer's weights (:class:`BatchNormFold`): one pass fewer over the data."""
+    if plan.training:
+        return
+    removed = set()
+    for step in plan.steps:
+        if id(step) in removed:
+            continue
+        bn_step = plan.only_reader(step)
+        if bn_step is not None and _folds_into(step, bn_step):
+            step.fold = BatchNormFold(step.layer, bn_step.layer)
+            step.output = bn_step.output
+            removed.add(id(bn_step))
+    plan.steps = [s for s in plan.steps if id(s) not in removed]
+
+
+REWRITES = [fold_batch_norm, activation_into_loss, fuse_conv_pool, window_conv_outputs, relu_into_pool_backward]
 
 
 class Plan:
@@ -294,7 +390,9 @@ class Plan:
                 state = states[key] = CallState()
             output = self._slot(path, node.output_tensors[0])
             step_trainable = trainable and layer.trainable and bool(layer.trainable_weights)
-            self.steps.append(Step(layer, state, inputs, output, node.call_structure == "list", step_trainable))
+            step = Step(layer, state, inputs, output, node.call_structure == "list", step_trainable)
+            step.in_frozen_model = not trainable
+            self.steps.append(step)
 
     def _index_readers(self):
         self.readers = [[] for _ in range(self.slot_count)]
