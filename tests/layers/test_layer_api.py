@@ -21,6 +21,13 @@ ALL_LAYERS = [
     lambda: L.ReLU(),
     lambda: L.Softmax(),
     lambda: L.Dropout(0.3, seed=1),
+    lambda: L.Dense(3, kernel_regularizer="l2", bias_regularizer="l1", activity_regularizer="l1_l2",
+                    kernel_constraint="max_norm", bias_constraint="non_neg"),
+    lambda: L.LeakyReLU(0.1), lambda: L.ELU(0.7), lambda: L.ReLU(max_value=4.0, negative_slope=0.1, threshold=1.0),
+    lambda: L.Softmax(axis=[1, 2]), lambda: L.Activation("hard_silu"),
+    lambda: L.PReLU(alpha_initializer="ones", alpha_regularizer="l2", alpha_constraint="non_neg", shared_axes=[1]),
+    lambda: L.SpatialDropout1D(0.2, seed=3), lambda: L.SpatialDropout2D(0.1), lambda: L.SpatialDropout3D(0.3),
+    lambda: L.GaussianNoise(0.5, seed=2), lambda: L.GaussianDropout(0.4), lambda: L.ActivityRegularization(0.1),
 ]
 
 

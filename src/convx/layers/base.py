@@ -114,6 +114,11 @@ class Variable:
         return f"<Variable path={self.path}, shape={self.shape}, dtype={self.dtype.name}>"
 
 
+def _weight_penalties(variables):
+    """The regularizer penalties of ``variables`` that have one (float32 scalars)."""
+    return [np.float32(w.regularizer(w.value)) for w in variables if w.regularizer is not None]
+
+
 class CallState:
     """What one call of a layer keeps: its reusable buffers and what backward needs.
 
@@ -258,7 +263,7 @@ class Layer:
         if any(s < 0 for s in shape):
             raise ValueError(f"add_weight() `shape` must hold non-negative ints, received shape={shape!r}")
         init = initializers.get("glorot_uniform" if initializer is None else initializer)
-        value = np.ascontiguousarray(init(shape, dtype="float32"), dtype=np.float32)
+        value = np.array(init(shape, dtype="float32"), dtype=np.float32, order="C")  # (ascontiguousarray makes 0-d 1-d)
         if value.shape != shape:
             raise ValueError(f"The initializer of weight {name!r} returned shape {value.shape}, expected {shape}")
         var = Variable(value, name, f"{self.name}/{name}", trainable=trainable,
@@ -269,10 +274,9 @@ class Layer:
 
     @property
     def losses(self):
-        """The layer's penalties (float32 scalars): its weights' regularizers, then the activity
-        regularization of its last call (Keras' ``layer.losses``)."""
-        losses = [np.float32(w.regularizer(w.value)) for w in self._weights if w.regularizer is not None]
-        return losses + list(self._activity_losses)
+        """The layer's penalties (float32 scalars), in Keras' order: the activity regularization of its
+        last call, then its weights' regularizers (Keras' ``layer.losses``)."""
+        return list(self._activity_losses) + _weight_penalties(self._weights)
 
     # ----- activity regularization (Keras: the regularizer of the output, divided by the batch size)
 

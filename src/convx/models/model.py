@@ -22,7 +22,7 @@ from convx import metrics as _metrics
 from convx import optimizers as _optimizers
 from convx import random as _random
 from convx._summary import summary_text
-from convx.layers.base import Layer, format_shape, unique_name
+from convx.layers.base import Layer, _weight_penalties, format_shape, unique_name
 from convx.layers.node import KerasHistory, KerasTensor, Node, flatten
 from convx.models.plan import Plan
 
@@ -593,13 +593,12 @@ class Model(Layer):
 
     @property
     def losses(self):
-        """Every layer's penalties (weight regularizers, then the activity regularization of the
-        last call), as Keras' ``model.losses``: float32 scalars."""
-        losses = []
-        for layer in self._all_layers if self._graph is not None else ():
-            if not isinstance(layer, Model):
-                losses.extend(layer.losses)
-        return losses
+        """The penalties as Keras' ``model.losses`` lists them (float32 scalars): the layers' activity
+        penalties of the last call, in layer order, then the weights' regularizers in weight order."""
+        if self._graph is None:
+            return []
+        activity = [loss for layer in self._all_layers for loss in getattr(layer, "_activity_losses", ())]
+        return activity + _weight_penalties(self.weights)
 
     def _loss_and_grads(self, plan, outputs, targets):
         """(loss values per output loss, gradient per output) for one batch."""
@@ -802,6 +801,7 @@ class Model(Layer):
         outs = [np.empty((n,) + tuple(t.shape[1:]), dtype=np.float32) for t in self._graph.outputs]
         callbacks.on_predict_begin()
         for step in range(steps):
+            self._clear_activity_losses()
             callbacks.on_predict_batch_begin(step)
             rows = slice(step * batch_size, (step + 1) * batch_size)
             for out, value in zip(outs, plan.forward([a[rows] for a in x], training=False)):
@@ -820,7 +820,14 @@ class Model(Layer):
             return list(arrays)
         return arrays[0]
 
+    def _clear_activity_losses(self):
+        """Forget the activity penalties of earlier calls (Keras clears them at each top-level call)."""
+        for layer in self._all_layers:
+            if getattr(layer, "_activity_losses", None):
+                layer._activity_losses.clear()
+
     def _run_copy(self, x, training):
+        self._clear_activity_losses()
         outputs = self._plan(bool(training), False).forward(self._prepare_x(x), training=bool(training))
         # the plan's outputs are reused buffers (or the input itself): the caller gets its own arrays
         return self._structure([np.array(o) for o in outputs])
