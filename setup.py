@@ -39,7 +39,7 @@ FAMILIES = {
     "optimizers": ["optimizers.c"],
     "merge": ["merge.c"],
     "norm": ["norm.c"],
-    "depthwise": ["depthwise.c", "cpu_features.c", "epilogue.c"],
+    "depthwise": ["depthwise.c", "cpu_features.c", "epilogue.c", "gemm.c"],
     "resample": ["resample.c"],
 }
 
