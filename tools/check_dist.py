@@ -1,6 +1,6 @@
 """Check the contents of convx's sdist and wheels.
 
-    python tools/check_dist.py sdist dist/convx-*.tar.gz
+    python tools/check_dist.py sdist dist/convx_cnn-*.tar.gz
     python tools/check_dist.py wheel wheelhouse/*.whl [--vendored-openmp]
 
 sdist: every Cython and C source, header and build file of the checkout is
@@ -33,9 +33,10 @@ SDIST_FORBIDDEN = [
 ]
 WHEEL_FORBIDDEN = ["*.c", "*.h", "*.pyx", "*.gz", "data/", "tests/", "convx/_kernels/csrc/"]
 VENDORED_OPENMP = {
-    "manylinux": "convx.libs/libgomp*.so*",
+    # auditwheel and delvewheel name the folder after the distribution (convx-cnn), delocate after the package
+    "manylinux": "convx_cnn.libs/libgomp*.so*",
     "macosx": "convx/.dylibs/libomp*.dylib",
-    "win": "convx.libs/vcomp140*.dll",
+    "win": "convx_cnn.libs/vcomp140*.dll",
 }
 
 

@@ -12,7 +12,7 @@ def config_info():
     Returns
     -------
     info : dict
-        Keys ``'convx'``, ``'python'``, ``'numpy'``, ``'compiler'``,
+        Keys ``'convx'`` (the version; the distribution is ``convx-cnn`` on PyPI), ``'python'``, ``'numpy'``, ``'compiler'``,
         ``'compile_args'``, ``'openmp_enabled'`` (bool), ``'openmp_runtimes'``
         (list of str, the OpenMP libraries loaded in this process as seen by
         threadpoolctl, or None when threadpoolctl is not installed),
