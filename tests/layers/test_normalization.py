@@ -488,7 +488,8 @@ KERAS_KEYS = {
     lambda: L.BatchNormalization(axis=1, momentum=0.5, epsilon=1e-2, center=False, moving_variance_initializer="zeros"),
     lambda: L.LayerNormalization(axis=[-2, -1], scale=False, epsilon=1e-5),
     lambda: L.LayerNormalization(rms_scaling=True),
-    lambda: L.GroupNormalization(groups=-1, gamma_initializer="random_normal"),
+    lambda: L.GroupNormalization(groups=-1, gamma_initializer="random_normal", beta_regularizer="l2",
+                                 gamma_constraint="non_neg"),
 ], ids=["batch", "layer", "layer_rms", "group"])
 def test_config_round_trip_with_keras_keys(layer, rng):
     layer = layer()
@@ -556,6 +557,55 @@ def test_batch_one(rng):
     np.testing.assert_allclose(bn(flat, training=True), bn.beta.value[None], atol=1e-5)
 
 
+def _regularized_model(regularized):
+    convx.utils.clear_session()
+    convx.utils.set_random_seed(9)
+    extra = dict(gamma_regularizer=convx.regularizers.L2(0.1)) if regularized else {}
+    inp = convx.Input((4, 4, 4))
+    h = L.BatchNormalization(beta_initializer="random_normal", **extra,
+                             **(dict(beta_constraint="non_neg") if regularized else {}))(inp)
+    h = L.GroupNormalization(2, gamma_initializer="random_normal", **extra)(h)
+    h = L.LayerNormalization(gamma_initializer="random_normal", **extra)(h)
+    model = convx.Model(inp, L.Dense(2, activation="softmax")(L.Flatten()(h)))
+    model.compile(optimizer=convx.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
+    return model
+
+
+def test_regularizers_and_constraints_enter_training_as_in_keras(rng):
+    x, labels = rng.standard_normal((6, 4, 4, 4)).astype(np.float32), rng.integers(0, 2, 6)
+    plain, regularized = _regularized_model(False), _regularized_model(True)
+    gammas = [w.numpy() for w in regularized.weights if w.name == "gamma"]
+    penalty = sum(0.1 * float(np.sum(g.astype(np.float64) ** 2)) for g in gammas)
+    np.testing.assert_allclose(sum(float(v) for v in regularized.losses), penalty, rtol=1e-5)
+    loss_plain, loss_reg = plain.train_on_batch(x, labels), regularized.train_on_batch(x, labels)
+    np.testing.assert_allclose(loss_reg - loss_plain, penalty, rtol=1e-4)
+    after = {w.path: w.numpy() for w in plain.weights}
+    for w, g0 in zip([w for w in regularized.weights if w.name == "gamma"], gammas):
+        # SGD: the penalty's gradient 2 * 0.1 * gamma, times the learning rate
+        np.testing.assert_allclose(w.value - after[w.path], -0.1 * 0.2 * g0, rtol=1e-4, atol=1e-6)
+    beta = regularized.get_layer("batch_normalization").beta.value
+    np.testing.assert_array_equal(beta, np.maximum(after["batch_normalization/beta"], 0))  # non_neg after the step
+    assert (after["batch_normalization/beta"] < 0).any()
+
+
+def test_activity_regularizer_of_a_normalization_layer(rng, torch):
+    convx.utils.set_random_seed(2)
+    inp = convx.Input((5,))
+    ln = L.LayerNormalization(activity_regularizer="l2", gamma_initializer="random_normal")
+    model = convx.Model(inp, L.Dense(2, activation="softmax")(ln(inp)))
+    x, labels = rng.standard_normal((4, 5)).astype(np.float32), rng.integers(0, 2, 4)
+    p = [torch.tensor(w, dtype=torch.float64, requires_grad=True) for w in model.get_weights()]
+    y = torch.nn.functional.layer_norm(torch.tensor(x, dtype=torch.float64), (5,), p[0], p[1], eps=1e-3)
+    loss = torch.nn.functional.cross_entropy(y @ p[2] + p[3], torch.as_tensor(labels)) + 0.01 * (y ** 2).sum() / 4
+    loss.backward()
+    before = model.get_weights()
+    model.compile(optimizer=convx.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
+    np.testing.assert_allclose(model.train_on_batch(x, labels), float(loss.detach()), rtol=1e-5)
+    for w0, w1, t in zip(before, model.get_weights(), p):
+        np.testing.assert_allclose((w0 - w1) / 0.1, t.grad.numpy(), rtol=1e-3, atol=1e-5)
+    model.predict(x, verbose=0)  # an activity regularizer keeps the layer out of any fold
+
+
 # ----- argument errors ------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("make,match", [
@@ -565,12 +615,10 @@ def test_batch_one(rng):
     (lambda: L.BatchNormalization(axis="last"), r"`axis` must be an int, received axis='last'"),
     (lambda: L.BatchNormalization(center="yes"), r"`center` must be a bool, received center='yes'"),
     (lambda: L.BatchNormalization(renorm=True), r"renorm=True"),
-    (lambda: L.BatchNormalization(gamma_regularizer="l2"), r"gamma_regularizer='l2'"),
     (lambda: L.LayerNormalization(axis=[]), r"received axis=\[\]"),
     (lambda: L.LayerNormalization(epsilon=-1.0), r"received epsilon=-1.0"),
     (lambda: L.GroupNormalization(groups=0), r"Received: groups=0"),
     (lambda: L.GroupNormalization(groups=2.5), r"Received: groups=2.5"),
-    (lambda: L.GroupNormalization(beta_constraint="non_neg"), r"beta_constraint='non_neg'"),
 ])
 def test_bad_arguments_raise_value_error(make, match):
     with pytest.raises(ValueError, match=match):

@@ -10,7 +10,7 @@ a convolution or dense layer into that layer's weights (``models/plan.py``).
 
 import numpy as np
 
-from convx import initializers
+from convx import constraints, initializers, regularizers
 from convx._kernels import norm as _norm
 from convx.layers.base import Layer
 
@@ -28,16 +28,10 @@ def _check_epsilon(value, owner):
     return float(value)
 
 
-def _unsupported_extras(owner, **values):
-    """Regularizers and constraints: only None (convx does not apply them to normalization weights yet)."""
-    for name, value in values.items():
-        if value is not None:
-            raise ValueError(f"{owner}: convx does not support `{name}` on normalization layers yet; "
-                             f"received {name}={value!r} (only None)")
-
-
 class _Normalization(Layer):
     """What the three layers share: epsilon, center/scale, gamma/beta initializers, gradients."""
+
+    _supports_activity_regularizer = True  # forward records it, backward adds its gradient
 
     def __init__(self, epsilon, center, scale, beta_initializer, gamma_initializer, beta_regularizer,
                  gamma_regularizer, beta_constraint, gamma_constraint, **kwargs):
@@ -48,15 +42,32 @@ class _Normalization(Layer):
         self.scale = _check_bool(scale, "scale", owner)
         self.beta_initializer = initializers.get(beta_initializer)
         self.gamma_initializer = initializers.get(gamma_initializer)
-        _unsupported_extras(owner, beta_regularizer=beta_regularizer, gamma_regularizer=gamma_regularizer,
-                            beta_constraint=beta_constraint, gamma_constraint=gamma_constraint)
+        self.beta_regularizer = regularizers.get(beta_regularizer)
+        self.gamma_regularizer = regularizers.get(gamma_regularizer)
+        self.beta_constraint = constraints.get(beta_constraint)
+        self.gamma_constraint = constraints.get(gamma_constraint)
         self.gamma = self.beta = None
 
     def _add_affine(self, shape, gamma=True, beta=True):
         if gamma:
-            self.gamma = self.add_weight(shape, self.gamma_initializer, "gamma")
+            self.gamma = self.add_weight(shape=shape, initializer=self.gamma_initializer, name="gamma",
+                                         regularizer=self.gamma_regularizer, constraint=self.gamma_constraint)
         if beta:
-            self.beta = self.add_weight(shape, self.beta_initializer, "beta")
+            self.beta = self.add_weight(shape=shape, initializer=self.beta_initializer, name="beta",
+                                        regularizer=self.beta_regularizer, constraint=self.beta_constraint)
+
+    def _activity(self, y, training):
+        """Record the activity penalty of output ``y`` (a layer with an activity regularizer); returns y."""
+        if self.activity_regularizer is not None:
+            self._activity_forward(y)
+            self._state.y = y if training else None
+        return y
+
+    def _output_grad(self, dy):
+        """``dy`` plus the gradient of the activity penalty, if any."""
+        if self.activity_regularizer is None:
+            return dy
+        return np.add(dy, self._activity_grad(self._state.y), out=self._buffer("dy_activity", dy.shape, dy.dtype))
 
     def _values(self):
         return (None if self.gamma is None else self.gamma.value, None if self.beta is None else self.beta.value)
@@ -80,10 +91,10 @@ class _Normalization(Layer):
             "scale": self.scale,
             "beta_initializer": initializers.serialize(self.beta_initializer),
             "gamma_initializer": initializers.serialize(self.gamma_initializer),
-            "beta_regularizer": None,
-            "gamma_regularizer": None,
-            "beta_constraint": None,
-            "gamma_constraint": None,
+            "beta_regularizer": regularizers.serialize(self.beta_regularizer),
+            "gamma_regularizer": regularizers.serialize(self.gamma_regularizer),
+            "beta_constraint": constraints.serialize(self.beta_constraint),
+            "gamma_constraint": constraints.serialize(self.gamma_constraint),
         }
 
 
@@ -112,8 +123,10 @@ class BatchNormalization(_Normalization):
         Whether beta / gamma exist (and are used).
     beta_initializer, gamma_initializer, moving_mean_initializer, moving_variance_initializer
         Defaults 'zeros', 'ones', 'zeros', 'ones'.
-    beta_regularizer, gamma_regularizer, beta_constraint, gamma_constraint : None
-        Not supported yet (anything but None raises ValueError).
+    beta_regularizer, gamma_regularizer : optional
+        Their penalties enter the training loss (``layer.losses``), as in Keras.
+    beta_constraint, gamma_constraint : optional
+        Applied after each optimizer update.
     synchronized : bool, default False
         Accepted for Keras compatibility: convx runs on one device, where the
         batch statistics are already the global ones.
@@ -159,9 +172,10 @@ class BatchNormalization(_Normalization):
     def build(self, input_shape):
         shape = (input_shape[self._channel_axis(input_shape)],)
         self._add_affine(shape, self.scale, self.center)
-        self.moving_mean = self.add_weight(shape, self.moving_mean_initializer, "moving_mean", trainable=False)
-        self.moving_variance = self.add_weight(shape, self.moving_variance_initializer, "moving_variance",
-                                               trainable=False)
+        self.moving_mean = self.add_weight(shape=shape, initializer=self.moving_mean_initializer,
+                                           name="moving_mean", trainable=False)
+        self.moving_variance = self.add_weight(shape=shape, initializer=self.moving_variance_initializer,
+                                               name="moving_variance", trainable=False)
 
     def uses_batch_statistics(self, training):
         """Whether a call with ``training`` normalizes with the batch's statistics (Keras:
@@ -184,11 +198,11 @@ class BatchNormalization(_Normalization):
                                        self.epsilon, out=y, invstd=invstd)
             state.mean, state.invstd, state.batch_stats = self.moving_mean.value, invstd, False
         state.x = x if training else None
-        return y
+        return self._activity(y, training)
 
     def backward(self, dy):
         state = self._state
-        x = state.x
+        x, dy = state.x, self._output_grad(dy)
         out = self._grad_buffers(self.moving_mean.shape, state.need_dx, x)
         dx, _, _ = _norm.batch_norm_backward(x, dy, state.mean, state.invstd, None if self.gamma is None else
                                              self.gamma.value, self.axis, batch_stats=state.batch_stats,
@@ -232,7 +246,7 @@ class LayerNormalization(_Normalization):
     center, scale : bool, default True
     rms_scaling : bool, default False
     beta_initializer, gamma_initializer : default 'zeros', 'ones'
-    beta_regularizer, gamma_regularizer, beta_constraint, gamma_constraint : None
+    beta_regularizer, gamma_regularizer, beta_constraint, gamma_constraint : optional
     """
 
     def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, rms_scaling=False, beta_initializer="zeros",
@@ -311,11 +325,11 @@ class LayerNormalization(_Normalization):
             stats=(self._buffer("mean", stats_shape), self._buffer("invstd", stats_shape)))
         if training:
             state.x, state.mean, state.invstd = xk, mean, invstd
-        return self._from_kernel(y, x.shape, "y")
+        return self._activity(self._from_kernel(y, x.shape, "y"), training)
 
     def backward(self, dy):
         state = self._state
-        x = state.x
+        x, dy = state.x, self._output_grad(dy)
         dyk = self._to_kernel(dy, "dy_moved")
         dx_slot = "dx_moved" if self._perm is not None else "dx"
         dgamma = self.gamma.grad if self.gamma is not None else self._buffer("dgamma", x.shape[self._first:])
@@ -352,7 +366,7 @@ class GroupNormalization(_Normalization):
     epsilon : float > 0, default 1e-3
     center, scale : bool, default True
     beta_initializer, gamma_initializer : default 'zeros', 'ones'
-    beta_regularizer, gamma_regularizer, beta_constraint, gamma_constraint : None
+    beta_regularizer, gamma_regularizer, beta_constraint, gamma_constraint : optional
     """
 
     def __init__(self, groups=32, axis=-1, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
@@ -405,11 +419,11 @@ class GroupNormalization(_Normalization):
             stats=(self._buffer("mean", stats_shape), self._buffer("invstd", stats_shape)))
         if training:
             state.x, state.mean, state.invstd = x, mean, invstd
-        return y
+        return self._activity(y, training)
 
     def backward(self, dy):
         state = self._state
-        x = state.x
+        x, dy = state.x, self._output_grad(dy)
         out = self._grad_buffers((x.shape[self.axis],), state.need_dx, x)
         dx, _, _ = _norm.group_norm_backward(x, dy, state.mean, state.invstd, self._values()[0], self.groups,
                                              self.axis, need_dx=state.need_dx, out=out)

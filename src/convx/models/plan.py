@@ -283,10 +283,13 @@ class BatchNormFold:
 def _folds_into(step, batch_norm_step):
     """Whether ``batch_norm_step`` (an inference BatchNormalization) can be folded into ``step``."""
     layer, bn = step.layer, batch_norm_step.layer
+    # an activity regularizer reads the output that the fold would change (or remove)
     if not (type(step) is Step and step.fold is None and type(layer) in (Conv2D, Conv1D, Dense)
-            and layer.activation == "linear" and not step.expose_logits and layer.built):
+            and layer.activation == "linear" and not step.expose_logits and layer.built
+            and getattr(layer, "activity_regularizer", None) is None):
         return False
-    if not (type(batch_norm_step) is Step and type(bn) is BatchNormalization and bn.built):
+    if not (type(batch_norm_step) is Step and type(bn) is BatchNormalization and bn.built
+            and bn.activity_regularizer is None):
         return False
     rank = len(bn.input_shape)
     return bn.axis % rank == rank - 1 and bn.moving_mean.shape[0] == layer.kernel.shape[-1]
