@@ -1,98 +1,226 @@
-"""Convolution layers: Conv2D and Conv1D (a Conv2D with a height-1 kernel)."""
+"""Convolution layers: Conv2D, Conv1D (a Conv2D with a height-1 kernel; 'causal' padding),
+DepthwiseConv2D, SeparableConv2D (depthwise then pointwise), Conv2DTranspose and
+Conv1DTranspose (a convolution's input gradient as the forward pass)."""
 
+import inspect
 import math
 
 import numpy as np
 
-from convx import activations, initializers
+from convx import activations, constraints, initializers, regularizers
 from convx._kernels import _checks
 from convx._kernels import conv as _conv
+from convx._kernels import depthwise as _depthwise
 from convx.layers.base import ActivationOutput, Layer, check_data_format, normalize_padding, normalize_tuple
 
+# Keras 3's keyword add_weight (regularizer, constraint) and Layer(activity_regularizer=...), once base.py has them
+_KEYWORD_ADD_WEIGHT = "regularizer" in inspect.signature(Layer.add_weight).parameters
+_LAYER_TAKES_ACTIVITY = "activity_regularizer" in inspect.signature(Layer.__init__).parameters
 
-class _Conv(ActivationOutput, Layer):
-    """Shared code of Conv1D/Conv2D; ``rank`` spatial axes, channels last."""
+
+def _get(module, identifier):
+    """``module.get(identifier)`` (regularizers, constraints) when the module provides it."""
+    get = getattr(module, "get", None)
+    return get(identifier) if get is not None and identifier is not None else identifier
+
+
+def _serialize(module, value):
+    serialize = getattr(module, "serialize", None)
+    return None if value is None else serialize(value) if serialize is not None else value
+
+
+def _positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"Invalid value for argument `{name}`. Expected a strictly positive value. "
+                         f"Received {name}={value!r}.")
+    return int(value)
+
+
+def _no_strided_dilation(strides, dilation_rate):
+    if max(strides) > 1 and max(dilation_rate) > 1:
+        raise ValueError(
+            "`strides > 1` not supported in conjunction with `dilation_rate > 1`. "
+            f"Received: strides={strides} and dilation_rate={dilation_rate}"
+        )
+
+
+class _BaseConv(ActivationOutput, Layer):
+    """What every convolution layer shares: geometry arguments, activation, bias,
+    the regularizer / constraint arguments of its weights, and the 1-D layers'
+    view of their tensors as 2-D ones with a height-1 axis."""
 
     rank = 2
+    paddings = ("valid", "same")
+    # weight name -> argument prefix of its initializer / regularizer / constraint
+    weight_args = {"kernel": "kernel", "bias": "bias"}
 
-    def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,
-                 groups=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", **kwargs):
+    def __init__(self, kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
+                 activity_regularizer=None, **kwargs):
+        if _LAYER_TAKES_ACTIVITY:
+            kwargs["activity_regularizer"] = activity_regularizer
         super().__init__(**kwargs)
-        if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)) or filters < 1:
-            raise ValueError(f"Invalid value for argument `filters`. Expected a strictly positive integer. Received filters={filters!r}")
-        if groups != 1:
-            raise ValueError(f"convx supports only groups=1, received groups={groups!r}")
+        if not _LAYER_TAKES_ACTIVITY:
+            self.activity_regularizer = _get(regularizers, activity_regularizer)
         check_data_format(data_format)
-        self.filters = int(filters)
         self.kernel_size = normalize_tuple(kernel_size, self.rank, "kernel_size")
         self.strides = normalize_tuple(strides, self.rank, "strides")
-        self.padding = normalize_padding(padding)
+        self.padding = normalize_padding(padding, self.paddings)
         self.dilation_rate = normalize_tuple(dilation_rate, self.rank, "dilation_rate")
-        if max(self.strides) > 1 and max(self.dilation_rate) > 1:
-            raise ValueError(
-                "`strides > 1` not supported in conjunction with `dilation_rate > 1`. "
-                f"Received: strides={self.strides} and dilation_rate={self.dilation_rate}"
-            )
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel = self.bias = None
+        self.bias = None
 
-    # the kernels are 2-D: Conv1D views its tensors with a height-1 axis
+    def _weight_options(self, prefix, initializer, regularizer, constraint):
+        setattr(self, f"{prefix}_initializer", initializers.get(initializer))
+        setattr(self, f"{prefix}_regularizer", _get(regularizers, regularizer))
+        setattr(self, f"{prefix}_constraint", _get(constraints, constraint))
+
+    def _add(self, name, shape):
+        """A weight with its initializer, regularizer and constraint (``weight_args[name]``)."""
+        prefix = self.weight_args[name]
+        initializer = getattr(self, f"{prefix}_initializer")
+        if _KEYWORD_ADD_WEIGHT:
+            return self.add_weight(shape=shape, initializer=initializer, trainable=True,
+                                   regularizer=getattr(self, f"{prefix}_regularizer"),
+                                   constraint=getattr(self, f"{prefix}_constraint"), name=name)
+        return self.add_weight(shape, initializer, name)
+
+    # the kernels are 2-D: 1-D layers view their tensors with a height-1 axis
     def _as2d(self, values):
         return tuple(values) if self.rank == 2 else (1,) + tuple(values)
-
-    def compute_output_shape(self, input_shape):
-        self._require_ndim(input_shape, self.rank + 2)
-        if input_shape[-1] is None:
-            self._incompatible("the channel axis (last) must be defined", input_shape)
-        spatial = []
-        for axis, (n, k, s, d) in enumerate(zip(input_shape[1:-1], self.kernel_size, self.strides, self.dilation_rate)):
-            if n is None:
-                spatial.append(None)
-                continue
-            out, _ = _checks.output_length(n, k, s, d, self.padding == "same")
-            if out < 1:
-                raise ValueError(
-                    f'Layer "{self.name}": computed output size would be {out} along spatial axis {axis} '
-                    f"for input shape {input_shape}, kernel_size={self.kernel_size}, dilation_rate={self.dilation_rate} "
-                    f"and padding='{self.padding}'; the input is too small"
-                )
-            spatial.append(out)
-        return (input_shape[0],) + tuple(spatial) + (self.filters,)
-
-    def build(self, input_shape):
-        shape = self.kernel_size + (input_shape[-1], self.filters)
-        self.kernel = self.add_weight(shape, self.kernel_initializer, "kernel")
-        if self.use_bias:
-            self.bias = self.add_weight((self.filters,), self.bias_initializer, "bias")
-
-    def _kernel4d(self, array):
-        return array if self.rank == 2 else array.reshape((1,) + array.shape)
 
     def _as4d(self, shape):
         return shape if self.rank == 2 else (shape[0], 1) + tuple(shape[1:])
 
+    def _to4d(self, array):
+        return array if self.rank == 2 else array.reshape(self._as4d(array.shape))
+
+    def _from4d(self, array):
+        return array if array is None or self.rank == 2 else array.reshape((array.shape[0],) + array.shape[2:])
+
+    def _kernel4d(self, array):
+        return array if self.rank == 2 else array.reshape((1,) + array.shape)
+
+    def _bias_value(self):
+        return None if self.bias is None else self.bias.value
+
+    def _bias_grad(self, count, dtype):
+        return self.bias.grad if self.bias is not None else self._buffer("dbias", (count,), dtype)
+
+    def _check_input(self, input_shape):
+        self._require_ndim(input_shape, self.rank + 2)
+        if input_shape[-1] is None:
+            self._incompatible("the channel axis (last) must be defined", input_shape)
+
+    def _conv_output_shape(self, input_shape, channels, same):
+        """(batch, spatial..., channels) of a convolution with this layer's geometry."""
+        self._check_input(input_shape)
+        spatial = []
+        for axis, (n, k, s, d) in enumerate(zip(input_shape[1:-1], self.kernel_size, self.strides,
+                                                self.dilation_rate)):
+            if n is None:
+                spatial.append(None)
+                continue
+            out, _ = _checks.output_length(n, k, s, d, same)
+            if out < 1:
+                raise ValueError(
+                    f'Layer "{self.name}": computed output size would be {out} along spatial axis {axis} '
+                    f"for input shape {input_shape}, kernel_size={self.kernel_size}, "
+                    f"dilation_rate={self.dilation_rate} and padding='{self.padding}'; the input is too small"
+                )
+            spatial.append(out)
+        return (input_shape[0],) + tuple(spatial) + (channels,)
+
+    def _geometry_config(self):
+        return {
+            "kernel_size": self.kernel_size,
+            "strides": self.strides,
+            "padding": self.padding,
+            "data_format": "channels_last",
+            "dilation_rate": self.dilation_rate,
+        }
+
+    def _weights_config(self):
+        config = {}
+        prefixes = list(dict.fromkeys(self.weight_args.values()))
+        for kind in ("initializer", "regularizer", "constraint"):
+            for prefix in prefixes:
+                value = getattr(self, f"{prefix}_{kind}")
+                if kind == "initializer":
+                    config[f"{prefix}_initializer"] = initializers.serialize(value)
+                else:
+                    config[f"{prefix}_{kind}"] = _serialize(regularizers if kind == "regularizer" else constraints,
+                                                            value)
+            if kind == "regularizer":
+                config["activity_regularizer"] = _serialize(regularizers, self.activity_regularizer)
+        return config
+
+    def get_config(self):
+        return {**super().get_config(), **self._geometry_config(), "activation": self.activation,
+                "use_bias": self.use_bias, **self._weights_config()}
+
+
+class _Conv(_BaseConv):
+    """Shared code of Conv1D/Conv2D; ``rank`` spatial axes, channels last."""
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,
+                 groups=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
+                 activity_regularizer=None, kernel_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
+                         activity_regularizer, **kwargs)
+        self.filters = _positive_int(filters, "filters")
+        if groups != 1:
+            raise ValueError(f"convx supports only groups=1, received groups={groups!r}")
+        _no_strided_dilation(self.strides, self.dilation_rate)
+        self._weight_options("kernel", kernel_initializer, kernel_regularizer, kernel_constraint)
+        self._weight_options("bias", bias_initializer, bias_regularizer, bias_constraint)
+        self.kernel = None
+
+    @property
+    def _kernel_padding(self):
+        """The padding the kernels apply: 'causal' pads x itself (on the left) and runs 'valid'."""
+        return "valid" if self.padding == "causal" else self.padding
+
+    def _causal_pad(self):
+        return (self.kernel_size[0] - 1) * self.dilation_rate[0] if self.padding == "causal" else 0
+
+    def compute_output_shape(self, input_shape):
+        # causal: valid on an input longer by (K - 1) * dilation, the length 'same' gives
+        return self._conv_output_shape(input_shape, self.filters, self.padding != "valid")
+
+    def build(self, input_shape):
+        self.kernel = self._add("kernel", self.kernel_size + (input_shape[-1], self.filters))
+        if self.use_bias:
+            self.bias = self._add("bias", (self.filters,))
+
+    def _padded_input(self, x):
+        """x with the causal zeros in front (a reused buffer), or x itself."""
+        pad = self._causal_pad()
+        if not pad:
+            return x
+        xp = self._buffer("x_causal", (x.shape[0], x.shape[1] + pad) + x.shape[2:], x.dtype)
+        xp[:, :pad] = 0
+        xp[:, pad:] = x
+        return xp
+
     def forward(self, x, training=False, output_window=None):
         """``output_window`` (2-D only): (rows, columns) of the output that the
         next layer reads, e.g. a valid pooling; the rest is skipped and set to 0."""
-        x4 = x if self.rank == 2 else x.reshape(self._as4d(x.shape))
+        x4 = self._to4d(self._padded_input(x))
         if training:
             self._state.x = x4
         kernel = self._kernel4d(self.kernel.value)
-        bias = None if self.bias is None else self.bias.value
         y_shape = self._as4d(self._output_shape_for(x.shape))
         y = self._activate(
             lambda act, slot: _conv.conv2d_forward(
-                x4, kernel, bias, strides=self._as2d(self.strides), padding=self.padding,
+                x4, kernel, self._bias_value(), strides=self._as2d(self.strides), padding=self._kernel_padding,
                 dilation=self._as2d(self.dilation_rate), activation=act, out=self._buffer(slot, y_shape, x4.dtype),
                 output_window=output_window if self.rank == 2 else None,
             ),
             training,
         )
-        return y if self.rank == 2 else y.reshape((y.shape[0],) + y.shape[2:])
+        return self._from4d(y)
 
     def forward_pooled(self, x, pool_size, training=False):
         """Output of this layer followed by a valid max pooling with windows
@@ -133,7 +261,7 @@ class _Conv(ActivationOutput, Layer):
         gradient w.r.t. the pooled output of the last training
         :meth:`forward_pooled`; fills the kernel and bias gradients."""
         state = self._state
-        dbias = self.bias.grad if self.bias is not None else self._buffer("dbias", (self.filters,), dy.dtype)
+        dbias = self._bias_grad(self.filters, dy.dtype)
         geometry = dict(strides=self.strides, padding=self.padding, dilation=self.dilation_rate,
                         activation=self.activation, pool_size=state.pool_size)
         if state.pool_codes is None:
@@ -147,40 +275,27 @@ class _Conv(ActivationOutput, Layer):
         )
         return dx
 
-    def _bias_value(self):
-        return None if self.bias is None else self.bias.value
-
     def backward(self, dy, from_logits=False):
         x4, need_dx = self._state.x, self._state.need_dx
-        dy4 = dy if self.rank == 2 else dy.reshape(self._as4d(dy.shape))
-        dz4 = self._pre_activation_grad(dy4, from_logits)
+        dz4 = self._pre_activation_grad(self._to4d(dy), from_logits)
         dx = self._buffer("dx", x4.shape, x4.dtype) if need_dx else None
         # weight gradients go straight into the variables' grad arrays (views of the model's flat buffer)
-        dbias = self.bias.grad if self.bias is not None else self._buffer("dbias", (self.filters,), x4.dtype)
         dx, _, _ = _conv.conv2d_backward(
             x4, self._kernel4d(self.kernel.value), dz4, strides=self._as2d(self.strides),
-            padding=self.padding, dilation=self._as2d(self.dilation_rate), need_dx=need_dx,
-            out=(dx, self._kernel4d(self.kernel.grad), dbias),
+            padding=self._kernel_padding, dilation=self._as2d(self.dilation_rate), need_dx=need_dx,
+            out=(dx, self._kernel4d(self.kernel.grad), self._bias_grad(self.filters, x4.dtype)),
         )
-        if dx is None or self.rank == 2:
+        dx = self._from4d(dx)
+        pad = self._causal_pad()
+        if dx is None or not pad:
             return dx
-        return dx.reshape((dx.shape[0],) + dx.shape[2:])
+        # the gradient of the causal zeros is dropped
+        out = self._buffer("dx_causal", (dx.shape[0], dx.shape[1] - pad) + dx.shape[2:], dx.dtype)
+        np.copyto(out, dx[:, pad:])
+        return out
 
     def get_config(self):
-        return {
-            **super().get_config(),
-            "filters": self.filters,
-            "kernel_size": self.kernel_size,
-            "strides": self.strides,
-            "padding": self.padding,
-            "data_format": "channels_last",
-            "dilation_rate": self.dilation_rate,
-            "groups": 1,
-            "activation": self.activation,
-            "use_bias": self.use_bias,
-            "kernel_initializer": initializers.serialize(self.kernel_initializer),
-            "bias_initializer": initializers.serialize(self.bias_initializer),
-        }
+        return {**super().get_config(), "filters": self.filters, "groups": 1}
 
 
 class Conv2D(_Conv):
@@ -202,28 +317,332 @@ class Conv2D(_Conv):
     kernel_initializer : default 'glorot_uniform'
         Kernel shape ``(KH, KW, C_in, filters)``; fans include the receptive field.
     bias_initializer : default 'zeros'
+    kernel_regularizer, bias_regularizer, activity_regularizer, kernel_constraint, bias_constraint : optional
+        Keras' regularizers and constraints of the weights (and of the output).
     """
 
     rank = 2
 
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
                  dilation_rate=(1, 1), groups=1, activation=None, use_bias=True,
-                 kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", kernel_regularizer=None,
+                 bias_regularizer=None, activity_regularizer=None, kernel_constraint=None, bias_constraint=None,
+                 **kwargs):
         super().__init__(filters, kernel_size, strides, padding, data_format, dilation_rate, groups, activation,
-                         use_bias, kernel_initializer, bias_initializer, **kwargs)
+                         use_bias, kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
+                         activity_regularizer, kernel_constraint, bias_constraint, **kwargs)
 
 
 class Conv1D(_Conv):
     """1-D convolution over ``(N, L, C)`` inputs; kernel ``(K, C_in, filters)``.
 
     Runs on the 2-D kernels as a convolution of height 1. Parameters as Conv2D
-    with single ints; padding 'causal' is not supported.
+    with single ints, and padding 'causal' (Keras): ``(K - 1) * dilation_rate``
+    zeros before the sequence, none after, so that output t sees inputs <= t.
     """
 
     rank = 1
+    paddings = ("valid", "same", "causal")
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,
                  groups=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", **kwargs):
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
+                 activity_regularizer=None, kernel_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(filters, kernel_size, strides, padding, data_format, dilation_rate, groups, activation,
-                         use_bias, kernel_initializer, bias_initializer, **kwargs)
+                         use_bias, kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
+                         activity_regularizer, kernel_constraint, bias_constraint, **kwargs)
+
+
+class DepthwiseConv2D(_BaseConv):
+    """Depthwise 2-D convolution over ``(N, H, W, C)`` inputs, Keras 3 semantics.
+
+    Each input channel c is convolved with its own ``depth_multiplier`` filters:
+    output channel ``c * depth_multiplier + m`` uses ``kernel[:, :, c, m]``.
+
+    Parameters
+    ----------
+    kernel_size : int or (int, int)
+    strides : int or (int, int), default (1, 1)
+    padding : {'valid', 'same'}, default 'valid'
+    depth_multiplier : int, default 1
+    dilation_rate : int or (int, int), default (1, 1)
+    activation, use_bias
+        As Conv2D; the activation is fused into the kernel.
+    depthwise_initializer : default 'glorot_uniform'
+        Kernel ``(KH, KW, C, depth_multiplier)``, weight name 'kernel' (as Keras).
+    bias_initializer : default 'zeros'
+        Bias ``(C * depth_multiplier,)``.
+    depthwise_regularizer, bias_regularizer, activity_regularizer, depthwise_constraint, bias_constraint : optional
+    """
+
+    weight_args = {"kernel": "depthwise", "bias": "bias"}
+
+    def __init__(self, kernel_size, strides=(1, 1), padding="valid", depth_multiplier=1, data_format=None,
+                 dilation_rate=(1, 1), activation=None, use_bias=True, depthwise_initializer="glorot_uniform",
+                 bias_initializer="zeros", depthwise_regularizer=None, bias_regularizer=None,
+                 activity_regularizer=None, depthwise_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
+                         activity_regularizer, **kwargs)
+        self.depth_multiplier = _positive_int(depth_multiplier, "depth_multiplier")
+        self._weight_options("depthwise", depthwise_initializer, depthwise_regularizer, depthwise_constraint)
+        self._weight_options("bias", bias_initializer, bias_regularizer, bias_constraint)
+        self.kernel = None
+
+    def _geometry(self):
+        return dict(strides=self.strides, padding=self.padding, dilation=self.dilation_rate)
+
+    def compute_output_shape(self, input_shape):
+        self._check_input(input_shape)
+        return self._conv_output_shape(input_shape, input_shape[-1] * self.depth_multiplier, self.padding == "same")
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        self.kernel = self._add("kernel", self.kernel_size + (channels, self.depth_multiplier))
+        if self.use_bias:
+            self.bias = self._add("bias", (channels * self.depth_multiplier,))
+
+    def forward(self, x, training=False):
+        if training:
+            self._state.x = x
+        y_shape = self._output_shape_for(x.shape)
+        return self._activate(
+            lambda act, slot: _depthwise.depthwise_forward(
+                x, self.kernel.value, self._bias_value(), activation=act, out=self._buffer(slot, y_shape, x.dtype),
+                **self._geometry()),
+            training,
+        )
+
+    def backward(self, dy, from_logits=False):
+        x, need_dx = self._state.x, self._state.need_dx
+        dz = self._pre_activation_grad(dy, from_logits)
+        dx = self._buffer("dx", x.shape, x.dtype) if need_dx else None
+        dx, _, _ = _depthwise.depthwise_backward(
+            x, self.kernel.value, dz, need_dx=need_dx,
+            out=(dx, self.kernel.grad, self._bias_grad(dz.shape[-1], dz.dtype)), **self._geometry(),
+        )
+        return dx
+
+    def get_config(self):
+        return {**super().get_config(), "depth_multiplier": self.depth_multiplier}
+
+
+class SeparableConv2D(DepthwiseConv2D):
+    """Depthwise separable 2-D convolution: a depthwise convolution (no bias, no
+    activation), then a 1x1 convolution to ``filters`` channels with the bias and
+    the activation (fused into the GEMM's epilogue). Keras 3 semantics and
+    weights, in this order: depthwise_kernel ``(KH, KW, C, depth_multiplier)``,
+    pointwise_kernel ``(1, 1, C * depth_multiplier, filters)``, bias ``(filters,)``.
+
+    Parameters
+    ----------
+    filters : int
+    kernel_size, strides, padding, data_format, dilation_rate, depth_multiplier
+        Of the depthwise step.
+    activation, use_bias
+    depthwise_initializer, pointwise_initializer : default 'glorot_uniform'
+    bias_initializer : default 'zeros'
+    depthwise_regularizer, pointwise_regularizer, bias_regularizer, activity_regularizer,
+    depthwise_constraint, pointwise_constraint, bias_constraint : optional
+    """
+
+    weight_args = {"depthwise_kernel": "depthwise", "pointwise_kernel": "pointwise", "bias": "bias"}
+
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
+                 dilation_rate=(1, 1), depth_multiplier=1, activation=None, use_bias=True,
+                 depthwise_initializer="glorot_uniform", pointwise_initializer="glorot_uniform",
+                 bias_initializer="zeros", depthwise_regularizer=None, pointwise_regularizer=None,
+                 bias_regularizer=None, activity_regularizer=None, depthwise_constraint=None,
+                 pointwise_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(kernel_size, strides, padding, depth_multiplier, data_format, dilation_rate, activation,
+                         use_bias, depthwise_initializer, bias_initializer, depthwise_regularizer, bias_regularizer,
+                         activity_regularizer, depthwise_constraint, bias_constraint, **kwargs)
+        self.filters = _positive_int(filters, "filters")
+        self._weight_options("pointwise", pointwise_initializer, pointwise_regularizer, pointwise_constraint)
+        self.depthwise_kernel = self.pointwise_kernel = None
+
+    def compute_output_shape(self, input_shape):
+        self._check_input(input_shape)
+        return self._conv_output_shape(input_shape, self.filters, self.padding == "same")
+
+    def build(self, input_shape):
+        mid = input_shape[-1] * self.depth_multiplier
+        self.depthwise_kernel = self._add("depthwise_kernel",
+                                          self.kernel_size + (input_shape[-1], self.depth_multiplier))
+        self.pointwise_kernel = self._add("pointwise_kernel", (1, 1, mid, self.filters))
+        if self.use_bias:
+            self.bias = self._add("bias", (self.filters,))
+
+    def forward(self, x, training=False):
+        state = self._state
+        y_shape = self._output_shape_for(x.shape)
+        mid = _depthwise.depthwise_forward(
+            x, self.depthwise_kernel.value, None,
+            out=self._buffer("mid", y_shape[:3] + (x.shape[-1] * self.depth_multiplier,), x.dtype),
+            **self._geometry())
+        if training:
+            state.x, state.mid = x, mid
+        return self._activate(
+            lambda act, slot: _conv.conv2d_forward(mid, self.pointwise_kernel.value, self._bias_value(),
+                                                   activation=act, out=self._buffer(slot, y_shape, x.dtype)),
+            training,
+        )
+
+    def backward(self, dy, from_logits=False):
+        state = self._state
+        dz = self._pre_activation_grad(dy, from_logits)
+        dmid, _, _ = _conv.conv2d_backward(
+            state.mid, self.pointwise_kernel.value, dz,
+            out=(self._buffer("dmid", state.mid.shape, dz.dtype), self.pointwise_kernel.grad,
+                 self._bias_grad(self.filters, dz.dtype)),
+        )
+        dx = self._buffer("dx", state.x.shape, state.x.dtype) if state.need_dx else None
+        dx, _, _ = _depthwise.depthwise_backward(
+            state.x, self.depthwise_kernel.value, dmid, need_dx=state.need_dx,
+            out=(dx, self.depthwise_kernel.grad, self._buffer("dmid_bias", (dmid.shape[-1],), dz.dtype)),
+            **self._geometry(),
+        )
+        return dx
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters}
+
+
+class _ConvTranspose(_BaseConv):
+    """Shared code of Conv1DTranspose / Conv2DTranspose: the forward pass is the
+    input gradient of the convolution from this layer's output to its input
+    (kernel ``(KH, KW, filters, C_in)`` as Keras stores it); the backward pass is
+    that convolution's forward (dx) and weight gradient (dkernel)."""
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", output_padding=None, data_format=None,
+                 dilation_rate=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
+                 activity_regularizer=None, kernel_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
+                         activity_regularizer, **kwargs)
+        self.filters = _positive_int(filters, "filters")
+        self.output_padding = None
+        if output_padding is not None:
+            self.output_padding = normalize_tuple(output_padding, self.rank, "output_padding", allow_zero=True)
+            for axis, (p, s) in enumerate(zip(self.output_padding, self.strides)):
+                if p >= s:
+                    raise ValueError(
+                        "`output_padding` must be strictly less than `strides` for all dimensions. "
+                        f"At dimension {axis}, `output_padding` is {p} but `strides` is {s}. "
+                        f"Received: output_padding={self.output_padding}, strides={self.strides}"
+                    )
+        _no_strided_dilation(self.strides, self.dilation_rate)
+        self._weight_options("kernel", kernel_initializer, kernel_regularizer, kernel_constraint)
+        self._weight_options("bias", bias_initializer, bias_regularizer, bias_constraint)
+        self.kernel = None
+
+    def compute_output_shape(self, input_shape):
+        self._check_input(input_shape)
+        spatial = []
+        for axis, n in enumerate(input_shape[1:-1]):
+            if n is None:
+                spatial.append(None)
+                continue
+            k, s, d = self.kernel_size[axis], self.strides[axis], self.dilation_rate[axis]
+            p = None if self.output_padding is None else self.output_padding[axis]
+            out = _depthwise.conv_transpose_output_length(n, k, s, d, self.padding, p)
+            back, _ = _checks.output_length(out, k, s, d, self.padding == "same")
+            if back != n:  # e.g. 'same', an even kernel, stride 1 and output_padding 0
+                raise ValueError(
+                    f'Layer "{self.name}": output size {out} along spatial axis {axis} (input shape {input_shape}, '
+                    f"kernel_size={self.kernel_size}, strides={self.strides}, padding='{self.padding}', "
+                    f"output_padding={self.output_padding}) is not the input of a convolution giving {n}"
+                )
+            spatial.append(out)
+        return (input_shape[0],) + tuple(spatial) + (self.filters,)
+
+    def build(self, input_shape):
+        self.kernel = self._add("kernel", self.kernel_size + (self.filters, input_shape[-1]))
+        if self.use_bias:
+            self.bias = self._add("bias", (self.filters,))
+
+    def _geometry(self):
+        return dict(strides=self._as2d(self.strides), padding=self.padding, dilation=self._as2d(self.dilation_rate))
+
+    def forward(self, x, training=False):
+        x4 = self._to4d(x)
+        if training:
+            self._state.x = x4
+        y_shape = self._as4d(self._output_shape_for(x.shape))
+        y = self._activate(
+            lambda act, slot: _depthwise.conv_transpose_forward(
+                x4, self._kernel4d(self.kernel.value), y_shape[1:3], self._bias_value(), activation=act,
+                out=self._buffer(slot, y_shape, x4.dtype), **self._geometry()),
+            training,
+        )
+        return self._from4d(y)
+
+    def backward(self, dy, from_logits=False):
+        x4, need_dx = self._state.x, self._state.need_dx
+        dz4 = self._pre_activation_grad(self._to4d(dy), from_logits)
+        kernel4 = self._kernel4d(self.kernel.value)
+        _depthwise.column_sums(dz4, out=self._bias_grad(self.filters, dz4.dtype))
+        # the convolution from this layer's output (dz's shape) to its input (x's shape): its
+        # weight gradient with x as the gradient of its output, and its forward pass for dx
+        _conv.conv2d_backward(dz4, kernel4, x4, need_dx=False,
+                              out=(None, self._kernel4d(self.kernel.grad),
+                                   self._buffer("x_sums", (x4.shape[-1],), x4.dtype)),
+                              **self._geometry())
+        if not need_dx:
+            return None
+        dx = _conv.conv2d_forward(dz4, kernel4, out=self._buffer("dx", x4.shape, x4.dtype), **self._geometry())
+        return self._from4d(dx)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "output_padding": self.output_padding}
+
+
+class Conv2DTranspose(_ConvTranspose):
+    """Transposed 2-D convolution over ``(N, H, W, C)`` inputs, Keras 3 semantics.
+
+    Parameters
+    ----------
+    filters : int
+        Output channels.
+    kernel_size, strides, dilation_rate : int or (int, int)
+        strides > 1 and dilation_rate > 1 cannot be combined (as in Keras).
+    padding : {'valid', 'same'}, default 'valid'
+    output_padding : int or (int, int), optional
+        Extra rows / columns at the end of the output, each < its stride; the
+        output size is Keras' (TensorFlow's): 'valid' ``(n - 1) * s + k_eff +
+        (output_padding or max(s - k_eff, 0))``, 'same' ``n * s`` without
+        output_padding, else ``(n - 1) * s + k_eff % 2 + output_padding``.
+    activation, use_bias, kernel_initializer, bias_initializer, regularizers, constraints
+        As Conv2D; kernel shape ``(KH, KW, filters, C_in)``.
+    """
+
+    rank = 2
+
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", output_padding=None,
+                 data_format=None, dilation_rate=(1, 1), activation=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", kernel_regularizer=None,
+                 bias_regularizer=None, activity_regularizer=None, kernel_constraint=None, bias_constraint=None,
+                 **kwargs):
+        super().__init__(filters, kernel_size, strides, padding, output_padding, data_format, dilation_rate,
+                         activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
+                         bias_regularizer, activity_regularizer, kernel_constraint, bias_constraint, **kwargs)
+
+
+class Conv1DTranspose(_ConvTranspose):
+    """Transposed 1-D convolution over ``(N, L, C)`` inputs; kernel ``(K, filters, C_in)``.
+    Parameters as Conv2DTranspose with single ints."""
+
+    rank = 1
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", output_padding=None, data_format=None,
+                 dilation_rate=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
+                 activity_regularizer=None, kernel_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(filters, kernel_size, strides, padding, output_padding, data_format, dilation_rate,
+                         activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
+                         bias_regularizer, activity_regularizer, kernel_constraint, bias_constraint, **kwargs)
+
+
+# Keras' aliases
+Convolution2DTranspose = Conv2DTranspose
+Convolution1DTranspose = Conv1DTranspose
+SeparableConvolution2D = SeparableConv2D

@@ -1,0 +1,256 @@
+"""DepthwiseConv2D, SeparableConv2D, Conv2DTranspose, Conv1DTranspose and Conv1D(padding='causal'):
+PyTorch oracle (forward, gradients, one SGD step), finite differences through the layers in float64,
+real Keras 3 outputs, shapes and configs (data/keras_conv_reference.npz, from
+make_keras_conv_reference.py), thread identity, save/load, errors."""
+
+import os
+
+import numpy as np
+import pytest
+
+import convx
+from convx import layers as L
+from convx.layers.convolutional import (
+    Conv1D, Conv1DTranspose, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D,
+)
+from gradcheck import check_gradient
+from make_keras_conv_reference import CASES as KERAS_CASES
+from thread_identity import assert_same_for_any_thread_count
+from torch_reference import _activation, _same_pad
+
+REFERENCE = os.path.join(os.path.dirname(__file__), "data", "keras_conv_reference.npz")
+CLASSES = {cls.__name__: cls for cls in (Conv1D, Conv1DTranspose, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D)}
+
+# (make layer, input shape): odd sizes, strides 2, 'same', dilation, batch 1, depth multipliers
+CASES = {
+    "dw_valid": (lambda: DepthwiseConv2D(3, activation="relu"), (2, 7, 6, 3)),
+    "dw_same_s2_m2": (lambda: DepthwiseConv2D((3, 2), strides=2, padding="same", depth_multiplier=2), (1, 9, 7, 5)),
+    "dw_dil2_tanh": (lambda: DepthwiseConv2D(3, padding="same", dilation_rate=2, activation="tanh"), (2, 8, 7, 4)),
+    "dw_wide": (lambda: DepthwiseConv2D(5, strides=(2, 1), padding="same", use_bias=False), (2, 9, 8, 37)),
+    "sep_same": (lambda: SeparableConv2D(6, 3, padding="same", depth_multiplier=2, activation="relu"), (2, 7, 6, 3)),
+    "sep_s2": (lambda: SeparableConv2D(4, (3, 3), strides=2, activation="sigmoid"), (1, 9, 8, 5)),
+    "tconv_valid_s2": (lambda: Conv2DTranspose(4, 3, strides=2), (2, 5, 4, 3)),
+    "tconv_same_s2_op": (lambda: Conv2DTranspose(3, 3, strides=2, padding="same", output_padding=1,
+                                                 activation="tanh"), (1, 4, 5, 2)),
+    "tconv_same_s1": (lambda: Conv2DTranspose(5, (3, 2), padding="same", use_bias=False), (2, 6, 5, 3)),
+    "tconv_dil2": (lambda: Conv2DTranspose(2, 3, dilation_rate=2, activation="relu"), (1, 4, 4, 3)),
+    "tconv1d_s2": (lambda: Conv1DTranspose(3, 4, strides=2, padding="same"), (2, 7, 2)),
+    "conv1d_causal_dil2": (lambda: Conv1D(3, 3, padding="causal", dilation_rate=2, activation="relu"), (2, 9, 4)),
+    "conv1d_causal_s2": (lambda: Conv1D(4, 2, strides=2, padding="causal"), (1, 8, 3)),
+}
+
+
+def _torch_layer(torch, layer, x, params):
+    """The layer on a channels-last torch tensor; ``params`` are torch tensors in convx's layouts and order."""
+    F = torch.nn.functional
+    act = layer.activation
+    if isinstance(layer, Conv1D):
+        kernel, *bias = params
+        pad = (layer.kernel_size[0] - 1) * layer.dilation_rate[0]
+        xc = F.pad(x.permute(0, 2, 1), (pad, 0))
+        y = F.conv1d(xc, kernel.permute(2, 1, 0), bias[0] if bias else None, stride=layer.strides,
+                     dilation=layer.dilation_rate)
+        return _activation(torch, y.permute(0, 2, 1), act)
+    if isinstance(layer, (Conv2DTranspose, Conv1DTranspose)):
+        rank2 = isinstance(layer, Conv2DTranspose)
+        kernel, *bias = params
+        x4, kernel = (x, kernel) if rank2 else (x[:, None], kernel[None])
+        as2d = layer._as2d
+        y = F.conv_transpose2d(x4.permute(0, 3, 1, 2), kernel.permute(3, 2, 0, 1), stride=as2d(layer.strides),
+                               dilation=as2d(layer.dilation_rate)).permute(0, 2, 3, 1)
+        size = layer._as4d(layer.compute_output_shape((None,) + tuple(x.shape[1:])))[1:3]
+        ks, st, dl = as2d(layer.kernel_size), as2d(layer.strides), as2d(layer.dilation_rate)
+        (top, _), (left, _) = (_same_pad(size[i], ks[i], st[i], dl[i], layer.padding) for i in range(2))
+        rows, cols = min(size[0], y.shape[1] - top), min(size[1], y.shape[2] - left)
+        y = F.pad(y[:, top:top + rows, left:left + cols].permute(0, 3, 1, 2),
+                  (0, size[1] - cols, 0, size[0] - rows)).permute(0, 2, 3, 1)
+        if bias:
+            y = y + bias[0]
+        return _activation(torch, y if rank2 else y[:, 0], act)
+    kernel = params[0]
+    kh, kw, c, m = kernel.shape
+    (top, bottom), (left, right) = (_same_pad(x.shape[1 + i], layer.kernel_size[i], layer.strides[i],
+                                              layer.dilation_rate[i], layer.padding) for i in range(2))
+    xc = F.pad(x.permute(0, 3, 1, 2), (left, right, top, bottom))
+    depthwise_bias = params[1] if isinstance(layer, DepthwiseConv2D) and layer.use_bias and \
+        not isinstance(layer, SeparableConv2D) else None
+    y = F.conv2d(xc, kernel.reshape(kh, kw, c * m).permute(2, 0, 1)[:, None], depthwise_bias,
+                 stride=layer.strides, dilation=layer.dilation_rate, groups=c)
+    if isinstance(layer, SeparableConv2D):
+        y = F.conv2d(y, params[1].permute(3, 2, 0, 1), params[2] if layer.use_bias else None)
+    return _activation(torch, y.permute(0, 2, 3, 1), act)
+
+
+def _built(name, rng, dtype=np.float32):
+    make, shape = CASES[name]
+    layer = make()
+    layer.build_for((None,) + shape[1:])
+    for var in layer.weights:  # nonzero biases, weights of order 1
+        var.assign(rng.standard_normal(var.shape) * 0.5)
+    if dtype != np.float32:
+        for var in layer.weights:
+            var.value = var.value.astype(dtype)
+            var.grad = np.zeros_like(var.value)
+    return layer, rng.standard_normal(shape).astype(dtype)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_forward_and_gradients_match_pytorch(rng, torch, name):
+    layer, x = _built(name, rng)
+    y = layer.forward(x, training=True)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx = layer.backward(dy)
+
+    xt = torch.tensor(x, requires_grad=True)
+    params = [torch.tensor(v.numpy(), requires_grad=True) for v in layer.weights]
+    yt = _torch_layer(torch, layer, xt, params)
+    yt.backward(torch.tensor(dy))
+
+    def close(ours, ref):
+        ref = ref.detach().numpy()
+        np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-4 * max(1.0, np.abs(ref).max()))
+
+    assert y.shape == tuple(yt.shape) == layer._output_shape_for(x.shape)
+    close(y, yt)
+    close(dx, xt.grad)
+    for var, param in zip(layer.weights, params):
+        close(var.grad, param.grad)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_gradients_match_finite_differences_float64(rng, name):
+    """The layer's own forward/backward (through the kernels) with float64 weights and inputs."""
+    layer, x = _built(name, rng, np.float64)
+    y = layer.forward(x, training=True)
+    weights = rng.standard_normal(y.shape)
+    dx = layer.backward(weights).copy()
+    grads = [v.grad.copy() for v in layer.weights]
+
+    def loss():
+        return float(np.sum(layer.forward(x) * weights))
+
+    check_gradient(loss, x, dx, rtol=1e-5, atol=1e-6)
+    for var, grad in zip(layer.weights, grads):
+        check_gradient(loss, var.value, grad, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["dw_same_s2_m2", "sep_same", "tconv_same_s2_op", "conv1d_causal_dil2"])
+def test_one_sgd_step_matches_pytorch(rng, torch, name):
+    layer, x = _built(name, rng)
+    model = convx.Sequential([convx.Input(shape=x.shape[1:]), layer])
+    model.compile(optimizer=convx.optimizers.SGD(learning_rate=0.1), loss="mse")
+    target = rng.standard_normal(layer._output_shape_for(x.shape)).astype(np.float32)
+    params = [torch.tensor(v.numpy(), requires_grad=True) for v in layer.weights]
+    loss = model.train_on_batch(x, target)
+
+    yt = _torch_layer(torch, layer, torch.tensor(x), params)
+    loss_t = ((yt - torch.tensor(target)) ** 2).mean()
+    loss_t.backward()
+    np.testing.assert_allclose(loss, loss_t.item(), rtol=1e-5)
+    for var, param in zip(layer.weights, params):
+        np.testing.assert_allclose(var.numpy(), (param - 0.1 * param.grad).detach().numpy(), rtol=0, atol=1e-5)
+
+
+def test_outputs_match_keras():
+    """Values, shapes, parameter counts, weight names and config keys of real Keras 3 layers."""
+    ref = np.load(REFERENCE)
+    names = sorted({key.split("/")[0] for key in ref.files if "/" in key})
+    assert len(names) == 11
+    for name in names:
+        x, y = ref[f"{name}/x"], ref[f"{name}/y"]
+        weights = [ref[f"{name}/w{i}"] for i in range(int(ref[f"{name}/n_weights"]))]
+        cls, kwargs, _ = KERAS_CASES[name]
+        layer = CLASSES[cls](**kwargs)
+        layer.build_for((None,) + x.shape[1:])
+        layer.set_weights(weights)
+        out = layer(x)
+        assert out.shape == y.shape, name
+        assert layer.compute_output_shape((None,) + x.shape[1:]) == (None,) + y.shape[1:], name
+        np.testing.assert_allclose(out, y, rtol=0, atol=1e-5 * max(1.0, np.abs(y).max()), err_msg=name)
+        assert layer.count_params() == int(ref[f"{name}/params"]), name
+        assert [w.name for w in layer.weights] == list(ref[f"{name}/weight_names"]), name
+        assert sorted(layer.get_config()) == list(ref[f"{name}/config_keys"]), name
+
+
+@pytest.mark.parametrize("make, shape", [
+    (lambda: DepthwiseConv2D(3, padding="same", depth_multiplier=2, activation="relu"), (6, 20, 19, 16)),
+    (lambda: SeparableConv2D(24, 3, strides=2, padding="same"), (6, 20, 19, 16)),
+    (lambda: Conv2DTranspose(16, 3, strides=2, padding="same", output_padding=1), (6, 12, 11, 16)),
+])
+def test_layers_are_bit_identical_for_any_thread_count(rng, make, shape):
+    layer = make()
+    x = rng.standard_normal(shape).astype(np.float32)
+    layer.build_for((None,) + shape[1:])
+    dy = rng.standard_normal(layer._output_shape_for(shape)).astype(np.float32)
+
+    def run():
+        y = layer.forward(x, training=True).copy()
+        dx = layer.backward(dy).copy()
+        return (y, dx) + tuple(v.grad.copy() for v in layer.weights)
+
+    assert_same_for_any_thread_count(run)
+
+
+@pytest.mark.parametrize("name", ["dw_same_s2_m2", "sep_same", "tconv_same_s2_op", "tconv1d_s2", "conv1d_causal_dil2"])
+def test_config_round_trip(rng, name):
+    layer, x = _built(name, rng)
+    clone = type(layer).from_config(layer.get_config())
+    assert clone.get_config() == {**layer.get_config(), "name": clone.name}
+    clone.build_for((None,) + x.shape[1:])
+    clone.set_weights(layer.get_weights())
+    np.testing.assert_array_equal(clone(x), layer(x))
+
+
+def test_save_load_round_trip_and_summary(rng, tmp_path, monkeypatch):
+    for cls in CLASSES.values():  # until convx.layers exports the new classes (layers/__init__.py)
+        monkeypatch.setattr(L, cls.__name__, cls, raising=False)
+    inputs = convx.Input(shape=(9, 8, 3))
+    h = DepthwiseConv2D(3, padding="same", depth_multiplier=2, activation="relu")(inputs)
+    h = SeparableConv2D(8, 3, strides=2, padding="same")(h)
+    outputs = Conv2DTranspose(3, 3, strides=2, padding="same", output_padding=(0, 1))(h)
+    model = convx.Model(inputs, outputs)
+    x = rng.standard_normal((2, 9, 8, 3)).astype(np.float32)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = convx.saving.load_model(path)
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    assert loaded.layers[-1].output_padding == (0, 1)
+    # Keras' parameter counts: 3*3*3*2 + 6; 3*3*6 + 6*8 + 8; 3*3*3*8 + 3
+    assert [layer.count_params() for layer in model.layers[1:]] == [60, 110, 219]
+    lines = []
+    model.summary(print_fn=lines.append)
+    text = "\n".join(lines)
+    assert "Total params: 389" in text and "(None, 9, 8, 3)" in text
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: DepthwiseConv2D(3, depth_multiplier=0), r"depth_multiplier.*Received depth_multiplier=0"),
+    (lambda: DepthwiseConv2D(3, strides=-1), r"`strides` argument .* Received strides=-1"),
+    (lambda: DepthwiseConv2D(0), r"`kernel_size` argument .* Received kernel_size=0"),
+    (lambda: DepthwiseConv2D(3, padding="causal"), r"`padding` argument .* Received padding='causal'"),
+    (lambda: SeparableConv2D(0, 3), r"filters.*Received filters=0"),
+    (lambda: SeparableConv2D(4, 3, depth_multiplier=-2), r"Received depth_multiplier=-2"),
+    (lambda: Conv2DTranspose(4, 3, strides=2, output_padding=2), r"`output_padding` must be strictly less than "
+                                                                  r"`strides`.*output_padding=\(2, 2\)"),
+    (lambda: Conv2DTranspose(4, 3, strides=(2, 1), output_padding=(1, 1)), r"At dimension 1"),
+    (lambda: Conv2DTranspose(4, 3, output_padding=-1), r"Received output_padding=-1"),
+    (lambda: Conv2DTranspose(4, 3, strides=2, dilation_rate=2), r"`strides > 1` not supported"),
+    (lambda: Conv2DTranspose(4, 3, strides=(0, 1)), r"Received strides=\(0, 1\)"),
+    (lambda: Conv1DTranspose(2, 3, strides=-2), r"Received strides=-2"),
+    (lambda: L.Conv2D(4, 3, padding="causal"), r"Received padding='causal'"),
+    (lambda: Conv1D(4, 3, padding="full"), r"Received padding='full'"),
+    (lambda: DepthwiseConv2D(3, data_format="channels_first"), "channels_last"),
+])
+def test_bad_arguments(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_shape_errors():
+    with pytest.raises(ValueError, match="expected ndim=4, found ndim=3"):
+        DepthwiseConv2D(3).build_for((None, 5, 5))
+    with pytest.raises(ValueError, match="input is too small"):
+        DepthwiseConv2D(5).build_for((None, 3, 3, 2))
+    # 'same', an even kernel at stride 1 and output_padding 0: Keras' size is no convolution's input
+    with pytest.raises(ValueError, match="is not the input of a convolution"):
+        Conv2DTranspose(2, 2, padding="same", output_padding=0).build_for((None, 5, 5, 2))
