@@ -255,6 +255,82 @@ int FN(cx_bn_backward)(const real *x, const real *dy, cx_int outer, cx_int c, cx
 
 /* ---------------------------------------------------------------- group and layer normalization */
 
+/* One row of LayerNormalization over its d trailing values (the (rows, 1, 1, d, 1) case of group
+ * normalization, without per-row arrays): sums in 4 lanes, then y = x * a + b per value. */
+static void FN(ln_row_forward)(const real *CX_RESTRICT x, cx_int d, const real *gamma, const real *beta, double eps,
+                               int rms, real *CX_RESTRICT y, real *mean, real *invstd)
+{
+    const double sh = d > 0 ? (double)x[0] : 0.0;
+    double a1[4] = {0, 0, 0, 0}, a2[4] = {0, 0, 0, 0}, t1, t2, mu = 0, v = 0;
+    real m, inv;
+    cx_int i = 0;
+    int l;
+    for (; i + 4 <= d; i += 4)
+        for (l = 0; l < 4; ++l) {
+            const double t = (double)x[i + l] - sh;
+            a1[l] += t;
+            a2[l] += t * t;
+        }
+    for (; i < d; ++i) {
+        const double t = (double)x[i] - sh;
+        a1[0] += t;
+        a2[0] += t * t;
+    }
+    t1 = (a1[0] + a1[1]) + (a1[2] + a1[3]);
+    t2 = (a2[0] + a2[1]) + (a2[2] + a2[3]);
+    if (d > 0) {
+        mu = t1 / (double)d;
+        v = t2 / (double)d - mu * mu;
+    }
+    m = (real)(sh + mu);
+    inv = (real)(1.0 / sqrt((double)((real)(v > 0 ? v : 0.0) + (real)eps)));
+    *mean = m;
+    *invstd = inv;
+    for (i = 0; i < d; ++i) {
+        const real a = gamma != NULL ? inv * gamma[i] : inv;
+        y[i] = rms ? x[i] * a : x[i] * a + ((beta != NULL ? beta[i] : (real)0) - m * a);
+    }
+}
+
+/* Backward of ln_row_forward: dx (when not NULL) and the row's terms of dgamma / dbeta added to pg / pb. */
+static void FN(ln_row_backward)(const real *CX_RESTRICT x, const real *CX_RESTRICT dy, cx_int d, real m, real inv_r,
+                                const real *gamma, int rms, real *CX_RESTRICT dx, double *CX_RESTRICT pg,
+                                double *CX_RESTRICT pb)
+{
+    const double inv = (double)inv_r, sh = rms ? 0.0 : (double)m;
+    double a1[4] = {0, 0, 0, 0}, a2[4] = {0, 0, 0, 0}, t1, t2;
+    real ce = 0, cb = 0;
+    cx_int i = 0;
+    int l;
+    for (; i + 4 <= d; i += 4)
+        for (l = 0; l < 4; ++l) {
+            const double g = (double)dy[i + l], t = (double)x[i + l] - sh;
+            const double gm = gamma != NULL ? (double)gamma[i + l] : 1.0;
+            pb[i + l] += g;
+            pg[i + l] += g * t * inv;
+            a1[l] += gm * g;
+            a2[l] += gm * g * t;
+        }
+    for (; i < d; ++i) {
+        const double g = (double)dy[i], t = (double)x[i] - sh;
+        const double gm = gamma != NULL ? (double)gamma[i] : 1.0;
+        pb[i] += g;
+        pg[i] += g * t * inv;
+        a1[0] += gm * g;
+        a2[0] += gm * g * t;
+    }
+    if (dx == NULL || d == 0)
+        return;
+    t1 = (a1[0] + a1[1]) + (a1[2] + a1[3]);
+    t2 = (a2[0] + a2[1]) + (a2[2] + a2[3]);
+    ce = (real)(-inv * inv * inv * t2 / (double)d);
+    cb = rms ? (real)0 : (real)(-inv * t1 / (double)d);
+    for (i = 0; i < d; ++i) {
+        const real a = (real)(inv * (gamma != NULL ? (double)gamma[i] : 1.0));
+        dx[i] = a * dy[i] + ce * (x[i] - m) + cb;
+    }
+}
+
 int FN(cx_gn_forward)(const real *x, cx_int n, cx_int s, cx_int g, cx_int k, cx_int inner, const real *gamma,
                       const real *beta, double eps, int rms, real *y, real *mean, real *invstd, int n_threads)
 {
@@ -262,6 +338,13 @@ int FN(cx_gn_forward)(const real *x, cx_int n, cx_int s, cx_int g, cx_int k, cx_
     const double count = (double)s * (double)k * (double)inner;
     int failed = 0;
     cx_int j;
+    if (s == 1 && g == 1 && inner == 1) { /* layer normalization: one group per row */
+#pragma omp parallel for num_threads(n_threads) schedule(static) \
+    if (n > 1 && n * len >= CX_NORM_PARALLEL_MIN && n_threads > 1)
+        for (j = 0; j < n; ++j)
+            FN(ln_row_forward)(x + j * k, k, gamma, beta, eps, rms, y + j * k, mean + j, invstd + j);
+        return 0;
+    }
 #pragma omp parallel for num_threads(n_threads) schedule(static) \
     if (n > 1 && n * len >= CX_NORM_PARALLEL_MIN && n_threads > 1)
     for (j = 0; j < n; ++j) {
@@ -328,6 +411,12 @@ int FN(cx_gn_backward)(const real *x, const real *dy, cx_int n, cx_int s, cx_int
         const cx_int j0 = b * bsamples, j1 = CX_MIN(n, j0 + bsamples);
         cx_int j, gi, kk;
         memset(pg, 0, (size_t)(2 * cc) * sizeof(double));
+        if (s == 1 && g == 1 && inner == 1) { /* layer normalization: one group per row */
+            for (j = j0; j < j1; ++j)
+                FN(ln_row_backward)(x + j * k, dy + j * k, k, mean[j], invstd[j], gamma, rms,
+                                    dx != NULL ? dx + j * k : NULL, pg, pb);
+            continue;
+        }
         if (shift == NULL || coef == NULL) {
 #pragma omp atomic write
             failed = 1;
