@@ -404,6 +404,27 @@ def test_folded_weights_follow_every_weight_update(rng, monkeypatch):
     assert conv.kernel.__class__.__name__ == "Variable" and conv.bias is None  # the layer's own weights are back
 
 
+@pytest.mark.parametrize("case", ["conv1d", "dense_3d", "positive_axis"])
+def test_fold_of_conv1d_dense_on_sequences_and_a_positive_axis(rng, monkeypatch, case):
+    convx.utils.set_random_seed(6)
+    inp = convx.Input((7, 4) if case != "positive_axis" else (5, 5, 2))
+    if case == "conv1d":
+        h = L.Conv1D(3, 3, padding="same")(inp)
+    elif case == "dense_3d":
+        h = L.Dense(3)(inp)
+    else:
+        h = L.Conv2D(3, 2)(inp)
+    h = L.BatchNormalization(axis=-1 if case != "positive_axis" else 3, gamma_initializer="random_uniform",
+                             beta_initializer="random_normal", moving_mean_initializer="random_normal",
+                             moving_variance_initializer="random_uniform")(h)
+    model = convx.Model(inp, L.Activation("tanh")(h))
+    x = rng.standard_normal((4,) + inp.shape[1:]).astype(np.float32)
+    folded = model.predict(x, verbose=0)
+    assert [s.fold is not None for s in model._plan(False, False).steps] == [True, False]
+    plain, _ = _predict_without_folding(model, x, monkeypatch)
+    np.testing.assert_allclose(folded, plain, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("kwargs", [dict(activation="relu"), dict(bn_axis=1)])
 def test_no_fold_through_an_activation_or_another_axis(rng, kwargs):
     model = _fold_model(**kwargs)
