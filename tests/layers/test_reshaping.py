@@ -101,6 +101,16 @@ def test_forward_matches_keras_formula_and_output_shape(case, rng):
     assert layer.compute_output_shape((None,) + shape[1:]) == (None,) + y.shape[1:]
 
 
+@pytest.mark.parametrize("size", [(5, 7), (16, 3), (1, 11)])
+def test_nearest_upsampling_is_repetition_for_large_factors(size, rng):
+    """The kernel's half-pixel nearest index floor((j + 0.5) / s), in float32, is j // s."""
+    x = rng.standard_normal((2, 37, 23, 3)).astype(np.float32)
+    y = L.UpSampling2D(size)(x)
+    np.testing.assert_array_equal(y, np.repeat(np.repeat(x, size[0], axis=1), size[1], axis=2))
+    x1 = rng.standard_normal((2, 301, 2)).astype(np.float32)
+    np.testing.assert_array_equal(L.UpSampling1D(size[0])(x1), np.repeat(x1, size[0], axis=1))
+
+
 def test_bilinear_upsampling_matches_tensorflow():
     y = L.UpSampling2D((2, 3), interpolation="bilinear")(_image((1, 5, 6, 2)))
     np.testing.assert_array_equal(y, np.array(UPBIL, np.float32).reshape(1, 10, 18, 2))

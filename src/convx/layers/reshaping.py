@@ -1,9 +1,9 @@
 """Keras 3 reshaping layers: zero padding, cropping, upsampling (1-D and 2-D), Reshape, Permute.
 
-Padding, cropping, nearest upsampling, Reshape and Permute are copies: NumPy
-writes them into the layer's reused buffers (Reshape returns a view of its
-input). Bilinear upsampling runs the ``resample`` kernels (TensorFlow's
-half-pixel bilinear resize, as Keras does).
+Padding, cropping and Permute are copies: NumPy writes them into the layer's
+reused buffers (Reshape returns a view of its input). Upsampling runs the
+``resample`` kernels: nearest is Keras' repetition, bilinear TensorFlow's
+half-pixel bilinear resize, as Keras computes it.
 """
 
 import math
@@ -205,38 +205,35 @@ def _positive(value, n, name, layer):
 
 
 class _Repeat(Layer):
-    """Nearest upsampling by whole factors: each sample repeated ``sizes[i]`` times along spatial axis i."""
+    """Upsampling by whole factors (each sample repeated ``sizes[i]`` times along spatial axis i) through the
+    resample kernels: TensorFlow's half-pixel nearest (or bilinear) resize to the multiplied size, whose nearest
+    source index floor((j + 0.5) / s) is j // s, Keras' repetition."""
+
+    interpolation = "nearest"
 
     def compute_output_shape(self, input_shape):
         self._require_ndim(input_shape, len(self.sizes) + 2)
         spatial = tuple(None if n is None else n * s for n, s in zip(input_shape[1:-1], self.sizes))
         return (input_shape[0],) + spatial + (input_shape[-1],)
 
-    def _split_shape(self, x_shape):
-        """The output seen as (n, d0, s0, d1, s1, ..., c)."""
-        shape = [x_shape[0]]
-        for d, s in zip(x_shape[1:-1], self.sizes):
-            shape += [d, s]
-        return tuple(shape) + (x_shape[-1],)
-
-    def _expand(self, x):
-        index = [slice(None)]
-        for _ in self.sizes:
-            index += [slice(None), None]
-        return x[tuple(index) + (slice(None),)]
+    @staticmethod
+    def _as_images(shape):
+        """A (batch, steps, channels) shape as images of height 1; 2-D shapes unchanged."""
+        return tuple(shape) if len(shape) == 4 else (shape[0], 1) + tuple(shape[1:])
 
     def forward(self, x, training=False):
         if training:
             self._state.x_shape = x.shape
         y = self._buffer("y", self._output_shape_for(x.shape), x.dtype)
-        np.copyto(y.reshape(self._split_shape(x.shape)), self._expand(x))
+        y4 = y.reshape(self._as_images(y.shape))
+        _resample.resize_forward(x.reshape(self._as_images(x.shape)), y4.shape[1:3], self.interpolation, out=y4)
         return y
 
     def backward(self, dy):
         shape = self._state.x_shape
         dx = self._buffer("dx", shape, dy.dtype)
-        axes = tuple(2 + 2 * i for i in range(len(self.sizes)))
-        np.sum(dy.reshape(self._split_shape(shape)), axis=axes, out=dx)
+        dx4 = dx.reshape(self._as_images(shape))
+        _resample.resize_backward(dy.reshape(self._as_images(dy.shape)), dx4.shape[1:3], self.interpolation, out=dx4)
         return dx
 
 
@@ -283,20 +280,6 @@ class UpSampling2D(_Repeat):
                 f"Received: interpolation={interpolation!r}"
             )
         self.interpolation = interpolation
-
-    def forward(self, x, training=False):
-        if self.interpolation == "nearest":
-            return super().forward(x, training)
-        if training:
-            self._state.x_shape = x.shape
-        y = self._buffer("y", self._output_shape_for(x.shape), x.dtype)
-        return _resample.resize_forward(x, y.shape[1:3], "bilinear", out=y)
-
-    def backward(self, dy):
-        if self.interpolation == "nearest":
-            return super().backward(dy)
-        shape = self._state.x_shape
-        return _resample.resize_backward(dy, shape[1:3], "bilinear", out=self._buffer("dx", shape, dy.dtype))
 
     def get_config(self):
         return {**super().get_config(), "size": self.size, "data_format": "channels_last",

@@ -70,6 +70,41 @@ static cx_axis_tap *resize_taps(cx_int h, cx_int w, cx_int oh, cx_int ow, int in
     return taps;
 }
 
+/* For each input index r along an axis, the outputs first..last that read it (first > last: none).
+ * Taps are monotone in the output index, so these outputs are contiguous. */
+typedef struct {
+    cx_int first, last;
+} cx_span;
+
+static void axis_spans(const cx_axis_tap *taps, cx_int out, cx_int in, cx_span *spans)
+{
+    cx_int i, r;
+    for (r = 0; r < in; ++r) {
+        spans[r].first = out;
+        spans[r].last = -1;
+    }
+    for (i = 0; i < out; ++i) {
+        const cx_int both[2] = {taps[i].lo, taps[i].hi};
+        int k;
+        for (k = 0; k < 2; ++k) {
+            cx_span *sp = spans + both[k];
+            sp->first = i < sp->first ? i : sp->first;
+            sp->last = i > sp->last ? i : sp->last;
+        }
+    }
+}
+
+/* Spans of the rows (then of the columns) of a resize, malloc'ed in one block (free the result). */
+static cx_span *resize_spans(const cx_axis_tap *ty, const cx_axis_tap *tx, cx_int h, cx_int w, cx_int oh, cx_int ow)
+{
+    cx_span *spans = malloc((size_t)(h + w) * sizeof(cx_span));
+    if (spans == NULL)
+        return NULL;
+    axis_spans(ty, oh, h, spans);
+    axis_spans(tx, ow, w, spans + h);
+    return spans;
+}
+
 static inline float clamp_coord(float v, cx_int len)
 {
     const float hi = (float)(len - 1);

@@ -18,11 +18,13 @@
  * from zero) or bilinear interpolation; a tap outside the image reads
  * fill_value.
  *
- * Forward passes split output rows among threads; backward passes (the
- * transposed sampling, a scatter-add) give each thread whole (image, channel
- * block) tasks that visit the output pixels in one fixed order, so every
- * result is bit-identical for any n_threads. Status: 0, or -1 when scratch
- * memory could not be allocated.
+ * Forward passes split output rows among threads. The resize backward pass is
+ * the transposed separable resampling done as two gathers (columns, then rows:
+ * each input element sums the outputs that read it, in output order), split by
+ * rows; the projective backward pass (a scatter-add) gives each thread whole
+ * (image, channel block) tasks that visit the output pixels in one fixed
+ * order. So every result is bit-identical for any n_threads. Status: 0, or -1
+ * when memory for the tables or the scratch could not be allocated.
  */
 #ifndef CONVX_RESAMPLE_H
 #define CONVX_RESAMPLE_H

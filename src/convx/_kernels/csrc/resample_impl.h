@@ -41,52 +41,85 @@ int FN(cx_resize_forward)(const real *x, real *y, cx_int n, cx_int h, cx_int w, 
     return 0;
 }
 
+/* Weight with which output tap t reads input index r (the forward pass's interpolation weights). */
+static inline real FN(tap_weight)(const cx_axis_tap *t, cx_int r, int bilinear)
+{
+    real weight = 0;
+    if (!bilinear)
+        return t->lo == r ? (real)1 : (real)0;
+    if (t->lo == r)
+        weight += (real)1 - (real)t->lerp;
+    if (t->hi == r)
+        weight += (real)t->lerp;
+    return weight;
+}
+
+/* dst (len, c) = transposed 1-D resampling of src (out, c) along the axis of `taps` / `spans`:
+ * each input index gathers the outputs that read it, in output order. */
+static void FN(gather_axis)(const real *src, real *dst, cx_int len, cx_int c, const cx_axis_tap *taps,
+                            const cx_span *spans, int bilinear)
+{
+    cx_int r, i, ch;
+    for (r = 0; r < len; ++r) {
+        real *d = dst + r * c;
+        for (ch = 0; ch < c; ++ch)
+            d[ch] = 0;
+        for (i = spans[r].first; i <= spans[r].last; ++i) {
+            const real weight = FN(tap_weight)(taps + i, r, bilinear);
+            const real *g = src + i * c;
+            if (weight == 0)
+                continue;
+            for (ch = 0; ch < c; ++ch)
+                d[ch] += weight * g[ch];
+        }
+    }
+}
+
+/* The transpose of the separable resize, one axis at a time, as gathers (no scatter, so rows
+ * split freely among threads): columns into scratch t (n, oh, w, c), then rows into dx. */
 int FN(cx_resize_backward)(const real *dy, real *dx, cx_int n, cx_int h, cx_int w, cx_int c, cx_int oh,
                            cx_int ow, int interpolation, int n_threads)
 {
-    const cx_int blocks = (c + CX_RESAMPLE_CBLOCK - 1) / CX_RESAMPLE_CBLOCK, tasks = n * blocks;
     const int bilinear = interpolation == CX_INTERP_BILINEAR;
+    const int parallel = n * oh * ow * c >= CX_RESAMPLE_PARALLEL_MIN && n_threads > 1;
+    const cx_int out_rows = n * oh, in_rows = n * h, row = w * c;
     const cx_axis_tap *ty, *tx;
     cx_axis_tap *taps = resize_taps(h, w, oh, ow, interpolation, &ty, &tx);
-    cx_int task;
-    if (taps == NULL)
+    cx_span *spans = taps == NULL ? NULL : resize_spans(ty, tx, h, w, oh, ow);
+    real *t = spans == NULL ? NULL : cx_scratch(0, (size_t)(out_rows * row) * sizeof(real));
+    cx_int q;
+    if (t == NULL) {
+        free(taps);
+        free(spans);
         return -1;
-#pragma omp parallel for num_threads(n_threads) schedule(static) \
-    if (tasks > 1 && n * oh * ow * c >= CX_RESAMPLE_PARALLEL_MIN && n_threads > 1)
-    for (task = 0; task < tasks; ++task) {
-        const cx_int b = task / blocks, c0 = (task % blocks) * CX_RESAMPLE_CBLOCK;
-        const cx_int c1 = CX_MIN(c, c0 + CX_RESAMPLE_CBLOCK);
-        real *img = dx + b * h * w * c;
-        cx_int p, i, j, ch;
-        for (p = 0; p < h * w; ++p)
-            for (ch = c0; ch < c1; ++ch)
-                img[p * c + ch] = 0;
-        for (i = 0; i < oh; ++i) {
-            real *top = img + ty[i].lo * w * c, *bottom = img + ty[i].hi * w * c;
-            const real ylerp = (real)ty[i].lerp, ykeep = 1 - ylerp;
-            const real *g = dy + (b * oh + i) * ow * c;
-            for (j = 0; j < ow; ++j) {
-                const cx_int l = tx[j].lo * c, rr = tx[j].hi * c;
-                const real *gj = g + j * c;
-                if (!bilinear) {
-                    for (ch = c0; ch < c1; ++ch)
-                        top[l + ch] += gj[ch];
+    }
+#pragma omp parallel num_threads(n_threads) if (parallel)
+    {
+#pragma omp for schedule(static)
+        for (q = 0; q < out_rows; ++q)
+            FN(gather_axis)(dy + q * ow * c, t + q * row, w, c, tx, spans + h, bilinear);
+#pragma omp for schedule(static)
+        for (q = 0; q < in_rows; ++q) {
+            const cx_int b = q / h, r = q % h;
+            /* the rows of one image as a (oh, w * c) array: gather along its first axis for row r */
+            const cx_span one = spans[r];
+            real *d = dx + q * row;
+            cx_int i, k;
+            for (k = 0; k < row; ++k)
+                d[k] = 0;
+            for (i = one.first; i <= one.last; ++i) {
+                const real weight = FN(tap_weight)(ty + i, r, bilinear);
+                const real *g = t + (b * oh + i) * row;
+                if (weight == 0)
                     continue;
-                }
-                {
-                    const real xlerp = (real)tx[j].lerp, xkeep = 1 - xlerp;
-                    for (ch = c0; ch < c1; ++ch) {
-                        const real gt = gj[ch] * ykeep, gb = gj[ch] * ylerp;
-                        top[l + ch] += gt * xkeep;
-                        top[rr + ch] += gt * xlerp;
-                        bottom[l + ch] += gb * xkeep;
-                        bottom[rr + ch] += gb * xlerp;
-                    }
-                }
+                for (k = 0; k < row; ++k)
+                    d[k] += weight * g[k];
             }
         }
     }
     free(taps);
+    free(spans);
+    cx_scratch_trim();
     return 0;
 }
 
