@@ -629,7 +629,8 @@ def test_model_trains_saves_loads_and_summarises(rng, tmp_path):
         (lambda: L.RandomZoom(0.2, (0.1, 0.2, 0.3)), r"`width_factor`.*Received: width_factor=\(0.1, 0.2, 0.3\)"),
         (lambda: L.RandomTranslation(0.2, (-0.1, 1.5)), r"`width_factor`.*Received: width_factor=\(-0.1, 1.5\)"),
         (lambda: L.RandomBrightness(2.0), r"`factor`.*Received: factor=2.0"),
-        (lambda: L.RandomBrightness(0.2, value_range=(255, 0)), r"`value_range`.*Received: value_range=\(255, 0\)"),
+        (lambda: L.RandomBrightness(0.2, value_range=(1, 2, 3)), r"`value_range`.*Received: value_range=\(1, 2, 3\)"),
+        (lambda: L.RandomContrast(0.2, value_range=(255, 0)), r"`value_range`.*Received: value_range=\(255, 0\)"),
         (lambda: L.RandomContrast(0.2, value_range=5), r"`value_range`.*Received: value_range=5"),
         (lambda: L.RandomRotation(0.1, interpolation="bicubic"), r"`interpolation`.*Received: interpolation='bicubic'"),
         (lambda: L.RandomTranslation(0.1, 0.1, fill_mode="mirror"), r"`fill_mode`.*Received: fill_mode='mirror'"),
@@ -651,6 +652,10 @@ def test_model_trains_saves_loads_and_summarises(rng, tmp_path):
 def test_bad_arguments(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def test_brightness_sorts_its_value_range_as_keras():
+    assert L.RandomBrightness(0.1, value_range=(1, -1)).get_config()["value_range"] == [-1, 1]
 
 
 def test_bad_inputs():

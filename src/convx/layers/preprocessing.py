@@ -86,36 +86,42 @@ class _CropResize:
         h0, ch, w0, cw = self.window
         return slice(h0, h0 + ch), slice(w0, w0 + cw)
 
+    def _whole(self, x_shape):
+        """The window is the whole input and there is no border: the resize reads the input itself."""
+        return self.window == (0, x_shape[1], 0, x_shape[2]) and self.border == (0, 0)
+
     def forward(self, x):
         layer = self.layer
-        rows, cols = self._region()
+        y_shape = (x.shape[0],) + self.size + (x.shape[3],)
         source_shape = self._source_shape(x.shape)
-        bh, bw = self.border
-        if source_shape[1:3] == self.size:
-            src = layer._buffer("y", source_shape, x.dtype)
+        if self._whole(x.shape):
+            src = x
         else:
-            src = layer._buffer("source", source_shape, x.dtype)
-        if bh or bw:
-            src.fill(self.fill)
-        np.copyto(src[:, bh:bh + rows.stop - rows.start, bw:bw + cols.stop - cols.start], x[:, rows, cols])
-        if source_shape[1:3] == self.size:
-            return src
-        y = layer._buffer("y", (x.shape[0],) + self.size + (x.shape[3],), x.dtype)
-        return _resample.resize_forward(src, self.size, self.interpolation, out=y)
+            rows, cols = self._region()
+            bh, bw = self.border
+            src = layer._buffer("y" if source_shape == y_shape else "source", source_shape, x.dtype)
+            if bh or bw:
+                src.fill(self.fill)
+            np.copyto(src[:, bh:bh + rows.stop - rows.start, bw:bw + cols.stop - cols.start], x[:, rows, cols])
+            if source_shape == y_shape:
+                return src
+        return _resample.resize_forward(src, self.size, self.interpolation, out=layer._buffer("y", y_shape, x.dtype))
 
     def backward(self, dy, x_shape):
         layer = self.layer
+        x_shape = tuple(x_shape)
         source_shape = self._source_shape(x_shape)
-        if source_shape[1:3] == self.size:
+        dx = layer._buffer("dx", x_shape, dy.dtype)
+        if self._whole(x_shape):
+            return _resample.resize_backward(dy, source_shape[1:3], self.interpolation, out=dx)
+        if source_shape == dy.shape:
             dsrc = dy
         else:
             dsrc = _resample.resize_backward(dy, source_shape[1:3], self.interpolation,
                                              out=layer._buffer("dsource", source_shape, dy.dtype))
-        dx = layer._buffer("dx", tuple(x_shape), dy.dtype)
         rows, cols = self._region()
         bh, bw = self.border
-        if dx.shape != dsrc.shape:
-            dx.fill(0)
+        dx.fill(0)
         np.copyto(dx[:, rows, cols], dsrc[:, bh:bh + rows.stop - rows.start, bw:bw + cols.stop - cols.start])
         return dx
 
@@ -761,12 +767,13 @@ class RandomCrop(_SizedOutput, _Augmentation):
         return {**super().get_config(), **self._size_config(), "seed": self.seed}
 
 
-def _value_range(value_range, layer):
+def _value_range(value_range, layer, ordered=True):
+    """(low, high) checked: two numbers, low < high (``ordered=False``: either order, as RandomBrightness sorts)."""
     if (not isinstance(value_range, (tuple, list)) or len(value_range) != 2 or not all(_number(v) for v in value_range)
-            or not value_range[0] < value_range[1]):
+            or value_range[0] == value_range[1] or (ordered and value_range[0] > value_range[1])):
         raise ValueError(f"{layer}: `value_range` must be a tuple or list of two numbers (low, high), low < high. "
                          f"Received: value_range={value_range!r}")
-    return tuple(value_range)
+    return tuple(sorted(value_range))
 
 
 class _ClippedColor(_Augmentation):
@@ -840,8 +847,8 @@ class RandomBrightness(_ClippedColor):
         super().__init__(seed=seed, **kwargs)
         check_data_format(data_format)
         self.factor = _factor_pair(factor, "factor", (-1, 1), "RandomBrightness")
-        self._range = _value_range(value_range, "RandomBrightness")
-        self.value_range = sorted(value_range)
+        self._range = _value_range(value_range, "RandomBrightness", ordered=False)
+        self.value_range = list(self._range)  # Keras keeps the sorted list
 
     def _augment(self, x):
         low, high = self._range
