@@ -145,3 +145,9 @@ def test_a_model_with_regularization_layers_saves_and_loads(rng, tmp_path):
 def test_errors(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def test_an_activity_regularizer_is_refused_where_it_would_be_ignored():
+    with pytest.raises(ValueError, match="Conv2D does not apply an activity regularizer.*activity_regularizer='l2'"):
+        L.Conv2D(2, 3, activity_regularizer="l2")
+    assert L.Dense(2, activity_regularizer="l2").activity_regularizer.l2 == 0.01

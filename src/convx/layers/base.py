@@ -161,6 +161,9 @@ class Layer:
         Shorthand for ``input_shape=(input_dim,)``.
     """
 
+    # layers whose forward/backward apply ``activity_regularizer`` (``_activity_forward`` / ``_activity_grad``)
+    _supports_activity_regularizer = False
+
     def __init__(self, *, name=None, trainable=True, dtype=None, activity_regularizer=None, **kwargs):
         input_dim = kwargs.pop("input_dim", None)
         input_shape = kwargs.pop("input_shape", None)
@@ -184,6 +187,11 @@ class Layer:
         self._inbound_nodes = []
         self._shape_memo = (None, None)
         self.activity_regularizer = regularizers.get(activity_regularizer)
+        if self.activity_regularizer is not None and not self._supports_activity_regularizer:
+            raise ValueError(
+                f"{type(self).__name__} does not apply an activity regularizer in convx yet (Dense and "
+                f"ActivityRegularization do); received activity_regularizer={activity_regularizer!r}"
+            )
         self._activity_losses = []
 
     def _buffer(self, slot, shape, dtype=np.float32):

@@ -124,6 +124,8 @@ class Dense(ActivationOutput, Layer):
         Applied to the weights after each optimizer update.
     """
 
+    _supports_activity_regularizer = True
+
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, kernel_constraint=None, bias_constraint=None, **kwargs):

@@ -136,6 +136,8 @@ class ActivityRegularization(Layer):
     """The identity, adding ``l1 * sum(|x|) + l2 * sum(x**2)`` divided by the batch size to the
     loss (Keras 3: an ``L1L2`` activity regularizer, at every call)."""
 
+    _supports_activity_regularizer = True
+
     def __init__(self, l1=0.0, l2=0.0, **kwargs):
         kwargs.pop("activity_regularizer", None)
         super().__init__(activity_regularizer=regularizers.L1L2(l1=l1, l2=l2), **kwargs)

@@ -10,6 +10,7 @@
 #define CX_EPILOGUE_BLOCK 8192
 #endif
 
+CX_BRANCH_FREE_SELECTS
 static void FN(act_inplace)(real *v, cx_int n, int act, cx_act_params p)
 {
     cx_int i;
@@ -72,11 +73,11 @@ static void FN(act_inplace)(real *v, cx_int n, int act, cx_act_params p)
             v[i] = v[i] * ((r > (real)6 ? (real)6 : r) / (real)6);
         }
         break;
-    case CX_ACT_LEAKY_RELU: {
+    case CX_ACT_LEAKY_RELU: { /* both sides computed: a branch-free select */
         const real slope = (real)p.p0;
         for (i = 0; i < n; ++i) {
-            const real x = v[i];
-            v[i] = x > (real)0 ? x : slope * x;
+            const real x = v[i], neg = slope * x;
+            v[i] = x > (real)0 ? x : neg;
         }
         break;
     }
