@@ -70,6 +70,28 @@ UPBIL = [-1.25, 2.25, -1.25, 2.25, -0.7499999403953552, 2.75, -0.249999880790710
  1.75, 3.75, 1.75]
 
 
+# Keras 3.15.1's outputs for _image((1, 3, 2, 2)) (2-D layers, Permute, Reshape) and _image((1, 4, 2)) (1-D layers):
+# layer expression -> (output shape, values)
+KERAS_OUTPUTS = {
+    'ZeroPadding2D(((1, 0), (0, 2)))': ((1, 4, 4, 2), [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.25, 2.25, 0.25, 3.75, 0.0, 0.0, 0.0, 0.0, 1.75, -0.25, 3.25, 1.25, 0.0, 0.0, 0.0, 0.0, -0.75, 2.75, 0.75, -1.25, 0.0, 0.0, 0.0, 0.0]),
+    'Cropping2D(((1, 1), (1, 0)))': ((1, 1, 1, 2), [3.25, 1.25]),
+    'UpSampling2D((1, 2))': ((1, 3, 4, 2), [-1.25, 2.25, -1.25, 2.25, 0.25, 3.75, 0.25, 3.75, 1.75, -0.25, 1.75, -0.25, 3.25, 1.25, 3.25, 1.25, -0.75, 2.75, -0.75, 2.75, 0.75, -1.25, 0.75, -1.25]),
+    'Permute((3, 1, 2))': ((1, 2, 3, 2), [-1.25, 0.25, 1.75, 3.25, -0.75, 0.75, 2.25, 3.75, -0.25, 1.25, 2.75, -1.25]),
+    'Reshape((-1, 3))': ((1, 4, 3), [-1.25, 2.25, 0.25, 3.75, 1.75, -0.25, 3.25, 1.25, -0.75, 2.75, 0.75, -1.25]),
+    'ZeroPadding1D((0, 2))': ((1, 6, 2), [-1.25, 2.25, 0.25, 3.75, 1.75, -0.25, 3.25, 1.25, 0.0, 0.0, 0.0, 0.0]),
+    'Cropping1D((1, 2))': ((1, 1, 2), [0.25, 3.75]),
+    'UpSampling1D(2)': ((1, 8, 2), [-1.25, 2.25, -1.25, 2.25, 0.25, 3.75, 0.25, 3.75, 1.75, -0.25, 1.75, -0.25, 3.25, 1.25, 3.25, 1.25]),
+}
+
+
+@pytest.mark.parametrize("expression", sorted(KERAS_OUTPUTS))
+def test_outputs_of_real_keras(expression):
+    shape, values = KERAS_OUTPUTS[expression]
+    x = _image((1, 3, 2, 2)) if "2D" in expression or expression.startswith(("Permute", "Reshape")) else _image((1, 4, 2))
+    y = eval("L." + expression)(x)
+    np.testing.assert_array_equal(y, np.array(values, np.float32).reshape(shape))
+
+
 def _forward_cases():
     """(layer, input shape, Keras' result as a NumPy formula of the input)."""
     return [
