@@ -160,6 +160,41 @@ def test_batch_norm_backward_without_gamma_and_without_dx(rng):
     check_gradient(lambda: float(np.sum(batch_norm_train(x, None, None)[0] * w)), x, dx)
 
 
+@pytest.mark.parametrize("relu_max", [np.inf, 6.0, 0.5])
+@pytest.mark.parametrize("axis", [-1, 1])
+def test_batch_norm_with_a_fused_relu(rng, relu_max, axis):
+    x = rng.standard_normal((4, 3, 5)) * 3
+    c = x.shape[axis]
+    gamma, beta = _params(rng, c)
+    gamma = np.abs(gamma) * 4 + 3  # outputs beyond 6 too
+    mm, mv = rng.standard_normal(c), rng.random(c) + 0.5
+    w = rng.standard_normal(x.shape)
+    y, mean, invstd = batch_norm_train(x, gamma, beta, axis, 1e-3, relu_max=relu_max)
+    plain = _bn_reference(x, axis, gamma, beta, 1e-3)[0]
+    np.testing.assert_allclose(y, np.minimum(np.maximum(plain, 0), relu_max), rtol=1e-12, atol=1e-12)
+    assert (y == 0).any() and (relu_max == np.inf or (y == relu_max).any())
+    inferred = batch_norm_infer(x, mm, mv, gamma, beta, axis, 1e-3, relu_max=relu_max)
+    np.testing.assert_allclose(inferred, np.minimum(np.maximum(batch_norm_infer(x, mm, mv, gamma, beta, axis), 0),
+                                                    relu_max), rtol=1e-12, atol=1e-12)
+    # the gradient: the relu's mask (0 < y < relu_max) applied to dy, then BatchNormalization's
+    dx, dgamma, dbeta = batch_norm_backward(x, w, mean, invstd, gamma, axis, y=y, relu_max=relu_max)
+    masked = np.where((y > 0) & (y < relu_max), w, 0.0)
+    for got, want in zip((dx, dgamma, dbeta), batch_norm_backward(x, masked, mean, invstd, gamma, axis)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    loss = lambda: float(np.sum(batch_norm_train(x, gamma, beta, axis, 1e-3, relu_max=relu_max)[0] * w))  # noqa
+    check_gradient(loss, gamma, dgamma)
+    check_gradient(loss, beta, dbeta)
+    check_gradient(loss, x, dx, rtol=1e-5, atol=1e-6)
+
+
+def test_fused_relu_arguments():
+    x = np.zeros((2, 3))
+    with pytest.raises(ValueError, match="relu_max must be None or a number >= 0"):
+        batch_norm_train(x, None, None, relu_max=-1)
+    with pytest.raises(ValueError, match="y and relu_max must be given together"):
+        batch_norm_backward(x, x, np.zeros(3), np.ones(3), None, y=x)
+
+
 # ---------------------------------------------------------------- group and layer normalization
 
 
@@ -280,8 +315,10 @@ def test_batch_norm_deterministic_across_thread_counts(rng):
         mm, mv = np.zeros(32, np.float32), np.ones(32, np.float32)
         y, mean, invstd = batch_norm_train(x, gamma, beta, -1, 1e-3, mm, mv, 0.99)
         ya, ma, ia = batch_norm_train(xa, gamma, beta, 1, 1e-3)
+        yr, mr, ir = batch_norm_train(x, gamma, beta, -1, 1e-3, relu_max=np.inf)
         return (y, mean, invstd, mm, mv, ya, ma, ia, *batch_norm_backward(x, dy, mean, invstd, gamma),
-                *batch_norm_backward(xa, xa, ma, ia, gamma, 1), batch_norm_infer(x, mm, mv, gamma, beta))
+                *batch_norm_backward(xa, xa, ma, ia, gamma, 1), batch_norm_infer(x, mm, mv, gamma, beta), yr,
+                *batch_norm_backward(x, dy, mr, ir, gamma, y=yr, relu_max=np.inf))
 
     assert_same_for_any_thread_count(run)
 

@@ -458,6 +458,37 @@ def test_the_seed_model_plan_is_unchanged():
         assert all(s.fold is None for s in plan.steps)
 
 
+@pytest.mark.parametrize("relu", [lambda: L.Activation("relu"), lambda: L.ReLU(), lambda: L.ReLU(6.0),
+                                  lambda: L.Activation("relu6")], ids=["relu", "ReLU", "ReLU6", "relu6"])
+def test_relu_fused_into_batch_normalization_changes_nothing(rng, monkeypatch, relu):
+    def build():
+        convx.utils.clear_session()
+        convx.utils.set_random_seed(8)
+        inp = convx.Input((6, 6, 3))
+        h = L.Conv2D(4, 3, padding="same", activation="tanh")(inp)  # not folded: tanh
+        h = relu()(L.BatchNormalization(gamma_initializer=convx.initializers.Constant(4.0))(h))  # beyond 6 too
+        model = convx.Model(inp, L.Dense(3, activation="softmax")(L.GlobalAveragePooling2D()(h)))
+        model.compile(optimizer=convx.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
+        return model
+
+    x, labels = rng.standard_normal((5, 6, 6, 3)).astype(np.float32) * 2, rng.integers(0, 3, 5)
+    fused = build()
+    fused.train_on_batch(x, labels)
+    kinds = [type(s).__name__ for s in fused._plan(True, True).steps]
+    assert "BatchNormReluStep" in kinds and len(kinds) == 4 and \
+        [type(s).__name__ for s in fused._plan(False, False).steps].count("BatchNormReluStep") == 1
+    with monkeypatch.context() as patch:
+        patch.setattr(plan_module, "REWRITES", [r for r in plan_module.REWRITES
+                                                if r is not plan_module.relu_into_batch_norm])
+        plain = build()
+        plain.train_on_batch(x, labels)
+        assert "BatchNormReluStep" not in [type(s).__name__ for s in plain._plan(True, True).steps]
+        want = plain.predict(x, verbose=0)
+    for a, b, var in zip(fused.get_weights(), plain.get_weights(), fused.weights):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7, err_msg=var.path)
+    np.testing.assert_allclose(fused.predict(x, verbose=0), want, rtol=1e-6, atol=1e-7)
+
+
 # ----- trainable = False ----------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("freeze", ["layer", "nested_model"])

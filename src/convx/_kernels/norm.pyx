@@ -28,23 +28,26 @@ cdef extern from "convx_common.h":
 
 cdef extern from "norm.h" nogil:
     int cx_bn_forward_train_f32(const float *x, cx_int outer, cx_int c, cx_int inner, const float *gamma,
-                                const float *beta, double eps, float *y, float *mean, float *invstd,
+                                const float *beta, double eps, double relu_max, float *y, float *mean, float *invstd,
                                 float *moving_mean, float *moving_var, double momentum, int n_threads)
     int cx_bn_forward_train_f64(const double *x, cx_int outer, cx_int c, cx_int inner, const double *gamma,
-                                const double *beta, double eps, double *y, double *mean, double *invstd,
-                                double *moving_mean, double *moving_var, double momentum, int n_threads)
+                                const double *beta, double eps, double relu_max, double *y, double *mean,
+                                double *invstd, double *moving_mean, double *moving_var, double momentum,
+                                int n_threads)
     int cx_bn_forward_infer_f32(const float *x, cx_int outer, cx_int c, cx_int inner, const float *mean,
-                                const float *var, const float *gamma, const float *beta, double eps, float *y,
+                                const float *var, const float *gamma, const float *beta, double eps,
+                                double relu_max, float *y,
                                 float *invstd, int n_threads)
     int cx_bn_forward_infer_f64(const double *x, cx_int outer, cx_int c, cx_int inner, const double *mean,
-                                const double *var, const double *gamma, const double *beta, double eps, double *y,
+                                const double *var, const double *gamma, const double *beta, double eps,
+                                double relu_max, double *y,
                                 double *invstd, int n_threads)
-    int cx_bn_backward_f32(const float *x, const float *dy, cx_int outer, cx_int c, cx_int inner, const float *mean,
-                           const float *invstd, const float *gamma, int batch_stats, float *dx, float *dgamma,
-                           float *dbeta, int n_threads)
-    int cx_bn_backward_f64(const double *x, const double *dy, cx_int outer, cx_int c, cx_int inner,
-                           const double *mean, const double *invstd, const double *gamma, int batch_stats,
-                           double *dx, double *dgamma, double *dbeta, int n_threads)
+    int cx_bn_backward_f32(const float *x, const float *dy, const float *y, double relu_max, cx_int outer, cx_int c,
+                           cx_int inner, const float *mean, const float *invstd, const float *gamma, int batch_stats,
+                           float *dx, float *dgamma, float *dbeta, int n_threads)
+    int cx_bn_backward_f64(const double *x, const double *dy, const double *y, double relu_max, cx_int outer,
+                           cx_int c, cx_int inner, const double *mean, const double *invstd, const double *gamma,
+                           int batch_stats, double *dx, double *dgamma, double *dbeta, int n_threads)
     int cx_gn_forward_f32(const float *x, cx_int n, cx_int s, cx_int g, cx_int k, cx_int inner, const float *gamma,
                           const float *beta, double eps, int rms, float *y, float *mean, float *invstd,
                           int n_threads)
@@ -148,6 +151,16 @@ cdef void _pointers(tuple arrays, void **p):
         p[i] = _data(arrays[i])
 
 
+cdef double _relu_max(object relu_max) except? -2.0:
+    """-1 for None (no fused relu), else relu_max (a number >= 0, inf allowed)."""
+    if relu_max is None:
+        return -1.0
+    value = float(relu_max)
+    if not value >= 0:
+        raise ValueError(f"relu_max must be None or a number >= 0 (inf: plain relu), got relu_max={relu_max!r}")
+    return value
+
+
 cdef _status(int status):
     if status != 0:
         raise MemoryError("norm kernel: could not allocate scratch memory")
@@ -157,7 +170,7 @@ cdef _status(int status):
 
 
 def batch_norm_train(x, gamma, beta, axis=-1, epsilon=1e-3, moving_mean=None, moving_variance=None, momentum=0.99,
-                     out=None, stats=None):
+                     out=None, stats=None, relu_max=None):
     """Training BatchNormalization: normalize x with its batch statistics per channel.
 
     ``y = x * a + b`` with ``a = gamma / sqrt(var + epsilon)`` and ``b = beta -
@@ -179,6 +192,9 @@ def batch_norm_train(x, gamma, beta, axis=-1, epsilon=1e-3, moving_mean=None, mo
     out : numpy.ndarray, optional
         For y (x's shape and dtype).
     stats : tuple (mean, invstd) of arrays of shape (C,) or None, optional
+    relu_max : float, optional
+        A relu that follows, fused into the writing pass: ``y = min(max(y, 0),
+        relu_max)`` (``inf``: relu, 6: relu6). None: no relu.
 
     Returns
     -------
@@ -201,7 +217,7 @@ def batch_norm_train(x, gamma, beta, axis=-1, epsilon=1e-3, moving_mean=None, mo
     _distinct((y, mean, invstd, moving_mean, moving_variance),
               ("out", "mean", "invstd", "moving_mean", "moving_variance"),
               (x, gamma, beta), ("x", "gamma", "beta"))
-    cdef double mom = float(momentum)
+    cdef double mom = float(momentum), top = _relu_max(relu_max)
     cdef int n_threads = threads.effective_num_threads(), status
     cdef cx_int o = outer, cc = c, i = inner
     cdef void *p[8]
@@ -210,18 +226,18 @@ def batch_norm_train(x, gamma, beta, axis=-1, epsilon=1e-3, moving_mean=None, mo
     with nogil:
         if single:
             status = cx_bn_forward_train_f32(<const float *>p[0], o, cc, i, <const float *>p[1], <const float *>p[2],
-                                             eps, <float *>p[3], <float *>p[4], <float *>p[5], <float *>p[6],
+                                             eps, top, <float *>p[3], <float *>p[4], <float *>p[5], <float *>p[6],
                                              <float *>p[7], mom,
                                              n_threads)
         else:
             status = cx_bn_forward_train_f64(<const double *>p[0], o, cc, i, <const double *>p[1], <const double *>p[2],
-                                             eps, <double *>p[3], <double *>p[4], <double *>p[5], <double *>p[6],
+                                             eps, top, <double *>p[3], <double *>p[4], <double *>p[5], <double *>p[6],
                                              <double *>p[7], mom, n_threads)
     _status(status)
     return y, mean, invstd
 
 
-def batch_norm_infer(x, mean, variance, gamma, beta, axis=-1, epsilon=1e-3, out=None, invstd=None):
+def batch_norm_infer(x, mean, variance, gamma, beta, axis=-1, epsilon=1e-3, out=None, invstd=None, relu_max=None):
     """Inference BatchNormalization with given statistics: ``y = x * a + b`` as in :func:`batch_norm_train`.
 
     One pass over x. ``x`` may be None to compute only ``invstd``.
@@ -238,6 +254,8 @@ def batch_norm_infer(x, mean, variance, gamma, beta, axis=-1, epsilon=1e-3, out=
     invstd : numpy.ndarray of shape (C,), optional
         When given, receives 1 / sqrt(variance + epsilon) (for a backward pass
         through fixed statistics).
+    relu_max : float, optional
+        A fused relu, as for :func:`batch_norm_train`.
 
     Returns
     -------
@@ -256,7 +274,7 @@ def batch_norm_infer(x, mean, variance, gamma, beta, axis=-1, epsilon=1e-3, out=
     variance = _param(variance, "variance", (c,), dtype, False)
     gamma = _param(gamma, "gamma", (c,), dtype)
     beta = _param(beta, "beta", (c,), dtype)
-    cdef double eps = _epsilon(epsilon)
+    cdef double eps = _epsilon(epsilon), top = _relu_max(relu_max)
     y = None if x is None else _checks.output_array(out, "out", x.shape, dtype)
     if invstd is not None:
         _checks.output_array(invstd, "invstd", (c,), dtype)
@@ -270,23 +288,24 @@ def batch_norm_infer(x, mean, variance, gamma, beta, axis=-1, epsilon=1e-3, out=
     with nogil:
         if single:
             status = cx_bn_forward_infer_f32(<const float *>p[0], o, cc, i, <const float *>p[1], <const float *>p[2],
-                                             <const float *>p[3], <const float *>p[4], eps, <float *>p[5],
-                                             <float *>p[6],
-                                             n_threads)
+                                             <const float *>p[3], <const float *>p[4], eps, top, <float *>p[5],
+                                             <float *>p[6], n_threads)
         else:
             status = cx_bn_forward_infer_f64(<const double *>p[0], o, cc, i, <const double *>p[1], <const double *>p[2],
-                                             <const double *>p[3], <const double *>p[4], eps, <double *>p[5],
-                                             <double *>p[6], n_threads)
+                                             <const double *>p[3], <const double *>p[4], eps, top,
+                                             <double *>p[5], <double *>p[6], n_threads)
     _status(status)
     return y
 
 
-def batch_norm_backward(x, dy, mean, invstd, gamma, axis=-1, batch_stats=True, need_dx=True, out=None):
+def batch_norm_backward(x, dy, mean, invstd, gamma, axis=-1, batch_stats=True, need_dx=True, out=None, y=None,
+                        relu_max=None):
     """Gradients of BatchNormalization w.r.t. x, gamma and beta.
 
     One reduction pass over x and dy (sum dy, sum dy * xhat per channel), one
     pass writing dx. ``batch_stats`` False: the forward pass used fixed
-    statistics (inference mode), so ``dx = dy * gamma * invstd``.
+    statistics (inference mode), so ``dx = dy * gamma * invstd``. With a fused
+    relu (``y``, ``relu_max``), dy first goes through its mask ``0 < y < relu_max``.
 
     Parameters
     ----------
@@ -298,6 +317,10 @@ def batch_norm_backward(x, dy, mean, invstd, gamma, axis=-1, batch_stats=True, n
     batch_stats : bool
     need_dx : bool
     out : tuple (dx, dgamma, dbeta), entries None or arrays, optional
+    y : numpy.ndarray, optional
+        The output of a forward pass with a fused relu (x's shape and dtype).
+    relu_max : float, optional
+        That relu's ``relu_max`` (given with ``y``).
 
     Returns
     -------
@@ -311,25 +334,29 @@ def batch_norm_backward(x, dy, mean, invstd, gamma, axis=-1, batch_stats=True, n
     mean = _param(mean, "mean", (c,), dtype, False)
     invstd = _param(invstd, "invstd", (c,), dtype, False)
     gamma = _param(gamma, "gamma", (c,), dtype)
+    if (y is None) != (relu_max is None):
+        raise ValueError("y and relu_max must be given together (a fused relu) or neither")
+    cdef double top = _relu_max(relu_max)
+    y = _param(y, "y", x.shape, dtype)
     dx, dgamma, dbeta = _checks.output_arrays(out, ("dx", "dgamma", "dbeta"),
                                               (x.shape if need_dx else None, (c,), (c,)), (dtype,) * 3)
-    _distinct((dx, dgamma, dbeta), ("dx", "dgamma", "dbeta"), (x, dy, mean, invstd, gamma),
-              ("x", "dy", "mean", "invstd", "gamma"))
+    _distinct((dx, dgamma, dbeta), ("dx", "dgamma", "dbeta"), (x, dy, mean, invstd, gamma, y),
+              ("x", "dy", "mean", "invstd", "gamma", "y"))
     cdef int n_threads = threads.effective_num_threads(), status
     cdef int bs = bool(batch_stats)
     cdef cx_int o = outer, cc = c, i = inner
-    cdef void *p[8]
-    _pointers((x, dy, mean, invstd, gamma, dx, dgamma, dbeta), p)
+    cdef void *p[9]
+    _pointers((x, dy, mean, invstd, gamma, dx, dgamma, dbeta, y), p)
     cdef bint single = dtype == np.float32
     with nogil:
         if single:
-            status = cx_bn_backward_f32(<const float *>p[0], <const float *>p[1], o, cc, i, <const float *>p[2],
-                                        <const float *>p[3], <const float *>p[4], bs, <float *>p[5], <float *>p[6],
-                                        <float *>p[7], n_threads)
+            status = cx_bn_backward_f32(<const float *>p[0], <const float *>p[1], <const float *>p[8], top, o, cc, i,
+                                        <const float *>p[2], <const float *>p[3], <const float *>p[4], bs,
+                                        <float *>p[5], <float *>p[6], <float *>p[7], n_threads)
         else:
-            status = cx_bn_backward_f64(<const double *>p[0], <const double *>p[1], o, cc, i, <const double *>p[2],
-                                        <const double *>p[3], <const double *>p[4], bs, <double *>p[5], <double *>p[6],
-                                        <double *>p[7], n_threads)
+            status = cx_bn_backward_f64(<const double *>p[0], <const double *>p[1], <const double *>p[8], top, o, cc,
+                                        i, <const double *>p[2], <const double *>p[3], <const double *>p[4], bs,
+                                        <double *>p[5], <double *>p[6], <double *>p[7], n_threads)
     _status(status)
     return dx, dgamma, dbeta
 

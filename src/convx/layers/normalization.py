@@ -183,30 +183,39 @@ class BatchNormalization(_Normalization):
         return bool(training) and self.trainable and not getattr(self._state, "in_frozen_model", False)
 
     def forward(self, x, training=False):
+        """``state.fused_relu_max`` (set by a model's plan): a relu that follows, fused into the
+        writing pass (and its mask into backward); None: none."""
         state = self._state
         gamma, beta = self._values()
         channels = self.moving_mean.shape
+        relu_max = getattr(state, "fused_relu_max", None)
         y = self._buffer("y", x.shape, x.dtype)
         if self.uses_batch_statistics(training):
             y, state.mean, state.invstd = _norm.batch_norm_train(
                 x, gamma, beta, self.axis, self.epsilon, self.moving_mean.value, self.moving_variance.value,
-                self.momentum, out=y, stats=(self._buffer("mean", channels), self._buffer("invstd", channels)))
+                self.momentum, out=y, stats=(self._buffer("mean", channels), self._buffer("invstd", channels)),
+                relu_max=relu_max)
             state.batch_stats = True
         else:
             invstd = self._buffer("invstd", channels) if training else None
             y = _norm.batch_norm_infer(x, self.moving_mean.value, self.moving_variance.value, gamma, beta, self.axis,
-                                       self.epsilon, out=y, invstd=invstd)
+                                       self.epsilon, out=y, invstd=invstd, relu_max=relu_max)
             state.mean, state.invstd, state.batch_stats = self.moving_mean.value, invstd, False
         state.x = x if training else None
+        state.relu_y = y if training and relu_max is not None else None
         return self._activity(y, training)
 
     def backward(self, dy):
+        """Gradient w.r.t. the input from ``dy``, the gradient w.r.t. the output (after the fused
+        relu, if any); fills gamma's and beta's gradients."""
         state = self._state
         x, dy = state.x, self._output_grad(dy)
         out = self._grad_buffers(self.moving_mean.shape, state.need_dx, x)
+        relu_y = state.relu_y
         dx, _, _ = _norm.batch_norm_backward(x, dy, state.mean, state.invstd, None if self.gamma is None else
                                              self.gamma.value, self.axis, batch_stats=state.batch_stats,
-                                             need_dx=state.need_dx, out=out)
+                                             need_dx=state.need_dx, out=out, y=relu_y,
+                                             relu_max=None if relu_y is None else state.fused_relu_max)
         return dx
 
     def get_config(self):

@@ -16,7 +16,7 @@ hand their final activation to the loss). Building it:
    part of its output a valid pooling reads, relu folded into the max
    pooling's backward scatter, the final activation folded into the loss,
    at inference a BatchNormalization folded into the convolution or dense
-   layer before it;
+   layer before it, a relu fused into the BatchNormalization before it;
 4. at inference, lends each step's output a shared memory arena chosen by
    interval colouring: a tensor's memory is reused once its last reader ran
    (training keeps every forward output: backward reads them).
@@ -33,6 +33,7 @@ import math
 import numpy as np
 
 from convx._kernels import norm as _norm
+from convx.layers.activations import Activation
 from convx.layers.base import ActivationOutput, CallState
 from convx.layers.convolutional import Conv1D, Conv2D
 from convx.layers.core import Dense
@@ -312,7 +313,57 @@ def fold_batch_norm(plan):
     plan.steps = [s for s in plan.steps if id(s) not in removed]
 
 
-REWRITES = [fold_batch_norm, activation_into_loss, fuse_conv_pool, window_conv_outputs, relu_into_pool_backward]
+class BatchNormReluStep(Step):
+    """A BatchNormalization and the relu (or relu6, or ReLU(max_value)) that reads its output,
+    in one pass each way: the layer clamps its output as it writes it, and its backward
+    applies the relu's mask; the relu's own output is never stored."""
+
+    def __init__(self, bn_step, relu_step, relu_max):
+        super().__init__(bn_step.layer, bn_step.state, bn_step.inputs, relu_step.output, False, bn_step.trainable)
+        self.needed, self.in_backward = bn_step.needed, bn_step.in_backward
+        self.in_frozen_model = bn_step.in_frozen_model
+        self.relu_max = relu_max
+
+    def _enter(self):
+        layer = super()._enter()
+        self.state.fused_relu_max = self.relu_max
+        return layer
+
+
+def _relu_max(layer):
+    """``max_value`` of a relu layer (inf when unbounded), None when ``layer`` is no plain relu."""
+    if not isinstance(layer, Activation) or layer.activity_regularizer is not None:
+        return None
+    params = layer._activation_params
+    if layer.activation == "relu" and params is None:
+        return math.inf
+    if layer.activation == "relu6" and params is None:
+        return 6.0
+    if layer.activation == "relu_general" and params is not None and params[0] == 0.0 and params[2] == 0.0:
+        return float(params[1])  # ReLU(max_value=...): no slope, no threshold
+    return None
+
+
+def relu_into_batch_norm(plan):
+    """A relu layer reading a BatchNormalization's output (its only reader) runs inside it
+    (:class:`BatchNormReluStep`): one pass fewer over the data each way."""
+    steps, removed = [], set()
+    for step in plan.steps:
+        if id(step) in removed:
+            continue
+        relu = plan.only_reader(step)
+        relu_max = None if relu is None or type(relu) is not Step else _relu_max(relu.layer)
+        if (type(step) is Step and type(step.layer) is BatchNormalization and step.layer.activity_regularizer is None
+                and relu_max is not None and not relu.expose_logits):
+            steps.append(BatchNormReluStep(step, relu, relu_max))
+            removed.add(id(relu))
+        else:
+            steps.append(step)
+    plan.steps = steps
+
+
+REWRITES = [fold_batch_norm, relu_into_batch_norm, activation_into_loss, fuse_conv_pool, window_conv_outputs,
+            relu_into_pool_backward]
 
 
 class Plan:

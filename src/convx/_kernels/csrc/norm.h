@@ -28,35 +28,39 @@
 
 /* Training BatchNormalization: batch mean and variance per channel, y = x * a + b with
  * a = gamma / sqrt(var + eps), b = beta - mean * a (Keras' tf.nn.batch_normalization form).
+ * relu_max >= 0: a relu that follows is fused, y = min(max(y, 0), relu_max) (INFINITY: plain
+ * relu; 6: relu6); < 0: none.
  * Writes mean[c] and invstd[c] = 1 / sqrt(var + eps) (for backward), and when moving_mean
  * is not NULL updates moving = moving * momentum + batch * (1 - momentum) for both moving
  * statistics (the batch variance is the biased one). */
 int cx_bn_forward_train_f32(const float *x, cx_int outer, cx_int c, cx_int inner, const float *gamma,
-                            const float *beta, double eps, float *y, float *mean, float *invstd,
+                            const float *beta, double eps, double relu_max, float *y, float *mean, float *invstd,
                             float *moving_mean, float *moving_var, double momentum, int n_threads);
 int cx_bn_forward_train_f64(const double *x, cx_int outer, cx_int c, cx_int inner, const double *gamma,
-                            const double *beta, double eps, double *y, double *mean, double *invstd,
+                            const double *beta, double eps, double relu_max, double *y, double *mean, double *invstd,
                             double *moving_mean, double *moving_var, double momentum, int n_threads);
 
-/* Inference BatchNormalization with given statistics: y = x * a + b as above; one pass.
+/* Inference BatchNormalization with given statistics: y = x * a + b as above (and the fused
+ * relu); one pass.
  * invstd, when not NULL, receives 1 / sqrt(var + eps). */
 int cx_bn_forward_infer_f32(const float *x, cx_int outer, cx_int c, cx_int inner, const float *mean,
-                            const float *var, const float *gamma, const float *beta, double eps, float *y,
-                            float *invstd, int n_threads);
+                            const float *var, const float *gamma, const float *beta, double eps, double relu_max,
+                            float *y, float *invstd, int n_threads);
 int cx_bn_forward_infer_f64(const double *x, cx_int outer, cx_int c, cx_int inner, const double *mean,
-                            const double *var, const double *gamma, const double *beta, double eps, double *y,
-                            double *invstd, int n_threads);
+                            const double *var, const double *gamma, const double *beta, double eps, double relu_max,
+                            double *y, double *invstd, int n_threads);
 
 /* BatchNormalization backward from x, dy and the statistics used forward. batch_stats != 0:
  * the statistics were the batch's (training); 0: fixed statistics (inference mode, e.g. a
  * frozen layer), so dx = dy * gamma * invstd. dbeta = sum dy, dgamma = sum dy * xhat.
- * dx may be NULL (not needed). */
-int cx_bn_backward_f32(const float *x, const float *dy, cx_int outer, cx_int c, cx_int inner, const float *mean,
-                       const float *invstd, const float *gamma, int batch_stats, float *dx, float *dgamma,
-                       float *dbeta, int n_threads);
-int cx_bn_backward_f64(const double *x, const double *dy, cx_int outer, cx_int c, cx_int inner,
-                       const double *mean, const double *invstd, const double *gamma, int batch_stats, double *dx,
-                       double *dgamma, double *dbeta, int n_threads);
+ * y not NULL: the output of a fused relu (relu_max as forward), whose gradient mask
+ * 0 < y < relu_max applies to dy first. dx may be NULL (not needed). */
+int cx_bn_backward_f32(const float *x, const float *dy, const float *y, double relu_max, cx_int outer, cx_int c,
+                       cx_int inner, const float *mean, const float *invstd, const float *gamma, int batch_stats,
+                       float *dx, float *dgamma, float *dbeta, int n_threads);
+int cx_bn_backward_f64(const double *x, const double *dy, const double *y, double relu_max, cx_int outer, cx_int c,
+                       cx_int inner, const double *mean, const double *invstd, const double *gamma, int batch_stats,
+                       double *dx, double *dgamma, double *dbeta, int n_threads);
 
 /* Group (and layer) normalization: mean and invstd of shape (n, g). rms != 0: Keras'
  * LayerNormalization(rms_scaling=True): y = x * invstd * gamma (the variance is still the

@@ -92,6 +92,38 @@ static void FN(row_write)(const real *x, const real *w, cx_int rows, cx_int c, c
     }
 }
 
+/* A fused relu: v = min(max(v, 0), top) over n values (NaN stays NaN, as the relu epilogue). */
+static void FN(clamp)(real *CX_RESTRICT v, cx_int n, real top)
+{
+    cx_int i;
+    for (i = 0; i < n; ++i) {
+        const real r = v[i] < (real)0 ? (real)0 : v[i];
+        v[i] = r > top ? top : r;
+    }
+}
+
+/* The gradient through a fused relu: g = dy where 0 < y < top (y its output), else 0. */
+static void FN(relu_mask)(const real *CX_RESTRICT dy, const real *CX_RESTRICT y, cx_int n, real top,
+                          real *CX_RESTRICT g)
+{
+    cx_int i;
+    for (i = 0; i < n; ++i)
+        g[i] = (y[i] > (real)0) & (y[i] < top) ? dy[i] : (real)0;
+}
+
+/* The gradient w.r.t. a block's pre-relu values: dy itself without a fused relu (y NULL), else dy
+ * through the relu's mask, in a per-thread buffer of `bytes` (NULL: no memory). */
+static const real *FN(block_grad)(const real *dy, const real *y, cx_int n, double relu_max, size_t bytes)
+{
+    real *masked;
+    if (y == NULL)
+        return dy;
+    masked = (real *)cx_scratch(CX_NORM_SLOT_T0, bytes);
+    if (masked != NULL)
+        FN(relu_mask)(dy, y, n, (real)relu_max, masked);
+    return masked;
+}
+
 /* Batch mean and biased variance per channel, in double, into stats[0 .. c) and stats[c .. 2c). */
 static int FN(bn_moments)(const real *x, cx_int outer, cx_int c, cx_int inner, double *stats, int n_threads)
 {
@@ -140,7 +172,7 @@ static void FN(bn_affine)(real mean, real var, const real *gamma, const real *be
 
 /* y = x * a[ch] + b[ch] over x viewed as (outer, c, inner). */
 static void FN(bn_apply)(const real *x, cx_int outer, cx_int c, cx_int inner, const real *a, const real *bv,
-                         real *y, int n_threads)
+                         double relu_max, real *y, int n_threads)
 {
     const cx_int brows = norm_block_rows(c * inner), nb = (outer + brows - 1) / brows;
     cx_int b;
@@ -149,12 +181,14 @@ static void FN(bn_apply)(const real *x, cx_int outer, cx_int c, cx_int inner, co
     for (b = 0; b < nb; ++b) {
         const cx_int r0 = b * brows, r1 = CX_MIN(outer, r0 + brows);
         FN(row_write)(x + r0 * c * inner, NULL, r1 - r0, c, inner, a, bv, NULL, NULL, y + r0 * c * inner);
+        if (relu_max >= 0) /* the block is still in cache */
+            FN(clamp)(y + r0 * c * inner, (r1 - r0) * c * inner, (real)relu_max);
     }
 }
 
 int FN(cx_bn_forward_train)(const real *x, cx_int outer, cx_int c, cx_int inner, const real *gamma, const real *beta,
-                            double eps, real *y, real *mean, real *invstd, real *moving_mean, real *moving_var,
-                            double momentum, int n_threads)
+                            double eps, double relu_max, real *y, real *mean, real *invstd, real *moving_mean,
+                            real *moving_var, double momentum, int n_threads)
 {
     double *stats = (double *)cx_scratch(CX_NORM_SLOT_STATS, (size_t)(2 * c) * sizeof(double) +
                                                                  (size_t)(2 * c) * sizeof(real));
@@ -175,12 +209,13 @@ int FN(cx_bn_forward_train)(const real *x, cx_int outer, cx_int c, cx_int inner,
             moving_var[ch] = moving_var[ch] * keep + v * take;
         }
     }
-    FN(bn_apply)(x, outer, c, inner, a, bv, y, n_threads);
+    FN(bn_apply)(x, outer, c, inner, a, bv, relu_max, y, n_threads);
     return 0;
 }
 
 int FN(cx_bn_forward_infer)(const real *x, cx_int outer, cx_int c, cx_int inner, const real *mean, const real *var,
-                            const real *gamma, const real *beta, double eps, real *y, real *invstd, int n_threads)
+                            const real *gamma, const real *beta, double eps, double relu_max, real *y, real *invstd,
+                            int n_threads)
 {
     real *a = (real *)cx_scratch(CX_NORM_SLOT_STATS, (size_t)(2 * c) * sizeof(real)), *bv, inv;
     cx_int ch;
@@ -193,34 +228,46 @@ int FN(cx_bn_forward_infer)(const real *x, cx_int outer, cx_int c, cx_int inner,
             invstd[ch] = inv;
     }
     if (y != NULL)
-        FN(bn_apply)(x, outer, c, inner, a, bv, y, n_threads);
+        FN(bn_apply)(x, outer, c, inner, a, bv, relu_max, y, n_threads);
     return 0;
 }
 
-int FN(cx_bn_backward)(const real *x, const real *dy, cx_int outer, cx_int c, cx_int inner, const real *mean,
-                       const real *invstd, const real *gamma, int batch_stats, real *dx, real *dgamma, real *dbeta,
-                       int n_threads)
+int FN(cx_bn_backward)(const real *x, const real *dy, const real *y, double relu_max, cx_int outer, cx_int c,
+                       cx_int inner, const real *mean, const real *invstd, const real *gamma, int batch_stats,
+                       real *dx, real *dgamma, real *dbeta, int n_threads)
 {
     const cx_int brows = norm_block_rows(c * inner), nb = (outer + brows - 1) / brows;
     const double count = (double)outer * (double)inner;
     const int parallel = nb > 1 && outer * c * inner >= CX_NORM_PARALLEL_MIN && n_threads > 1;
     double *part = (double *)cx_scratch(CX_NORM_SLOT_PART, (size_t)(nb * 2 + 1) * (size_t)c * sizeof(double));
     real *coef = (real *)cx_scratch(CX_NORM_SLOT_STATS, (size_t)(3 * c) * sizeof(real));
+    const size_t block_bytes = (size_t)(brows * c * inner) * sizeof(real);
     double *shift;
+    int failed = 0;
     cx_int b, ch;
     if (part == NULL || coef == NULL)
         return -1;
     shift = part + nb * 2 * c;
     for (ch = 0; ch < c; ++ch)
         shift[ch] = (double)mean[ch];
-    /* pass 1: per channel, sum dy and sum dy * (x - mean) */
+    /* pass 1: per channel, sum g and sum g * (x - mean), g = dy (through the fused relu's mask when y is given,
+     * made per block in a per-thread buffer that stays in cache) */
 #pragma omp parallel for num_threads(n_threads) schedule(static) if (parallel)
     for (b = 0; b < nb; ++b) {
         double *s1 = part + b * 2 * c, *s2 = s1 + c;
-        const cx_int r0 = b * brows, r1 = CX_MIN(outer, r0 + brows);
+        const cx_int r0 = b * brows, r1 = CX_MIN(outer, r0 + brows), off = r0 * c * inner;
+        const real *g = FN(block_grad)(dy + off, y != NULL ? y + off : NULL, (r1 - r0) * c * inner, relu_max,
+                                       block_bytes);
         memset(s1, 0, (size_t)(2 * c) * sizeof(double));
-        FN(row_sums)(x + r0 * c * inner, dy + r0 * c * inner, r1 - r0, c, inner, shift, s1, s2);
+        if (g == NULL) {
+#pragma omp atomic write
+            failed = 1;
+            continue;
+        }
+        FN(row_sums)(x + off, g, r1 - r0, c, inner, shift, s1, s2);
     }
+    if (failed)
+        return -1;
     {
         real *ca = coef, *cb = coef + c, *cc = coef + 2 * c;
         for (ch = 0; ch < c; ++ch) {
@@ -244,13 +291,20 @@ int FN(cx_bn_backward)(const real *x, const real *dy, cx_int outer, cx_int c, cx
     }
     if (dx == NULL)
         return 0;
-    /* pass 2: dx = a * dy + b * (x - mean) + c per channel */
+    /* pass 2: dx = a * g + b * (x - mean) + c per channel */
 #pragma omp parallel for num_threads(n_threads) schedule(static) if (parallel)
     for (b = 0; b < nb; ++b) {
         const cx_int r0 = b * brows, r1 = CX_MIN(outer, r0 + brows), off = r0 * c * inner;
-        FN(row_write)(x + off, dy + off, r1 - r0, c, inner, coef, coef + 2 * c, coef + c, mean, dx + off);
+        const real *g = FN(block_grad)(dy + off, y != NULL ? y + off : NULL, (r1 - r0) * c * inner, relu_max,
+                                       block_bytes);
+        if (g == NULL) {
+#pragma omp atomic write
+            failed = 1;
+            continue;
+        }
+        FN(row_write)(x + off, g, r1 - r0, c, inner, coef, coef + 2 * c, coef + c, mean, dx + off);
     }
-    return 0;
+    return failed ? -1 : 0;
 }
 
 /* ---------------------------------------------------------------- group and layer normalization */
