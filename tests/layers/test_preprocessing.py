@@ -667,3 +667,39 @@ def test_bad_inputs():
         layer.adapt(np.zeros((4, 5), np.float32))
     with pytest.raises(ValueError, match="empty iterable"):
         L.Normalization().adapt([])
+
+
+def _augmented_model():
+    inp = convx.Input((48, 44, 2))
+    h = inp
+    for layer in (L.RandomFlip(), L.RandomRotation(0.1, fill_mode="nearest"), L.RandomZoom(0.2),
+                  L.RandomTranslation(0.1, 0.2, fill_mode="wrap"), L.RandomContrast(0.3, value_range=(-4, 4)),
+                  L.RandomBrightness(0.1, value_range=(-4, 4))):
+        h = layer(h)
+    h = L.Conv2D(3, 3, activation="relu")(h)
+    model = convx.Model(inp, L.Dense(2, activation="softmax")(L.Flatten()(h)))
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model
+
+
+def test_fit_with_augmentation_is_reproducible_and_thread_count_independent(rng):
+    # batches of 8 x 48 x 44 x 2 = 33792 values: the resample kernels' parallel paths run
+    x = rng.standard_normal((16, 48, 44, 2)).astype(np.float32)
+    y = rng.integers(0, 2, 16)
+
+    def fit_weights(threads):
+        convx.utils.clear_session()
+        convx.utils.set_random_seed(4)
+        saved = convx.get_num_threads()
+        convx.set_num_threads(threads)
+        try:
+            model = _augmented_model()
+            model.fit(x, y, batch_size=8, epochs=2, verbose=0)
+        finally:
+            convx.set_num_threads(saved)
+        return model.get_weights()
+
+    first = fit_weights(1)
+    for other in (fit_weights(1), fit_weights(2)):
+        for a, b in zip(first, other):
+            np.testing.assert_array_equal(a, b)
