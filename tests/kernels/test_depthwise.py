@@ -28,6 +28,9 @@ CASES = [
     (1, 6, 5, 11, 3, 3, 3, (2, 2), "valid", (1, 1)),  # 33 output channels from 11 x 3
     (2, 6, 7, 16, 3, 2, 1, (3, 2), "same", (1, 1)),  # stride 3
     (1, 7, 7, 8, 3, 3, 1, (2, 2), "same", (2, 2)),  # strides and dilation together (PyTorch has both)
+    # stride 1, 3-wide rows, channels a multiple of the vector width: the sliding row kernel (AVX2)
+    (2, 6, 12, 8, 3, 3, 1, (1, 1), "same", (1, 1)),
+    (1, 5, 15, 4, 3, 3, 4, (1, 1), "valid", (1, 1)),
 ]
 
 
@@ -104,6 +107,15 @@ def test_fused_activation_equals_separate_and_backprops(rng, activation):
                                                   "same", 1)
     check_gradient(loss, x, dx)
     check_gradient(loss, kernel, dkernel)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sliding_rows_give_the_bits_of_the_per_pixel_loop(rng, dtype):
+    """Runs of 6 or more pixels slide along the row (stride 1, 3 wide); fewer go pixel by pixel."""
+    x, kernel, bias = _random_case(rng, (2, 5, 15, 16, 3, 3, 1), dtype)
+    wide = depthwise.depthwise_forward(x, kernel, bias, activation="relu")  # 13 outputs per row: one run
+    narrow = depthwise.depthwise_forward(x[:, :, :7], kernel, bias, activation="relu")  # 5 per row
+    np.testing.assert_array_equal(wide[:, :, :5], narrow)
 
 
 def test_relu_keeps_nan_and_matches_epilogue_rule(rng):
