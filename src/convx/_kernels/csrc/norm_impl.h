@@ -107,21 +107,49 @@ static void FN(relu_mask)(const real *CX_RESTRICT dy, const real *CX_RESTRICT y,
                           real *CX_RESTRICT g)
 {
     cx_int i;
-    for (i = 0; i < n; ++i)
-        g[i] = (y[i] > (real)0) & (y[i] < top) ? dy[i] : (real)0;
+    for (i = 0; i < n; ++i) {
+        /* both loads unconditional and no branch: the select vectorises (a branch per value
+         * mispredicts on the half-zero outputs of a relu) */
+        const real d = dy[i], v = y[i];
+        g[i] = (v > (real)0) & (v < top) ? d : (real)0;
+    }
 }
 
 /* The gradient w.r.t. a block's pre-relu values: dy itself without a fused relu (y NULL), else dy
- * through the relu's mask, in a per-thread buffer of `bytes` (NULL: no memory). */
-static const real *FN(block_grad)(const real *dy, const real *y, cx_int n, double relu_max, size_t bytes)
+ * through the relu's mask, written into `into` (the block of dx) or, when that is NULL, into a
+ * per-thread buffer of `bytes` (NULL: no memory). */
+static const real *FN(block_grad)(const real *dy, const real *y, cx_int n, double relu_max, real *into,
+                                  size_t bytes)
 {
-    real *masked;
+    real *masked = into;
     if (y == NULL)
         return dy;
-    masked = (real *)cx_scratch(CX_NORM_SLOT_T0, bytes);
+    if (masked == NULL)
+        masked = (real *)cx_scratch(CX_NORM_SLOT_T0, bytes);
     if (masked != NULL)
         FN(relu_mask)(dy, y, n, (real)relu_max, masked);
     return masked;
+}
+
+/* In place over `rows` rows of (c, inner) values: g = a[ch] * g + e[ch] * (x - m[ch]) + b[ch]. */
+static void FN(row_update)(const real *x, real *g, cx_int rows, cx_int c, cx_int inner, const real *a,
+                           const real *bv, const real *e, const real *m)
+{
+    cx_int r, ch, i;
+    for (r = 0; r < rows; ++r) {
+        const real *CX_RESTRICT xr = x + r * c * inner;
+        real *CX_RESTRICT gr = g + r * c * inner;
+        if (inner == 1) {
+            for (ch = 0; ch < c; ++ch)
+                gr[ch] = a[ch] * gr[ch] + e[ch] * (xr[ch] - m[ch]) + bv[ch];
+        } else {
+            for (ch = 0; ch < c; ++ch) {
+                const real ac = a[ch], bc = bv[ch], ec = e[ch], mc = m[ch];
+                for (i = 0; i < inner; ++i)
+                    gr[ch * inner + i] = ac * gr[ch * inner + i] + ec * (xr[ch * inner + i] - mc) + bc;
+            }
+        }
+    }
 }
 
 /* Batch mean and biased variance per channel, in double, into stats[0 .. c) and stats[c .. 2c). */
@@ -250,14 +278,14 @@ int FN(cx_bn_backward)(const real *x, const real *dy, const real *y, double relu
     shift = part + nb * 2 * c;
     for (ch = 0; ch < c; ++ch)
         shift[ch] = (double)mean[ch];
-    /* pass 1: per channel, sum g and sum g * (x - mean), g = dy (through the fused relu's mask when y is given,
-     * made per block in a per-thread buffer that stays in cache) */
+    /* pass 1: per channel, sum g and sum g * (x - mean), g = dy (with a fused relu, y given: dy through the
+     * relu's mask, written into dx, where pass 2 reads it back, or, without dx, into a per-thread buffer) */
 #pragma omp parallel for num_threads(n_threads) schedule(static) if (parallel)
     for (b = 0; b < nb; ++b) {
         double *s1 = part + b * 2 * c, *s2 = s1 + c;
         const cx_int r0 = b * brows, r1 = CX_MIN(outer, r0 + brows), off = r0 * c * inner;
         const real *g = FN(block_grad)(dy + off, y != NULL ? y + off : NULL, (r1 - r0) * c * inner, relu_max,
-                                       block_bytes);
+                                       dx != NULL ? dx + off : NULL, block_bytes);
         memset(s1, 0, (size_t)(2 * c) * sizeof(double));
         if (g == NULL) {
 #pragma omp atomic write
@@ -295,16 +323,12 @@ int FN(cx_bn_backward)(const real *x, const real *dy, const real *y, double relu
 #pragma omp parallel for num_threads(n_threads) schedule(static) if (parallel)
     for (b = 0; b < nb; ++b) {
         const cx_int r0 = b * brows, r1 = CX_MIN(outer, r0 + brows), off = r0 * c * inner;
-        const real *g = FN(block_grad)(dy + off, y != NULL ? y + off : NULL, (r1 - r0) * c * inner, relu_max,
-                                       block_bytes);
-        if (g == NULL) {
-#pragma omp atomic write
-            failed = 1;
-            continue;
-        }
-        FN(row_write)(x + off, g, r1 - r0, c, inner, coef, coef + 2 * c, coef + c, mean, dx + off);
+        if (y != NULL)
+            FN(row_update)(x + off, dx + off, r1 - r0, c, inner, coef, coef + 2 * c, coef + c, mean);
+        else
+            FN(row_write)(x + off, dy + off, r1 - r0, c, inner, coef, coef + 2 * c, coef + c, mean, dx + off);
     }
-    return failed ? -1 : 0;
+    return 0;
 }
 
 /* ---------------------------------------------------------------- group and layer normalization */
