@@ -160,6 +160,16 @@ def test_projection_zero_reads_the_fill_value():
     np.testing.assert_array_equal(y[0, :, 2, 0], [9.0, 9.0, 9.0])
 
 
+def test_positions_beyond_any_image_read_the_fill_value():
+    """k = c0 x + c1 y + 1 tiny (positions ~1e30) or a huge offset: every fill mode gives the fill value there."""
+    x = _image((1, 3, 4, 1))
+    for fill_mode in FILL_MODES:
+        t = np.array([[1, 0, 0, 0, 1, 0, -(1 - 1e-7) / 2, 0], [1, 0, 3e20, 0, 1, 0, 0, 0]], np.float32)
+        y = transform_forward(np.concatenate([x, x]), t, "bilinear", fill_mode, 9.0)
+        assert (y[1] == 9.0).all()
+        assert np.isfinite(y).all()
+
+
 def _random_transforms(rng, n):
     """Rotations, zooms, shifts and a little perspective, moving content well outside the image."""
     angle = rng.uniform(-np.pi, np.pi, n)

@@ -185,8 +185,16 @@ static inline void sample_point(const float *t, cx_int ox, cx_int oy, cx_int h, 
         s->kind = 0;
         return;
     }
-    x = map_coord((t[0] * fx + t[1] * fy + t[2]) / k, w, mode);
-    y = map_coord((t[3] * fx + t[4] * fy + t[5]) / k, h, mode);
+    x = (t[0] * fx + t[1] * fy + t[2]) / k;
+    y = (t[3] * fx + t[4] * fy + t[5]) / k;
+    /* Positions beyond any image (k near 0, or huge transforms), infinite or NaN: the fill value.
+     * (TensorFlow converts them to integers in the fill modes' arithmetic, which is undefined.) */
+    if (!(fabsf(x) < 1e15f && fabsf(y) < 1e15f)) {
+        s->kind = 0;
+        return;
+    }
+    x = map_coord(x, w, mode);
+    y = map_coord(y, h, mode);
     /* Far outside (constant mode) or NaN: every tap reads the fill value (and no float is
      * converted to an integer out of range). */
     if (!(x > -2.0f && x < (float)w + 1.0f && y > -2.0f && y < (float)h + 1.0f)) {
