@@ -381,7 +381,10 @@ def test_inference_folds_batch_normalization_into_conv_and_dense(rng, monkeypatc
     assert [s.fold.batch_norm.name for s in plan.steps if s.fold is not None] == [
         "batch_normalization", "batch_normalization_1", "batch_normalization_2"]
     plain, plain_names = _predict_without_folding(model, x, monkeypatch)
-    # without the rewrite: the three BN steps, and the max pooling no longer fused with its conv
+    assert [s.fold.activation for s in plan.steps if s.fold is not None] == ["relu", None, None]
+    # without the rewrite: the three BN steps (the relu after the first runs in it instead of the conv's
+    # epilogue), and the max pooling no longer fused with its conv
+    assert "activation" not in names and "activation" not in plain_names
     assert [n for n in plain_names if n not in names] == [
         "batch_normalization", "batch_normalization_1", "max_pooling2d", "batch_normalization_2"]
     np.testing.assert_allclose(folded, plain, rtol=1e-5, atol=1e-5 * np.abs(plain).max())
@@ -401,7 +404,8 @@ def test_folded_weights_follow_every_weight_update(rng, monkeypatch):
     plain, _ = _predict_without_folding(model, x, monkeypatch)
     np.testing.assert_allclose(folded, plain, rtol=1e-5, atol=1e-5 * np.abs(plain).max())
     conv = model.get_layer("conv2d")
-    assert conv.kernel.__class__.__name__ == "Variable" and conv.bias is None  # the layer's own weights are back
+    # the layer's own weights and activation are back
+    assert conv.kernel.__class__.__name__ == "Variable" and conv.bias is None and conv.activation == "linear"
 
 
 @pytest.mark.parametrize("case", ["conv1d", "dense_3d", "positive_axis"])

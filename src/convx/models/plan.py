@@ -257,7 +257,9 @@ class BatchNormFold:
 
     The folded weights are recomputed from the current weights at every call
     (O(weights), ``norm.fold_batch_norm``), so no update of either layer's
-    weights (fit, set_weights, load) can leave them stale.
+    weights (fit, set_weights, load) can leave them stale. ``activation``: a
+    relu (or relu6) layer after the BatchNormalization, run in the layer's
+    epilogue instead of its linear activation.
     """
 
     def __init__(self, layer, batch_norm):
@@ -265,6 +267,7 @@ class BatchNormFold:
         channels = batch_norm.moving_mean.shape
         self.kernel = _FoldedWeight(np.empty(layer.kernel.shape, dtype=layer.kernel.value.dtype))
         self.bias = _FoldedWeight(np.empty(channels, dtype=layer.kernel.value.dtype))
+        self.activation = None
         self._saved = None
 
     def enter(self):
@@ -273,11 +276,13 @@ class BatchNormFold:
         _norm.fold_batch_norm(layer.kernel.value, None if layer.bias is None else layer.bias.value,
                               bn.moving_mean.value, bn.moving_variance.value, gamma, beta, bn.epsilon,
                               out=(self.kernel.value, self.bias.value))
-        self._saved = (layer.kernel, layer.bias)
+        self._saved = (layer.kernel, layer.bias, layer.activation)
         layer.kernel, layer.bias = self.kernel, self.bias
+        if self.activation is not None:
+            layer.activation = self.activation
 
     def exit(self):
-        self.layer.kernel, self.layer.bias = self._saved
+        self.layer.kernel, self.layer.bias, self.layer.activation = self._saved
         self._saved = None
 
 
@@ -296,9 +301,20 @@ def _folds_into(step, batch_norm_step):
     return bn.axis % rank == rank - 1 and bn.moving_mean.shape[0] == layer.kernel.shape[-1]
 
 
+def _epilogue_relu(step):
+    """The activation name of a relu / relu6 layer step that a conv or dense epilogue can run, else None."""
+    layer = step.layer if type(step) is Step else None
+    if (isinstance(layer, Activation) and layer.activation in ("relu", "relu6") and layer._activation_params is None
+            and layer.activity_regularizer is None):
+        return layer.activation
+    return None
+
+
 def fold_batch_norm(plan):
     """At inference, a BatchNormalization reading a linear Conv2D / Conv1D / Dense (its only reader)
-    disappears into that layer's weights (:class:`BatchNormFold`): one pass fewer over the data."""
+    disappears into that layer's weights (:class:`BatchNormFold`), and a relu or relu6 layer
+    reading the BatchNormalization (its only reader) into the layer's epilogue: one or two passes
+    fewer over the data."""
     if plan.training:
         return
     removed = set()
@@ -310,6 +326,11 @@ def fold_batch_norm(plan):
             step.fold = BatchNormFold(step.layer, bn_step.layer)
             step.output = bn_step.output
             removed.add(id(bn_step))
+            relu = plan.only_reader(step)  # the readers of the BatchNormalization's output
+            if relu is not None and _epilogue_relu(relu) is not None:
+                step.fold.activation = _epilogue_relu(relu)
+                step.output = relu.output
+                removed.add(id(relu))
     plan.steps = [s for s in plan.steps if id(s) not in removed]
 
 
