@@ -174,7 +174,7 @@ def _json_bytes(value):
 
 def _npy_bytes(array):
     buffer = io.BytesIO()
-    np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    np.lib.format.write_array(buffer, np.asarray(array, order="C"), allow_pickle=False)  # 0-d stays 0-d
     return buffer.getvalue()
 
 
