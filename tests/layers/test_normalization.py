@@ -10,6 +10,10 @@ from convx.models import plan as plan_module
 from thread_identity import assert_same_for_any_thread_count
 
 
+# LayerNormalization(rms_scaling=True) warns as Keras does (test_rms_scaling_warns_as_keras); the models use it
+pytestmark = pytest.mark.filterwarnings("ignore:You passed `rms_scaling=True`:UserWarning")
+
+
 @pytest.fixture(autouse=True)
 def fresh_names():
     convx.utils.clear_session()
@@ -694,3 +698,8 @@ def test_bad_arguments_raise_value_error(make, match):
 def test_bad_shapes_raise_value_error(make, shape, match):
     with pytest.raises(ValueError, match=match):
         make().build_for(shape)
+
+
+def test_rms_scaling_warns_as_keras():
+    with pytest.warns(UserWarning, match=r"You passed `rms_scaling=True`, which is deprecated"):
+        L.LayerNormalization(rms_scaling=True)

@@ -8,6 +8,8 @@ inference. At inference a model's plan folds a BatchNormalization that reads
 a convolution or dense layer into that layer's weights (``models/plan.py``).
 """
 
+import warnings
+
 import numpy as np
 
 from convx import constraints, initializers, regularizers
@@ -274,6 +276,11 @@ class LayerNormalization(_Normalization):
             raise ValueError(f"LayerNormalization: argument `axis` must be an int or a list of ints, "
                              f"received axis={axis!r}")
         self.rms_scaling = _check_bool(rms_scaling, "rms_scaling", "LayerNormalization")
+        if self.rms_scaling:  # Keras 3's warning, word for word
+            warnings.warn(
+                "You passed `rms_scaling=True`, which is deprecated. This argument incorrectly scales the input by "
+                "the variance, not the root mean square. To correctly use RMS Normalization, please use "
+                "`keras.layers.RMSNormalization` instead.")
         self._perm = None
 
     def _axes(self, input_shape):
