@@ -16,7 +16,7 @@ from convx.layers.convolutional import (
 from gradcheck import check_gradient
 from make_keras_conv_reference import CASES as KERAS_CASES
 from thread_identity import assert_same_for_any_thread_count
-from torch_reference import _activation, _same_pad
+from torch_reference import _activation, _apply, _same_pad
 
 REFERENCE = os.path.join(os.path.dirname(__file__), "data", "keras_conv_reference.npz")
 CLASSES = {cls.__name__: cls for cls in (Conv1D, Conv1DTranspose, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D)}
@@ -44,6 +44,9 @@ def _torch_layer(torch, layer, x, params):
     """The layer on a channels-last torch tensor; ``params`` are torch tensors in convx's layouts and order."""
     F = torch.nn.functional
     act = layer.activation
+    if isinstance(layer, L.Conv2D):
+        by_id = {id(var): param for var, param in zip(layer.weights, params)}
+        return _apply(torch, layer, [x], lambda var: by_id[id(var)])
     if isinstance(layer, Conv1D):
         kernel, *bias = params
         pad = (layer.kernel_size[0] - 1) * layer.dilation_rate[0]
@@ -149,6 +152,91 @@ def test_one_sgd_step_matches_pytorch(rng, torch, name):
     np.testing.assert_allclose(loss, loss_t.item(), rtol=1e-5)
     for var, param in zip(layer.weights, params):
         np.testing.assert_allclose(var.numpy(), (param - 0.1 * param.grad).detach().numpy(), rtol=0, atol=1e-5)
+
+
+class _ActivityConv2D(L.Conv2D):
+    """Conv2D with its activity-penalty code switched on (Conv2D still refuses the argument)."""
+
+    _supports_activity_regularizer = True
+
+
+# layer, input shape, regularizer / constraint arguments (Keras' string forms: l1, l2 are 0.01)
+REGULARIZED = {
+    "depthwise": (lambda **kw: DepthwiseConv2D(3, strides=2, padding="same", depth_multiplier=2,
+                                               activation="tanh", **kw), (2, 7, 6, 3),
+                  dict(depthwise_regularizer="l1", bias_constraint="non_neg", activity_regularizer="l2")),
+    "separable": (lambda **kw: SeparableConv2D(4, 3, padding="same", activation="relu", **kw), (2, 6, 5, 3),
+                  dict(pointwise_regularizer="l2", depthwise_constraint="non_neg", activity_regularizer="l2")),
+    "transpose": (lambda **kw: Conv2DTranspose(3, 3, strides=2, padding="same", output_padding=1, **kw),
+                  (1, 4, 5, 2), dict(kernel_regularizer="l2", bias_regularizer="l1", activity_regularizer="l1")),
+    "transpose1d": (lambda **kw: Conv1DTranspose(3, 3, strides=2, activation="sigmoid", **kw), (2, 5, 2),
+                    dict(kernel_constraint="non_neg", activity_regularizer="l2")),
+    "causal": (lambda **kw: Conv1D(3, 3, padding="causal", dilation_rate=2, **kw), (2, 9, 2),
+               dict(kernel_regularizer="l1", bias_regularizer="l2")),
+    "conv2d_pooled": (lambda **kw: _ActivityConv2D(4, 3, activation="relu", **kw), (2, 8, 8, 2),
+                      dict(activity_regularizer="l2")),
+}
+
+
+def _penalty(torch, name, value):
+    return {"l1": lambda v: 0.01 * v.abs().sum(), "l2": lambda v: 0.01 * (v ** 2).sum()}[name](value)
+
+
+@pytest.mark.parametrize("name", REGULARIZED)
+def test_regularizers_constraints_and_activity_penalty_in_one_sgd_step(rng, torch, name):
+    """Weight penalties and the output's penalty / batch size join the loss, constraints follow the update."""
+    make, shape, kwargs = REGULARIZED[name]
+    layer = make(**kwargs)
+    stack = [convx.Input(shape=shape[1:]), layer] + ([L.MaxPooling2D(2)] if name == "conv2d_pooled" else [])
+    model = convx.Sequential(stack)
+    model.compile(optimizer=convx.optimizers.SGD(learning_rate=0.1), loss="mse")
+    for var in layer.weights:
+        var.assign(rng.standard_normal(var.shape) * 0.5)
+    x = rng.standard_normal(shape).astype(np.float32)
+    target = rng.standard_normal(model.compute_output_shape((None,) + shape[1:])[1:]).astype(np.float32)
+    target = np.broadcast_to(target, (shape[0],) + target.shape).copy()
+    params = [torch.tensor(v.numpy(), requires_grad=True) for v in layer.weights]
+    loss = model.train_on_batch(x, target)
+
+    y = _torch_layer(torch, layer, torch.tensor(x), params)
+    out = torch.nn.functional.max_pool2d(y.permute(0, 3, 1, 2), 2).permute(0, 2, 3, 1) if len(stack) > 2 else y
+    loss_t = ((out - torch.tensor(target)) ** 2).mean()
+    if "activity_regularizer" in kwargs:
+        loss_t = loss_t + _penalty(torch, kwargs["activity_regularizer"], y) / shape[0]
+    constraints = []
+    for var, param in zip(layer.weights, params):
+        prefix = layer.weight_args[var.name]
+        if f"{prefix}_regularizer" in kwargs:
+            loss_t = loss_t + _penalty(torch, kwargs[f"{prefix}_regularizer"], param)
+        constraints.append(kwargs.get(f"{prefix}_constraint"))
+    loss_t.backward()
+    np.testing.assert_allclose(loss, loss_t.item(), rtol=1e-5)
+    for var, param, constraint in zip(layer.weights, params, constraints):
+        want = (param - 0.1 * param.grad).detach().numpy()
+        if constraint == "non_neg":
+            want = np.maximum(want, 0)
+        np.testing.assert_allclose(var.numpy(), want, rtol=0, atol=1e-5, err_msg=var.path)
+
+
+@pytest.mark.parametrize("name", REGULARIZED)
+def test_regularizer_and_constraint_configs_round_trip(name):
+    make, _, kwargs = REGULARIZED[name]
+    config = make(**kwargs).get_config()
+    for key, value in kwargs.items():
+        assert config[key]["class_name"] == {"l1": "L1", "l2": "L2", "non_neg": "NonNeg"}[value], key
+    clone = type(make()).from_config(config)
+    assert clone.get_config() == {**config, "name": clone.name}
+
+
+def test_activity_penalty_through_the_fused_conv_pool_inference(rng):
+    """predict fuses Conv2D + MaxPooling2D; with an activity regularizer the penalty still sees the whole output."""
+    layer = _ActivityConv2D(4, 3, activation="relu", activity_regularizer="l2")
+    model = convx.Sequential([convx.Input(shape=(8, 8, 2)), layer, L.MaxPooling2D(2)])
+    x = rng.standard_normal((3, 8, 8, 2)).astype(np.float32)
+    pooled = model.predict(x, verbose=0)
+    y = layer(x)
+    np.testing.assert_allclose(layer.losses[-1], 0.01 * np.sum(y.astype(np.float64) ** 2) / 3, rtol=1e-5)
+    np.testing.assert_array_equal(pooled, y.reshape(3, 3, 2, 3, 2, 4).max(axis=(2, 4)))
 
 
 def test_outputs_match_keras():

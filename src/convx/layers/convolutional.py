@@ -2,7 +2,6 @@
 DepthwiseConv2D, SeparableConv2D (depthwise then pointwise), Conv2DTranspose and
 Conv1DTranspose (a convolution's input gradient as the forward pass)."""
 
-import inspect
 import math
 
 import numpy as np
@@ -11,23 +10,8 @@ from convx import activations, constraints, initializers, regularizers
 from convx._kernels import _checks
 from convx._kernels import conv as _conv
 from convx._kernels import depthwise as _depthwise
+from convx._kernels import pool as _pool
 from convx.layers.base import ActivationOutput, Layer, check_data_format, normalize_padding, normalize_tuple
-
-# Keras 3's keyword add_weight (regularizer, constraint) and Layer(activity_regularizer=...), once base.py has them
-_KEYWORD_ADD_WEIGHT = "regularizer" in inspect.signature(Layer.add_weight).parameters
-_LAYER_TAKES_ACTIVITY = "activity_regularizer" in inspect.signature(Layer.__init__).parameters
-
-
-def _get(module, identifier):
-    """``module.get(identifier)`` (regularizers, constraints) when the module provides it."""
-    get = getattr(module, "get", None)
-    return get(identifier) if get is not None and identifier is not None else identifier
-
-
-def _serialize(module, value):
-    serialize = getattr(module, "serialize", None)
-    return None if value is None else serialize(value) if serialize is not None else value
-
 
 def _positive_int(value, name):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -47,20 +31,18 @@ def _no_strided_dilation(strides, dilation_rate):
 class _BaseConv(ActivationOutput, Layer):
     """What every convolution layer shares: geometry arguments, activation, bias,
     the regularizer / constraint arguments of its weights, and the 1-D layers'
-    view of their tensors as 2-D ones with a height-1 axis."""
+    view of their tensors as 2-D ones with a height-1 axis. An activity
+    regularizer's penalty is taken on the output (after the activation), as Keras does."""
 
     rank = 2
+    _supports_activity_regularizer = True
     paddings = ("valid", "same")
     # weight name -> argument prefix of its initializer / regularizer / constraint
     weight_args = {"kernel": "kernel", "bias": "bias"}
 
     def __init__(self, kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
                  activity_regularizer=None, **kwargs):
-        if _LAYER_TAKES_ACTIVITY:
-            kwargs["activity_regularizer"] = activity_regularizer
-        super().__init__(**kwargs)
-        if not _LAYER_TAKES_ACTIVITY:
-            self.activity_regularizer = _get(regularizers, activity_regularizer)
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         check_data_format(data_format)
         self.kernel_size = normalize_tuple(kernel_size, self.rank, "kernel_size")
         self.strides = normalize_tuple(strides, self.rank, "strides")
@@ -72,18 +54,27 @@ class _BaseConv(ActivationOutput, Layer):
 
     def _weight_options(self, prefix, initializer, regularizer, constraint):
         setattr(self, f"{prefix}_initializer", initializers.get(initializer))
-        setattr(self, f"{prefix}_regularizer", _get(regularizers, regularizer))
-        setattr(self, f"{prefix}_constraint", _get(constraints, constraint))
+        setattr(self, f"{prefix}_regularizer", regularizers.get(regularizer))
+        setattr(self, f"{prefix}_constraint", constraints.get(constraint))
 
     def _add(self, name, shape):
         """A weight with its initializer, regularizer and constraint (``weight_args[name]``)."""
         prefix = self.weight_args[name]
-        initializer = getattr(self, f"{prefix}_initializer")
-        if _KEYWORD_ADD_WEIGHT:
-            return self.add_weight(shape=shape, initializer=initializer, trainable=True,
-                                   regularizer=getattr(self, f"{prefix}_regularizer"),
-                                   constraint=getattr(self, f"{prefix}_constraint"), name=name)
-        return self.add_weight(shape, initializer, name)
+        return self.add_weight(shape=shape, initializer=getattr(self, f"{prefix}_initializer"), trainable=True,
+                               regularizer=getattr(self, f"{prefix}_regularizer"),
+                               constraint=getattr(self, f"{prefix}_constraint"), name=name)
+
+    def _output(self, y):
+        """The layer's output ``y``, its activity penalty recorded (when it has a regularizer)."""
+        if self.activity_regularizer is not None:
+            self._activity_forward(y)
+        return y
+
+    def _output_grad(self, dy, from_logits):
+        """``dy`` (and the activity penalty's gradient), w.r.t. the pre-activation output."""
+        if self.activity_regularizer is not None:
+            dy = self._add_activity_grad(dy, from_logits)
+        return self._pre_activation_grad(dy, from_logits)
 
     # the kernels are 2-D: 1-D layers view their tensors with a height-1 axis
     def _as2d(self, values):
@@ -149,10 +140,10 @@ class _BaseConv(ActivationOutput, Layer):
                 if kind == "initializer":
                     config[f"{prefix}_initializer"] = initializers.serialize(value)
                 else:
-                    config[f"{prefix}_{kind}"] = _serialize(regularizers if kind == "regularizer" else constraints,
-                                                            value)
+                    module = regularizers if kind == "regularizer" else constraints
+                    config[f"{prefix}_{kind}"] = module.serialize(value)
             if kind == "regularizer":
-                config["activity_regularizer"] = _serialize(regularizers, self.activity_regularizer)
+                config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
         return config
 
     def get_config(self):
@@ -162,6 +153,11 @@ class _BaseConv(ActivationOutput, Layer):
 
 class _Conv(_BaseConv):
     """Shared code of Conv1D/Conv2D; ``rank`` spatial axes, channels last."""
+
+    # The activity penalty is implemented (also through the plan's fusions: trains_pooled is False with
+    # one, forward_pooled computes the whole output, output windows are ignored), but Conv1D/Conv2D still
+    # refuse the argument: tests/layers/test_regularization_layers.py pins that refusal.
+    _supports_activity_regularizer = False
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,
                  groups=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
@@ -212,15 +208,17 @@ class _Conv(_BaseConv):
             self._state.x = x4
         kernel = self._kernel4d(self.kernel.value)
         y_shape = self._as4d(self._output_shape_for(x.shape))
+        if self.rank == 1 or self.activity_regularizer is not None:  # the penalty needs the whole output
+            output_window = None
         y = self._activate(
             lambda act, slot: _conv.conv2d_forward(
                 x4, kernel, self._bias_value(), strides=self._as2d(self.strides), padding=self._kernel_padding,
                 dilation=self._as2d(self.dilation_rate), activation=act, out=self._buffer(slot, y_shape, x4.dtype),
-                output_window=output_window if self.rank == 2 else None,
+                output_window=output_window,
             ),
             training,
         )
-        return self._from4d(y)
+        return self._from4d(self._output(y))
 
     def forward_pooled(self, x, pool_size, training=False):
         """Output of this layer followed by a valid max pooling with windows
@@ -230,6 +228,14 @@ class _Conv(_BaseConv):
         ph, pw = pool_size
         oh, ow = self._output_shape_for(x.shape)[1:3]
         pooled_shape = (x.shape[0], oh // ph, ow // pw, self.filters)
+        if self.activity_regularizer is not None:  # inference only (not trains_pooled): the penalty needs y
+            y = _conv.conv2d_forward(x, self.kernel.value, self._bias_value(), self.strides, self.padding,
+                                     self.dilation_rate, self.activation,
+                                     out=self._buffer("y_unpooled", (x.shape[0], oh, ow, self.filters), x.dtype))
+            self._output(y)
+            pooled, _ = _pool.max_pool2d_forward(y, pool_size, out=(self._buffer("y", pooled_shape, x.dtype), None),
+                                                 with_argmax=False)
+            return pooled
         # the maxima's positions, unless the backward pass recomputes this layer's output
         codes = self._buffer("codes", pooled_shape, np.uint8) if training and not self._recomputes_pooled() else None
         pooled = _conv.conv2d_maxpool_forward(
@@ -248,7 +254,8 @@ class _Conv(_BaseConv):
         :meth:`backward_pooled`): a 2-D layer with a 'relu' or 'linear'
         activation, whose gradient then comes from the pooling's output and
         its maxima's positions alone, and windows of at most 64 cells."""
-        return self.rank == 2 and self.built and self.activation in ("relu", "linear") and math.prod(pool_size) <= 64
+        return (self.rank == 2 and self.built and self.activation in ("relu", "linear") and math.prod(pool_size) <= 64
+                and self.activity_regularizer is None)
 
     def _recomputes_pooled(self):
         """A first layer (no input gradient) with a small patch (``KH * KW *
@@ -277,7 +284,7 @@ class _Conv(_BaseConv):
 
     def backward(self, dy, from_logits=False):
         x4, need_dx = self._state.x, self._state.need_dx
-        dz4 = self._pre_activation_grad(self._to4d(dy), from_logits)
+        dz4 = self._output_grad(self._to4d(dy), from_logits)
         dx = self._buffer("dx", x4.shape, x4.dtype) if need_dx else None
         # weight gradients go straight into the variables' grad arrays (views of the model's flat buffer)
         dx, _, _ = _conv.conv2d_backward(
@@ -405,16 +412,16 @@ class DepthwiseConv2D(_BaseConv):
         if training:
             self._state.x = x
         y_shape = self._output_shape_for(x.shape)
-        return self._activate(
+        return self._output(self._activate(
             lambda act, slot: _depthwise.depthwise_forward(
                 x, self.kernel.value, self._bias_value(), activation=act, out=self._buffer(slot, y_shape, x.dtype),
                 **self._geometry()),
             training,
-        )
+        ))
 
     def backward(self, dy, from_logits=False):
         x, need_dx = self._state.x, self._state.need_dx
-        dz = self._pre_activation_grad(dy, from_logits)
+        dz = self._output_grad(dy, from_logits)
         dx = self._buffer("dx", x.shape, x.dtype) if need_dx else None
         dx, _, _ = _depthwise.depthwise_backward(
             x, self.kernel.value, dz, need_dx=need_dx,
@@ -481,15 +488,15 @@ class SeparableConv2D(DepthwiseConv2D):
             **self._geometry())
         if training:
             state.x, state.mid = x, mid
-        return self._activate(
+        return self._output(self._activate(
             lambda act, slot: _conv.conv2d_forward(mid, self.pointwise_kernel.value, self._bias_value(),
                                                    activation=act, out=self._buffer(slot, y_shape, x.dtype)),
             training,
-        )
+        ))
 
     def backward(self, dy, from_logits=False):
         state = self._state
-        dz = self._pre_activation_grad(dy, from_logits)
+        dz = self._output_grad(dy, from_logits)
         dmid, _, _ = _conv.conv2d_backward(
             state.mid, self.pointwise_kernel.value, dz,
             out=(self._buffer("dmid", state.mid.shape, dz.dtype), self.pointwise_kernel.grad,
@@ -574,11 +581,11 @@ class _ConvTranspose(_BaseConv):
                 out=self._buffer(slot, y_shape, x4.dtype), **self._geometry()),
             training,
         )
-        return self._from4d(y)
+        return self._from4d(self._output(y))
 
     def backward(self, dy, from_logits=False):
         x4, need_dx = self._state.x, self._state.need_dx
-        dz4 = self._pre_activation_grad(self._to4d(dy), from_logits)
+        dz4 = self._output_grad(self._to4d(dy), from_logits)
         kernel4 = self._kernel4d(self.kernel.value)
         _depthwise.column_sums(dz4, out=self._bias_grad(self.filters, dz4.dtype))
         # the convolution from this layer's output (dz's shape) to its input (x's shape): its
