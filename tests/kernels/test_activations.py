@@ -1,5 +1,6 @@
 """Tests for convx._kernels.activations (forward epilogue and backward kernels)."""
 
+import os
 import warnings
 
 import numpy as np
@@ -363,3 +364,63 @@ def test_log_softmax_is_stable_and_consistent(rng):
     y = activation_forward(x, "log_softmax")
     assert np.all(np.isfinite(y)) and y[0, 2] == 0.0
     np.testing.assert_allclose(np.exp(y[1]), activation_forward(x[1], "softmax"), rtol=1e-15)
+
+
+# ----- the AVX2 float32 kernels (silu, gelu_tanh, mish, exponential; csrc/activations_avx2.h) --------------------
+
+VECTOR = ["silu", "gelu_tanh", "mish", "exponential"]
+
+
+@pytest.mark.parametrize("name", VECTOR)
+def test_a_value_does_not_depend_on_its_position(rng, name):
+    """Tails go through the same vector formula (masked loads): any slice of a row gives the same bits,
+    which is what makes a fused epilogue (rows of C_out) equal to the separate activation (flat blocks)."""
+    x = rng.uniform(-6, 6, 37).astype(np.float32)
+    w = rng.standard_normal(37).astype(np.float32)
+    y = activation_forward(x, name)
+    dx = activation_backward(y, w, name, x=x)
+    for start, stop in [(0, 1), (3, 10), (5, 21), (30, 37), (1, 36)]:
+        np.testing.assert_array_equal(activation_forward(x[start:stop].copy(), name), y[start:stop])
+        np.testing.assert_array_equal(
+            activation_backward(y[start:stop].copy(), w[start:stop].copy(), name, x=x[start:stop].copy()),
+            dx[start:stop])
+
+
+@pytest.mark.parametrize("name", VECTOR)
+def test_extremes_and_nan(name):
+    x = np.array([np.nan, -np.inf, np.inf, -1e4, -100, -88.5, 88.5, 100, 1e4, -0.0, 0.0], np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = activation_forward(x, name)
+    assert np.isnan(y[0]) and y[2] == np.inf
+    x64 = x[3:].astype(np.float64)
+    with np.errstate(over="ignore"):
+        big = {"silu": x64 / (1 + np.exp(-x64)), "exponential": np.exp(x64),
+               "gelu_tanh": np.where(x64 > 0, x64, 0.0), "mish": np.where(x64 > 0, x64, 0.0)}[name]
+        np.testing.assert_allclose(y[3:].astype(np.float64), big.astype(np.float32), rtol=1e-6, atol=1e-30)
+
+
+def test_vector_and_generic_kernels_agree(rng, tmp_path):
+    """CONVX_ISA=generic (scalar libm loops) against this process's choice, within 2 ulps-ish."""
+    import subprocess
+    import sys
+
+    x = rng.uniform(-9, 9, 4096).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    script = (
+        "import numpy as np, sys\n"
+        "from convx._kernels.activations import activation_forward as f, activation_backward as b\n"
+        "x = np.load(sys.argv[1])\n"
+        "out = {n: f(x, n) for n in %r}\n"
+        "out.update({n + '_grad': b(out[n], np.ones_like(x), n, x=x) for n in %r})\n"
+        "np.savez(sys.argv[2], **out)\n" % (VECTOR, VECTOR)
+    )
+    env = {**os.environ, "CONVX_ISA": "generic"}
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "x.npy"), str(tmp_path / "g.npz")], env=env,
+                   check=True)
+    generic = np.load(tmp_path / "g.npz")
+    for name in VECTOR:
+        y = activation_forward(x, name)
+        np.testing.assert_allclose(y, generic[name], rtol=1e-6, atol=5e-7, err_msg=name)
+        np.testing.assert_allclose(activation_backward(y, np.ones_like(x), name, x=x), generic[name + "_grad"],
+                                   rtol=2e-6, atol=5e-6, err_msg=name)

@@ -1,5 +1,6 @@
 #include "activations.h"
 
+#include "activations_avx2.h"
 #include "activations_math.h"
 #include "convx_omp.h"
 

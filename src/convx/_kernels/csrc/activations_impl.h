@@ -28,6 +28,8 @@ static void FN(act_backward_elementwise)(const real *x, const real *y, const rea
 {
     cx_int i;
     const real zero = 0, one = 1, a = (real)p.p0;
+    if (FN(cx_act_backward_simd)(x, y, dy, dx, n, act)) /* activations_avx2.h */
+        return;
     switch (act) {
     case CX_ACT_RELU:
         /* Both loads unconditional, so the select compiles to a branch-free mask:

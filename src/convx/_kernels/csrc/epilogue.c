@@ -2,6 +2,7 @@
 
 #include <math.h>
 
+#include "activations_avx2.h"
 #include "activations_math.h"
 #include "convx_omp.h"
 

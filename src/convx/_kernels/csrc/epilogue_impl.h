@@ -14,6 +14,8 @@ CX_BRANCH_FREE_SELECTS
 static void FN(act_inplace)(real *v, cx_int n, int act, cx_act_params p)
 {
     cx_int i;
+    if (FN(cx_act_forward_simd)(v, n, act)) /* activations_avx2.h */
+        return;
     switch (act) {
     case CX_ACT_RELU:
         /* `v < 0 ? 0 : v` keeps NaN as NaN, like np.maximum and torch.relu. */

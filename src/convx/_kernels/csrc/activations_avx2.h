@@ -1,0 +1,199 @@
+/* AVX2 + FMA float32 kernels of the exp-based activations silu, gelu_tanh, mish and exponential
+ * (forward and backward), chosen at run time: used when the CPU has AVX2 and FMA and CONVX_ISA is
+ * unset or "avx2" (CONVX_ISA=generic keeps the scalar libm loops). Included by epilogue.c and
+ * activations.c; every element, tails included (masked loads and stores), goes through the same
+ * vector formula, so a value does not depend on where it lies in a row or block: the fused
+ * epilogue of a layer and the separate activation give the same bits, for any thread count.
+ *
+ * exp is Cephes' single-precision polynomial (about 1 ulp on [-87, 88]; below -87.3 it returns 0
+ * rather than a denormal, above ln(FLT_MAX) = 88.72 inf, NaN for NaN). The formulas avoid cancellation:
+ *   sigmoid(x) = 1 / (1 + e) for x >= 0, e / (1 + e) below, e = exp(-|x|);
+ *   gelu_tanh(x) = x * sigmoid(2u), u = sqrt(2 / pi) (x + 0.044715 x^3)   (0.5 (1 + tanh u) = sigmoid(2u));
+ *   mish(x) = x * tanh(softplus(x)) = x * m / (m + 2), m = e^x (e^x + 2)   (x itself above 20).
+ */
+#ifndef CONVX_ACTIVATIONS_AVX2_H
+#define CONVX_ACTIVATIONS_AVX2_H
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "activations_math.h"
+
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+#define CX_ACT_HAVE_AVX2 1
+#include <immintrin.h>
+#define CX_ACT_TARGET __attribute__((target("avx2,fma")))
+
+/* Whether to use these kernels: decided once per process (benign race: all threads agree). */
+static int cx_act_avx2(void)
+{
+    static int use = -1;
+    if (use < 0) {
+        const char *forced = getenv("CONVX_ISA");
+        __builtin_cpu_init();
+        use = (!forced || !*forced || strcmp(forced, "avx2") == 0) && __builtin_cpu_supports("avx2")
+              && __builtin_cpu_supports("fma");
+    }
+    return use;
+}
+
+static inline int cx_act_has_avx2_kernel(int act)
+{
+    return act == CX_ACT_SILU || act == CX_ACT_GELU_TANH || act == CX_ACT_MISH || act == CX_ACT_EXPONENTIAL;
+}
+
+CX_ACT_TARGET static inline __m256 cx_exp8(__m256 x)
+{
+    const __m256 hi = _mm256_set1_ps(88.72283905206835f) /* ln(FLT_MAX) */, lo = _mm256_set1_ps(-87.3365447504f);
+    const __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ), over = _mm256_cmp_ps(x, hi, _CMP_GT_OQ);
+    const __m256 nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q), input = x;
+    x = _mm256_max_ps(_mm256_min_ps(x, hi), lo);
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    x = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    x = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), x);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1.0f)));
+    /* 2^n for n in [-126, 127]: split in two factors so that n = 128 (x near 88.38) cannot overflow the exponent */
+    __m256i ni = _mm256_cvtps_epi32(n);
+    __m256i half = _mm256_srai_epi32(ni, 1);
+    __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(half, _mm256_set1_epi32(127)), 23));
+    __m256 s2 = _mm256_castsi256_ps(
+        _mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(ni, half), _mm256_set1_epi32(127)), 23));
+    __m256 r = _mm256_andnot_ps(under, _mm256_mul_ps(_mm256_mul_ps(p, s1), s2));
+    r = _mm256_blendv_ps(r, _mm256_set1_ps(INFINITY), over);
+    return _mm256_blendv_ps(r, input, nan); /* NaN stays NaN */
+}
+
+/* sigmoid(x), and e = exp(-|x|) for the caller. */
+CX_ACT_TARGET static inline __m256 cx_sigmoid8(__m256 x)
+{
+    const __m256 one = _mm256_set1_ps(1.0f);
+    __m256 ax = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x);
+    __m256 e = cx_exp8(_mm256_sub_ps(_mm256_setzero_ps(), ax));
+    __m256 d = _mm256_add_ps(one, e);
+    __m256 pos = _mm256_div_ps(one, d), neg = _mm256_div_ps(e, d);
+    return _mm256_blendv_ps(pos, neg, _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ));
+}
+
+CX_ACT_TARGET static inline __m256 cx_gelu_tanh_gate8(__m256 x) /* sigmoid(2u) = 0.5 (1 + tanh u) */
+{
+    __m256 x3 = _mm256_mul_ps(_mm256_mul_ps(x, x), x);
+    __m256 u = _mm256_mul_ps(_mm256_set1_ps((float)CX_SQRT_2_OVER_PI),
+                             _mm256_fmadd_ps(_mm256_set1_ps((float)CX_GELU_CUBIC), x3, x));
+    return cx_sigmoid8(_mm256_add_ps(u, u));
+}
+
+CX_ACT_TARGET static inline __m256 cx_mish_tanh8(__m256 x) /* tanh(softplus(x)), 1 above x = 20 */
+{
+    const __m256 two = _mm256_set1_ps(2.0f);
+    __m256 e = cx_exp8(_mm256_min_ps(x, _mm256_set1_ps(20.0f)));
+    __m256 m = _mm256_mul_ps(e, _mm256_add_ps(e, two));
+    return _mm256_div_ps(m, _mm256_add_ps(m, two));
+}
+
+CX_ACT_TARGET static inline __m256i cx_tail_mask8(cx_int left)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(left < 8 ? left : 8)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+CX_ACT_TARGET static inline __m256 cx_act_forward8(__m256 x, int act)
+{
+    switch (act) {
+    case CX_ACT_SILU:
+        return _mm256_mul_ps(x, cx_sigmoid8(x));
+    case CX_ACT_GELU_TANH:
+        return _mm256_mul_ps(x, cx_gelu_tanh_gate8(x));
+    case CX_ACT_MISH:
+        return _mm256_mul_ps(x, cx_mish_tanh8(x));
+    default: /* CX_ACT_EXPONENTIAL */
+        return cx_exp8(x);
+    }
+}
+
+/* d act / dx at x (y = act(x) for exponential). */
+CX_ACT_TARGET static inline __m256 cx_act_grad8(__m256 x, __m256 y, int act)
+{
+    const __m256 one = _mm256_set1_ps(1.0f);
+    switch (act) {
+    case CX_ACT_SILU: {
+        __m256 s = cx_sigmoid8(x);
+        return _mm256_mul_ps(s, _mm256_fmadd_ps(x, _mm256_sub_ps(one, s), one));
+    }
+    case CX_ACT_GELU_TANH: { /* 0.5 (1 + t) + 0.5 x (1 - t^2) k (1 + 3 c x^2), t = 2 g - 1 */
+        __m256 g = cx_gelu_tanh_gate8(x);
+        __m256 t = _mm256_fmsub_ps(_mm256_set1_ps(2.0f), g, one);
+        __m256 x2 = _mm256_mul_ps(x, x);
+        __m256 inner = _mm256_fmadd_ps(_mm256_set1_ps((float)(3 * CX_GELU_CUBIC)), x2, one);
+        __m256 r = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps((float)(0.5 * CX_SQRT_2_OVER_PI)), x),
+                                 _mm256_mul_ps(_mm256_fnmadd_ps(t, t, one), inner));
+        return _mm256_add_ps(g, r);
+    }
+    case CX_ACT_MISH: { /* t + x (1 - t^2) sigmoid(x) */
+        __m256 t = cx_mish_tanh8(x);
+        return _mm256_fmadd_ps(_mm256_mul_ps(x, _mm256_fnmadd_ps(t, t, one)), cx_sigmoid8(x), t);
+    }
+    default: /* CX_ACT_EXPONENTIAL */
+        return y;
+    }
+}
+
+CX_ACT_TARGET static void cx_act_forward_avx2_f32(float *v, cx_int n, int act)
+{
+    cx_int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(v + i, cx_act_forward8(_mm256_loadu_ps(v + i), act));
+    if (i < n) {
+        __m256i mask = cx_tail_mask8(n - i);
+        _mm256_maskstore_ps(v + i, mask, cx_act_forward8(_mm256_maskload_ps(v + i, mask), act));
+    }
+}
+
+/* x is read for silu, gelu_tanh and mish, y for exponential (the other may be NULL). */
+CX_ACT_TARGET static void cx_act_backward_avx2_f32(const float *x, const float *y, const float *dy, float *dx,
+                                                   cx_int n, int act)
+{
+    const float *src = act == CX_ACT_EXPONENTIAL ? y : x;
+    const int from_y = act == CX_ACT_EXPONENTIAL;
+    for (cx_int i = 0; i < n; i += 8) {
+        __m256i mask = cx_tail_mask8(n - i);
+        __m256 s = _mm256_maskload_ps(src + i, mask), g = _mm256_maskload_ps(dy + i, mask);
+        __m256 d = cx_act_grad8(from_y ? _mm256_setzero_ps() : s, s, act);
+        _mm256_maskstore_ps(dx + i, mask, _mm256_mul_ps(g, d));
+    }
+}
+
+/* The float32 hooks of the elementwise loops: 1 when the AVX2 kernel did the work. */
+static inline int cx_act_forward_simd_f32(float *v, cx_int n, int act)
+{
+    if (!cx_act_has_avx2_kernel(act) || !cx_act_avx2())
+        return 0;
+    cx_act_forward_avx2_f32(v, n, act);
+    return 1;
+}
+
+static inline int cx_act_backward_simd_f32(const float *x, const float *y, const float *dy, float *dx, cx_int n,
+                                           int act)
+{
+    if (!cx_act_has_avx2_kernel(act) || !cx_act_avx2())
+        return 0;
+    cx_act_backward_avx2_f32(x, y, dy, dx, n, act);
+    return 1;
+}
+#else
+static inline int cx_act_forward_simd_f32(float *v, cx_int n, int act) { return 0; }
+static inline int cx_act_backward_simd_f32(const float *x, const float *y, const float *dy, float *dx, cx_int n,
+                                           int act) { return 0; }
+#endif
+
+/* float64 has no vector kernels here. */
+static inline int cx_act_forward_simd_f64(double *v, cx_int n, int act) { return 0; }
+static inline int cx_act_backward_simd_f64(const double *x, const double *y, const double *dy, double *dx, cx_int n,
+                                           int act) { return 0; }
+
+#endif
