@@ -4,8 +4,9 @@ The arithmetic is in ``convx._kernels.norm``: statistics summed in double over
 blocks of rows fixed by the problem size (bit-identical for any thread count),
 two passes over the data forward in training (statistics, then normalize),
 two backward (one reduction of x and dy, one pass writing dx), one at
-inference. At inference a model's plan folds a BatchNormalization that reads
-a convolution or dense layer into that layer's weights (``models/plan.py``).
+inference. A model's plan (``models/plan.py``) runs a relu layer reading a
+BatchNormalization inside it, and at inference folds a BatchNormalization
+that reads a convolution or dense layer into that layer's weights.
 """
 
 import warnings
@@ -74,12 +75,10 @@ class _Normalization(Layer):
     def _values(self):
         return (None if self.gamma is None else self.gamma.value, None if self.beta is None else self.beta.value)
 
-    def _grad_buffers(self, shape, need_dx, x, with_beta=True):
+    def _grad_buffers(self, shape, need_dx, x):
         """(dx, dgamma, dbeta) outputs: the variables' grad arrays (views of a model's flat buffer) or scratch."""
         dgamma = self.gamma.grad if self.gamma is not None else self._buffer("dgamma", shape)
-        dbeta = None
-        if with_beta:
-            dbeta = self.beta.grad if self.beta is not None else self._buffer("dbeta", shape)
+        dbeta = self.beta.grad if self.beta is not None else self._buffer("dbeta", shape)
         return (self._buffer("dx", x.shape, x.dtype) if need_dx else None), dgamma, dbeta
 
     def _axis_error(self, axis, input_shape):
@@ -113,7 +112,9 @@ class BatchNormalization(_Normalization):
     Passes over the data: training forward 2 (statistics, then normalize),
     backward 2 (one reduction of x and dy, one pass writing dx), inference 1
     (and 0 when the model's plan folds the layer into the convolution or dense
-    layer before it).
+    layer before it). A relu, relu6 or ``ReLU(max_value)`` layer reading the
+    layer's output runs in these same passes (the plan's
+    ``relu_into_batch_norm``).
 
     Parameters
     ----------
