@@ -149,7 +149,7 @@ def test_forward_gradients_and_one_sgd_step_match_torch_float64(build, torch, rn
     before = model.get_weights()
     _compile(model, losses, weights, learning_rate=0.1)
     loss = model.train_on_batch(inputs if len(inputs) > 1 else inputs[0], targets if len(targets) > 1 else targets[0])
-    np.testing.assert_allclose(loss if np.ndim(loss) == 0 else loss[0], float(total), rtol=1e-5)
+    np.testing.assert_allclose(loss if np.ndim(loss) == 0 else loss[0], float(total.detach()), rtol=1e-5)
     for w0, w1, grad, var in zip(before, model.get_weights(), twin.grads(), model.weights):
         np.testing.assert_allclose((w0 - w1) / 0.1, grad, rtol=2e-3, atol=2e-5, err_msg=var.path)
 
