@@ -245,7 +245,8 @@ class PReLU(Layer):
             return None
         positive = np.greater(x, 0, out=self._buffer("positive", x.shape, np.bool_))
         dx = np.multiply(dy, self.alpha.value, out=self._buffer("dx", x.shape, x.dtype))
-        return np.copyto(dx, dy, where=positive) or dx
+        np.copyto(dx, dy, where=positive)
+        return dx
 
     def get_config(self):
         return {
