@@ -251,6 +251,48 @@ static void FN(dw_run3_avx2)(cx_int cc, int ntaps, const real *const *src, const
         FN(dw_pixels_avx2)(cc, ntaps, shifted, ker, init, relu, out + p0 * cc, count - p0, cc);
     }
 }
+
+/* dk[t][c] += sum_{p < count} src[t][p * step + c] * dz[p * cc + c] for the 9
+ * taps of a 3x3 kernel at once: the nine sums of a channel block stay in
+ * registers, so dz is loaded once per pixel for all taps (the per-tap loop
+ * loads it nine times and spends two loads per multiply-add). */
+CX_TARGET_AVX2
+static void FN(dw_wgrad9_avx2)(cx_int cc, const real *const *src, cx_int step, const real *dz, cx_int count,
+                               real *dk)
+{
+    enum { V = DW_VEC_WIDTH };
+    cx_int c0 = 0;
+    for (; c0 + V <= cc; c0 += V) {
+        DW_VEC a0 = DW_ZERO(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0;
+        const real *s0 = src[0] + c0, *s1 = src[1] + c0, *s2 = src[2] + c0, *s3 = src[3] + c0, *s4 = src[4] + c0,
+                   *s5 = src[5] + c0, *s6 = src[6] + c0, *s7 = src[7] + c0, *s8 = src[8] + c0;
+        for (cx_int p = 0; p < count; p++) {
+            const DW_VEC d = DW_LOAD(dz + p * cc + c0);
+            const cx_int o = p * step;
+            a0 = DW_FMA(DW_LOAD(s0 + o), d, a0), a1 = DW_FMA(DW_LOAD(s1 + o), d, a1);
+            a2 = DW_FMA(DW_LOAD(s2 + o), d, a2), a3 = DW_FMA(DW_LOAD(s3 + o), d, a3);
+            a4 = DW_FMA(DW_LOAD(s4 + o), d, a4), a5 = DW_FMA(DW_LOAD(s5 + o), d, a5);
+            a6 = DW_FMA(DW_LOAD(s6 + o), d, a6), a7 = DW_FMA(DW_LOAD(s7 + o), d, a7);
+            a8 = DW_FMA(DW_LOAD(s8 + o), d, a8);
+        }
+        DW_STORE(dk + c0, DW_ADD(DW_LOAD(dk + c0), a0));
+        DW_STORE(dk + cc + c0, DW_ADD(DW_LOAD(dk + cc + c0), a1));
+        DW_STORE(dk + 2 * cc + c0, DW_ADD(DW_LOAD(dk + 2 * cc + c0), a2));
+        DW_STORE(dk + 3 * cc + c0, DW_ADD(DW_LOAD(dk + 3 * cc + c0), a3));
+        DW_STORE(dk + 4 * cc + c0, DW_ADD(DW_LOAD(dk + 4 * cc + c0), a4));
+        DW_STORE(dk + 5 * cc + c0, DW_ADD(DW_LOAD(dk + 5 * cc + c0), a5));
+        DW_STORE(dk + 6 * cc + c0, DW_ADD(DW_LOAD(dk + 6 * cc + c0), a6));
+        DW_STORE(dk + 7 * cc + c0, DW_ADD(DW_LOAD(dk + 7 * cc + c0), a7));
+        DW_STORE(dk + 8 * cc + c0, DW_ADD(DW_LOAD(dk + 8 * cc + c0), a8));
+    }
+    for (; c0 < cc; c0++)
+        for (int t = 0; t < 9; t++) {
+            real a = 0;
+            for (cx_int p = 0; p < count; p++)
+                a = DW_FMA_SCALAR(src[t][p * step + c0], dz[p * cc + c0], a);
+            dk[t * cc + c0] += a;
+        }
+}
 #endif
 
 /* `run3`: the taps are whole undilated 3-wide kernel rows and the sources step
@@ -413,21 +455,53 @@ static void FN(dw_wgrad_rows)(const cx_dw_shape *s, const real *x, const real *d
     memset(dk, 0, sizeof(real) * taps * cc);
     if (db)
         memset(db, 0, sizeof(real) * cc);
+    /* 3x3 with M = 1 under AVX2: the output pixels every tap reaches, [lo, hi), go through
+     * dw_wgrad9_avx2 when all three kernel rows fall inside the image; the rest tap by tap */
+    cx_int lo = 0, hi = 0;
+    int nine = 0;
+#ifdef DW_VEC_WIDTH
+    if (s->kh == 3 && s->kw == 3 && s->m == 1 && cx_isa_selected() == CX_ISA_AVX2) {
+        cx_int lo_last, hi_first;
+        FN(dw_columns)(-s->pad_left, s->sw, s->w, s->ow, &lo, &hi_first);
+        FN(dw_columns)(2 * s->dw - s->pad_left, s->sw, s->w, s->ow, &lo_last, &hi);
+        lo = CX_MAX(lo, lo_last), hi = CX_MIN(hi, hi_first);
+        nine = hi > lo;
+    }
+#endif
     for (cx_int r = r0; r < r1; r++) {
         const cx_int n = r / s->oh, oy = r % s->oh;
         const real *dzr = dz + r * s->ow * cc;
+        const cx_int iy0 = oy * s->sh - s->pad_top;
+        const int inner = nine && iy0 >= 0 && iy0 + (s->kh - 1) * s->dh < s->h;
+#ifdef DW_VEC_WIDTH
+        if (inner) {
+            const real *src[9];
+            for (int t = 0; t < 9; t++)
+                src[t] = x + ((n * s->h + iy0 + (t / 3) * s->dh) * s->w + lo * s->sw + (t % 3) * s->dw - s->pad_left)
+                             * cc;
+            FN(dw_wgrad9_avx2)(cc, src, s->sw * cc, dzr + lo * cc, hi - lo, dk);
+        }
+#endif
         for (cx_int ky = 0; ky < s->kh; ky++) {
-            const cx_int iy = oy * s->sh - s->pad_top + ky * s->dh;
+            const cx_int iy = iy0 + ky * s->dh;
             if (iy < 0 || iy >= s->h)
                 continue;
             const real *row = FN(dw_source_row)(s, x, n, iy, wide);
             for (cx_int kx = 0; kx < s->kw; kx++) {
                 const cx_int off = kx * s->dw - s->pad_left;
-                cx_int lo, hi;
-                FN(dw_columns)(off, s->sw, s->w, s->ow, &lo, &hi);
-                if (hi > lo)
-                    FN(dw_run)(cc, hi - lo, row + (lo * s->sw + off) * cc, s->sw * cc, dzr + lo * cc,
-                               dk + (ky * s->kw + kx) * cc);
+                real *dkt = dk + (ky * s->kw + kx) * cc;
+                cx_int tlo, thi;
+                FN(dw_columns)(off, s->sw, s->w, s->ow, &tlo, &thi);
+                if (!inner) {
+                    if (thi > tlo)
+                        FN(dw_run)(cc, thi - tlo, row + (tlo * s->sw + off) * cc, s->sw * cc, dzr + tlo * cc, dkt);
+                    continue;
+                }
+                /* the tap's columns outside [lo, hi) (its own range contains that one) */
+                if (lo > tlo)
+                    FN(dw_run)(cc, lo - tlo, row + (tlo * s->sw + off) * cc, s->sw * cc, dzr + tlo * cc, dkt);
+                if (thi > hi)
+                    FN(dw_run)(cc, thi - hi, row + (hi * s->sw + off) * cc, s->sw * cc, dzr + hi * cc, dkt);
             }
         }
         if (db)
