@@ -1,4 +1,4 @@
-/* AVX2 + FMA float32 kernels of the exp-based activations silu, gelu_tanh, mish and exponential
+/* AVX2 + FMA float32 kernels of the activations silu, gelu (exact and tanh), mish and exponential
  * (forward and backward), chosen at run time: used when the CPU has AVX2 and FMA and CONVX_ISA is
  * unset or "avx2" (CONVX_ISA=generic keeps the scalar libm loops). Included by epilogue.c and
  * activations.c; every element, tails included (masked loads and stores), goes through the same
@@ -10,6 +10,8 @@
  *   sigmoid(x) = 1 / (1 + e) for x >= 0, e / (1 + e) below, e = exp(-|x|);
  *   gelu_tanh(x) = x * sigmoid(2u), u = sqrt(2 / pi) (x + 0.044715 x^3)   (0.5 (1 + tanh u) = sigmoid(2u));
  *   mish(x) = x * tanh(softplus(x)) = x * m / (m + 2), m = e^x (e^x + 2)   (x itself above 20).
+ * The exact gelu's 0.5 (1 + erf(x / sqrt 2)) comes from erfc(|x| / sqrt 2) (Numerical Recipes'
+ * Chebyshev fit, relative error 1.1e-7), accurate in the negative tail where 1 + erf cancels.
  */
 #ifndef CONVX_ACTIVATIONS_AVX2_H
 #define CONVX_ACTIVATIONS_AVX2_H
@@ -39,7 +41,8 @@ static int cx_act_avx2(void)
 
 static inline int cx_act_has_avx2_kernel(int act)
 {
-    return act == CX_ACT_SILU || act == CX_ACT_GELU_TANH || act == CX_ACT_MISH || act == CX_ACT_EXPONENTIAL;
+    return act == CX_ACT_SILU || act == CX_ACT_GELU || act == CX_ACT_GELU_TANH || act == CX_ACT_MISH
+           || act == CX_ACT_EXPONENTIAL;
 }
 
 CX_ACT_TARGET static inline __m256 cx_exp8(__m256 x)
@@ -89,6 +92,32 @@ CX_ACT_TARGET static inline __m256 cx_gelu_tanh_gate8(__m256 x) /* sigmoid(2u) =
     return cx_sigmoid8(_mm256_add_ps(u, u));
 }
 
+/* erfc(|z|), Numerical Recipes' Chebyshev fit (relative error 1.1e-7, no cancellation in the tails). */
+CX_ACT_TARGET static inline __m256 cx_erfc_abs8(__m256 z)
+{
+    const __m256 one = _mm256_set1_ps(1.0f);
+    z = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), z);
+    __m256 t = _mm256_div_ps(one, _mm256_fmadd_ps(_mm256_set1_ps(0.5f), z, one));
+    __m256 p = _mm256_set1_ps(0.17087277f);
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.82215223f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.48851587f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.13520398f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.27886807f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.18628806f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.09678418f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.37409196f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.00002368f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.26551223f));
+    return _mm256_mul_ps(t, cx_exp8(_mm256_fnmadd_ps(z, z, p)));
+}
+
+/* 0.5 (1 + erf(x / sqrt 2)) = Phi(x): 0.5 erfc(|z|) below 0, 1 - 0.5 erfc(|z|) above. */
+CX_ACT_TARGET static inline __m256 cx_gelu_gate8(__m256 x)
+{
+    __m256 h = _mm256_mul_ps(_mm256_set1_ps(0.5f), cx_erfc_abs8(_mm256_mul_ps(x, _mm256_set1_ps((float)CX_SQRT_HALF))));
+    return _mm256_blendv_ps(_mm256_sub_ps(_mm256_set1_ps(1.0f), h), h, _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ));
+}
+
 CX_ACT_TARGET static inline __m256 cx_mish_tanh8(__m256 x) /* tanh(softplus(x)), 1 above x = 20 */
 {
     const __m256 two = _mm256_set1_ps(2.0f);
@@ -107,6 +136,8 @@ CX_ACT_TARGET static inline __m256 cx_act_forward8(__m256 x, int act)
     switch (act) {
     case CX_ACT_SILU:
         return _mm256_mul_ps(x, cx_sigmoid8(x));
+    case CX_ACT_GELU:
+        return _mm256_mul_ps(x, cx_gelu_gate8(x));
     case CX_ACT_GELU_TANH:
         return _mm256_mul_ps(x, cx_gelu_tanh_gate8(x));
     case CX_ACT_MISH:
@@ -124,6 +155,10 @@ CX_ACT_TARGET static inline __m256 cx_act_grad8(__m256 x, __m256 y, int act)
     case CX_ACT_SILU: {
         __m256 s = cx_sigmoid8(x);
         return _mm256_mul_ps(s, _mm256_fmadd_ps(x, _mm256_sub_ps(one, s), one));
+    }
+    case CX_ACT_GELU: { /* 0.5 (1 + erf(x / sqrt 2)) + x exp(-x^2 / 2) / sqrt(2 pi) */
+        __m256 phi = cx_exp8(_mm256_mul_ps(_mm256_set1_ps(-0.5f), _mm256_mul_ps(x, x)));
+        return _mm256_fmadd_ps(_mm256_mul_ps(x, _mm256_set1_ps((float)CX_INV_SQRT_2PI)), phi, cx_gelu_gate8(x));
     }
     case CX_ACT_GELU_TANH: { /* 0.5 (1 + t) + 0.5 x (1 - t^2) k (1 + 3 c x^2), t = 2 g - 1 */
         __m256 g = cx_gelu_tanh_gate8(x);
@@ -154,7 +189,7 @@ CX_ACT_TARGET static void cx_act_forward_avx2_f32(float *v, cx_int n, int act)
     }
 }
 
-/* x is read for silu, gelu_tanh and mish, y for exponential (the other may be NULL). */
+/* x is read for silu, gelu, gelu_tanh and mish, y for exponential (the other may be NULL). */
 CX_ACT_TARGET static void cx_act_backward_avx2_f32(const float *x, const float *y, const float *dy, float *dx,
                                                    cx_int n, int act)
 {
