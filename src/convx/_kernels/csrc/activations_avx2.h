@@ -1,5 +1,5 @@
 /* AVX2 + FMA float32 kernels of the activations silu, gelu (exact and tanh), mish and exponential
- * (forward and backward), chosen at run time: used when the CPU has AVX2 and FMA and CONVX_ISA is
+ * (forward and backward) and sigmoid (forward), chosen at run time: used when the CPU has AVX2 and FMA and CONVX_ISA is
  * unset or "avx2" (CONVX_ISA=generic keeps the scalar libm loops). Included by epilogue.c and
  * activations.c; every element, tails included (masked loads and stores), goes through the same
  * vector formula, so a value does not depend on where it lies in a row or block: the fused
@@ -39,6 +39,8 @@ static int cx_act_avx2(void)
     return use;
 }
 
+/* The codes with an AVX2 backward kernel; the forward kernels also cover sigmoid (whose backward,
+ * y (1 - y), already vectorises). */
 static inline int cx_act_has_avx2_kernel(int act)
 {
     return act == CX_ACT_SILU || act == CX_ACT_GELU || act == CX_ACT_GELU_TANH || act == CX_ACT_MISH
@@ -134,6 +136,8 @@ CX_ACT_TARGET static inline __m256i cx_tail_mask8(cx_int left)
 CX_ACT_TARGET static inline __m256 cx_act_forward8(__m256 x, int act)
 {
     switch (act) {
+    case CX_ACT_SIGMOID:
+        return cx_sigmoid8(x);
     case CX_ACT_SILU:
         return _mm256_mul_ps(x, cx_sigmoid8(x));
     case CX_ACT_GELU:
@@ -206,7 +210,7 @@ CX_ACT_TARGET static void cx_act_backward_avx2_f32(const float *x, const float *
 /* The float32 hooks of the elementwise loops: 1 when the AVX2 kernel did the work. */
 static inline int cx_act_forward_simd_f32(float *v, cx_int n, int act)
 {
-    if (!cx_act_has_avx2_kernel(act) || !cx_act_avx2())
+    if (!(cx_act_has_avx2_kernel(act) || act == CX_ACT_SIGMOID) || !cx_act_avx2())
         return 0;
     cx_act_forward_avx2_f32(v, n, act);
     return 1;
