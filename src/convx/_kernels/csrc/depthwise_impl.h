@@ -192,13 +192,13 @@ static void FN(dw_run_avx2)(cx_int cc, cx_int count, const real *xs, cx_int xste
     }
 }
 
-/* A run of pixels at stride 1 with 3-wide, undilated kernel rows whose taps
- * all fall inside the input (src[3 r + kx] = src[3 r] + kx * cc for the r-th
- * valid kernel row): along a row, input pixel j feeds outputs j - 2 .. j, so
- * each input vector is loaded once for three FMAs (6 pixels x 8 channels per
- * block, the kernel row's 3 vectors in registers) instead of once per tap.
- * Every output gets its taps in the (ky, kx) order of dw_pixels_avx2: the same
- * bits. Channels must be a multiple of DW_VEC_WIDTH; the last count % 6 pixels
+/* A run of pixels at stride 1 whose taps come in whole 3-wide rows of
+ * adjacent source pixels (src[3 r + j] = src[3 r] + j * cc: the forward's kx,
+ * or the input gradient's kx descending): along a row, source pixel i feeds
+ * outputs i - 2 .. i, so each source vector is loaded once for three FMAs
+ * (6 pixels x 8 channels per block, the row's 3 kernel vectors in registers)
+ * instead of once per tap. Every output takes its taps in the list's order,
+ * as dw_pixels_avx2 does: the same bits. Channels must be a multiple of DW_VEC_WIDTH; the last count % 6 pixels
  * go through dw_pixels_avx2. Taken for pixels of at most 128 bytes (32 floats):
  * with wider pixels the 8-channel blocks stride through memory (a block of 6
  * pixels reads 24 pixels' worth of lines per block) and the plain loop, which
@@ -510,8 +510,9 @@ static void FN(dw_wgrad_rows)(const cx_dw_shape *s, const real *x, const real *d
 }
 
 /* Input-gradient row (n, iy): each input pixel gathers dz over the taps that
- * read it (in ky, kx order), then sums its M channels per input channel. At
- * stride 1 with M = 1, the pixels that every kx reaches form one run. */
+ * read it (ky ascending, kx descending: the dz pixels they read ascend), then
+ * sums its M channels per input channel. At stride 1 with M = 1, the pixels
+ * that every kx reaches form one run (3-wide undilated rows: dw_run3_avx2). */
 static void FN(dw_input_grad_row)(const cx_dw_shape *s, const real *kernel, const real *dz, cx_int n, cx_int iy,
                                   const real **src, const real **ker, real *acc, real *dx)
 {
@@ -529,12 +530,13 @@ static void FN(dw_input_grad_row)(const cx_dw_shape *s, const real *kernel, cons
             lo = hi = s->w;
     }
     real *dxrow = dx + (n * s->h + iy) * s->w * s->c;
+    const int run3 = s->kw == 3 && s->dw == 1;
     for (cx_int ix = 0; ix < s->w; ix++) {
         int nt = 0;
         for (cx_int ky = 0; ky < s->kh; ky++) {
             if (!rows[ky])
                 continue;
-            for (cx_int kx = 0; kx < s->kw; kx++) {
+            for (cx_int kx = s->kw - 1; kx >= 0; kx--) {
                 const cx_int u = ix + s->pad_left - kx * s->dw;
                 if (u < 0 || u % s->sw || u / s->sw >= s->ow)
                     continue;
@@ -544,7 +546,7 @@ static void FN(dw_input_grad_row)(const cx_dw_shape *s, const real *kernel, cons
         }
         if (s->m == 1) {
             const cx_int count = ix == lo ? hi - lo : 1;
-            FN(dw_pixels)(cc, nt, src, ker, NULL, 0, dxrow + ix * s->c, count, cc, 0);
+            FN(dw_pixels)(cc, nt, src, ker, NULL, 0, dxrow + ix * s->c, count, cc, count > 1 && run3);
             ix += count - 1;
             continue;
         }
