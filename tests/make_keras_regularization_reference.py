@@ -1,9 +1,12 @@
-"""Writes data/keras_regularization.npz: a small model with weight/activity regularizers and
-constraints trained by Keras 3 (TensorFlow backend), for tests/test_regularizers.py.
+"""Writes data/keras_regularization.npz (a small model with weight/activity regularizers and
+constraints) and data/keras_activation_training.npz (a model of the new activations and activation
+layers), both trained by Keras 3 (TensorFlow backend), for tests/test_regularizers.py and
+tests/layers/test_activation_layers.py.
 
 Run with the TensorFlow environment (not convx's):
     /work/venvs/tf/bin/python tests/make_keras_regularization_reference.py
-The model is built by ``build(keras)``, which the test calls with ``convx`` too.
+The models are built by ``build(keras)`` and ``build_activations(keras)``, which the tests call with
+``convx`` too.
 """
 
 import os
@@ -27,6 +30,23 @@ def build(k):
     return k.Model(inputs, outputs)
 
 
+def build_activations(k):
+    """Dense layers with gelu / swish / mish / selu / hard_silu activations and the activation layers."""
+    L = k.layers
+    inputs = k.Input((6,))
+    h = L.Dense(8, activation="gelu")(inputs)
+    h = L.Dense(8, activation="swish")(h)
+    h = L.LeakyReLU(negative_slope=0.2)(h)
+    h = L.Dense(8, activation="mish")(h)
+    h = L.ELU(alpha=0.7)(h)
+    h = L.Dense(8, activation="selu")(h)
+    h = L.ReLU(max_value=2.0, negative_slope=0.1, threshold=0.05)(h)
+    h = L.Dense(8, activation="hard_silu")(h)
+    h = L.PReLU(alpha_initializer=k.initializers.Constant(0.25))(h)
+    outputs = L.Dense(3, activation="softmax")(h)
+    return k.Model(inputs, outputs)
+
+
 def data():
     rng = np.random.default_rng(3)
     x = rng.standard_normal((32, 6)).astype(np.float32)
@@ -40,9 +60,24 @@ def initial_weights(model):
             else np.full(w.shape, 0.1, np.float32) for w in model.weights]
 
 
+def _train_activations(keras):
+    model = build_activations(keras)
+    model.set_weights(initial_weights(model))
+    model.compile(optimizer=keras.optimizers.SGD(0.05), loss="sparse_categorical_crossentropy")
+    x, y = data()
+    history = model.fit(x, y, batch_size=16, epochs=4, shuffle=False, verbose=0)
+    out = {"loss": np.array(history.history["loss"]), "predict": model.predict(x, verbose=0)}
+    for i, w in enumerate(model.get_weights()):
+        out[f"w{i}"] = w
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "keras_activation_training.npz")
+    np.savez(path, **out)
+    print("wrote", path, out["loss"])
+
+
 def main():
     import keras
 
+    _train_activations(keras)
     model = build(keras)
     model.set_weights(initial_weights(model))
     model.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
