@@ -213,3 +213,18 @@ def test_a_saved_regularized_model_trains_on_identically(rng, tmp_path):
     assert a == b
     for u, v in zip(model.get_weights(), loaded.get_weights()):
         np.testing.assert_array_equal(u, v)
+
+
+def test_regularized_training_is_the_same_for_any_thread_count():
+    from thread_identity import assert_same_for_any_thread_count
+
+    x, y = data()
+
+    def train():
+        model = build(convx)
+        model.set_weights(initial_weights(model))
+        model.compile(optimizer=convx.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
+        loss = model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0).history["loss"]
+        return (np.array(loss),) + tuple(model.get_weights())
+
+    assert_same_for_any_thread_count(train)

@@ -291,7 +291,11 @@ class Layer:
     def _activity_forward(self, y):
         """Record the activity penalty of output ``y`` (a call of a layer with an activity regularizer)."""
         n = y.shape[0] if y.ndim else 1
-        penalty = np.float32(self.activity_regularizer(y))
+        regularizer = self.activity_regularizer
+        if hasattr(regularizer, "penalty"):  # the built-in ones: no temporary the size of y
+            penalty = regularizer.penalty(y, self._buffer("activity_scratch", y.shape, y.dtype))
+        else:
+            penalty = np.float32(regularizer(y))
         self._activity_losses.append(penalty / np.float32(n) if n else np.float32(0.0))
 
     def _activity_grad(self, y):
