@@ -12,7 +12,8 @@ import numpy as np
 # name -> (layer class, constructor arguments, input shape); test_conv_layers.py imports this table
 CASES = {
     "tconv_valid_s2": ("Conv2DTranspose", dict(filters=3, kernel_size=3, strides=2), (2, 5, 4, 2)),
-    "tconv_valid_s2_op1": ("Conv2DTranspose", dict(filters=3, kernel_size=3, strides=2, output_padding=1), (2, 5, 4, 2)),
+    "tconv_valid_s2_op1": ("Conv2DTranspose", dict(filters=3, kernel_size=3, strides=2, output_padding=1),
+                           (2, 5, 4, 2)),
     "tconv_same_s2": ("Conv2DTranspose", dict(filters=2, kernel_size=3, strides=2, padding="same"), (1, 4, 5, 3)),
     "tconv_same_s2_op1": ("Conv2DTranspose",
                           dict(filters=2, kernel_size=3, strides=2, padding="same", output_padding=1), (1, 4, 5, 3)),

@@ -13,6 +13,7 @@ from convx._kernels import depthwise as _depthwise
 from convx._kernels import pool as _pool
 from convx.layers.base import ActivationOutput, Layer, check_data_format, normalize_padding, normalize_tuple
 
+
 def _positive_int(value, name):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"Invalid value for argument `{name}`. Expected a strictly positive value. "
