@@ -342,3 +342,31 @@ def test_shape_errors():
     # 'same', an even kernel at stride 1 and output_padding 0: Keras' size is no convolution's input
     with pytest.raises(ValueError, match="is not the input of a convolution"):
         Conv2DTranspose(2, 2, padding="same", output_padding=0).build_for((None, 5, 5, 2))
+
+
+def test_model_of_the_new_layers_trains_bit_identically_on_any_thread_count(rng):
+    """A MobileNet-like stack with a decoder, through the plan (fit with Adam, then predict): the same
+    weights and predictions for 1, 2 and 3 threads; predict equals the layers called one by one."""
+    # batches of 16 put every kernel above its parallel threshold
+    x = rng.standard_normal((32, 24, 24, 16)).astype(np.float32)
+    y = rng.standard_normal((32, 24, 24, 8)).astype(np.float32)
+
+    def train():
+        convx.utils.set_random_seed(3)
+        model = convx.Sequential([
+            convx.Input(shape=(24, 24, 16)),
+            DepthwiseConv2D(3, padding="same", depth_multiplier=2, activation="relu"),
+            L.Conv2D(16, 1, activation="relu"),
+            SeparableConv2D(32, 3, strides=2, padding="same", activation="relu"),
+            Conv2DTranspose(8, 3, strides=2, padding="same", output_padding=1),
+        ])
+        model.compile(optimizer="adam", loss="mse")
+        model.fit(x, y, batch_size=16, epochs=2, verbose=0, shuffle=False)
+        return (model.predict(x, verbose=0),) + tuple(model.get_weights()), model
+
+    (first, model), = [train()]
+    assert_same_for_any_thread_count(lambda: train()[0])
+    h = x
+    for layer in model.layers:
+        h = layer(h)
+    np.testing.assert_allclose(first[0], h, rtol=0, atol=1e-6)
