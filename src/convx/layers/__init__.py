@@ -1,7 +1,14 @@
 """Keras 3-compatible layers (channels-last, float32)."""
 
 from convx.layers.base import Layer, Variable
-from convx.layers.convolutional import Conv1D, Conv2D
+from convx.layers.convolutional import (
+    Conv1D,
+    Conv1DTranspose,
+    Conv2D,
+    Conv2DTranspose,
+    DepthwiseConv2D,
+    SeparableConv2D,
+)
 from convx.layers.core import Activation, Dense, Dropout, Flatten, Input, InputLayer, ReLU, Softmax
 from convx.layers.merging import (
     Add,
@@ -43,6 +50,9 @@ from convx.layers.pooling import (
 # Keras' short aliases
 Convolution2D = Conv2D
 Convolution1D = Conv1D
+Convolution2DTranspose = Conv2DTranspose
+Convolution1DTranspose = Conv1DTranspose
+SeparableConvolution2D = SeparableConv2D
 MaxPool2D = MaxPooling2D
 MaxPool1D = MaxPooling1D
 AvgPool2D = AveragePooling2D
@@ -54,7 +64,8 @@ GlobalMaxPool1D = GlobalMaxPooling1D
 
 __all__ = [
     "Layer", "Variable", "Input", "InputLayer", "Dense", "Activation", "ReLU", "Softmax", "Dropout", "Flatten",
-    "Conv2D", "Conv1D", "MaxPooling2D", "AveragePooling2D", "MaxPooling1D", "AveragePooling1D",
+    "Conv2D", "Conv1D", "DepthwiseConv2D", "SeparableConv2D", "Conv2DTranspose", "Conv1DTranspose",
+    "Convolution2DTranspose", "Convolution1DTranspose", "SeparableConvolution2D", "MaxPooling2D", "AveragePooling2D", "MaxPooling1D", "AveragePooling1D",
     "GlobalAveragePooling2D", "GlobalMaxPooling2D", "GlobalAveragePooling1D", "GlobalMaxPooling1D",
     "Convolution2D", "Convolution1D", "MaxPool2D", "MaxPool1D", "AvgPool2D", "AvgPool1D",
     "GlobalAvgPool2D", "GlobalMaxPool2D", "GlobalAvgPool1D", "GlobalMaxPool1D",
