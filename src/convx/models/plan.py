@@ -11,12 +11,13 @@ hand their final activation to the loss). Building it:
    weight lies upstream of it; a step runs backward when its output needs a
    gradient and a loss is downstream of it; a step computes an input's
    gradient only when that input needs one;
-3. applies the fusion rules, each a rewrite of the step list (``REWRITES``):
-   convolution + max pooling in one pass, a convolution computing only the
-   part of its output a valid pooling reads, relu folded into the max
-   pooling's backward scatter, the final activation folded into the loss,
-   at inference a BatchNormalization folded into the convolution or dense
-   layer before it, a relu fused into the BatchNormalization before it;
+3. applies the fusion rules, each a rewrite of the step list, in the order of
+   ``REWRITES``: at inference a BatchNormalization folded into the
+   convolution or dense layer before it; a relu fused into the
+   BatchNormalization before it; the final activation folded into the loss;
+   convolution + max pooling in one pass; a convolution computing only the
+   part of its output a valid pooling reads; relu folded into the max
+   pooling's backward scatter;
 4. at inference, lends each step's output a shared memory arena chosen by
    interval colouring: a tensor's memory is reused once its last reader ran
    (training keeps every forward output: backward reads them).
@@ -75,7 +76,9 @@ class Step:
     a shared layer), ``arena``, ``fold`` (a :class:`BatchNormFold`: the
     layer runs with a following BatchNormalization folded into its weights),
     ``in_frozen_model`` (a model around the layer is not trainable: Keras
-    freezes every layer inside, so a BatchNormalization runs in inference mode).
+    freezes every layer inside, so a BatchNormalization runs in inference mode),
+    ``relu_max`` (a BatchNormalization with a following relu fused in: its
+    ceiling, ``inf`` for a plain relu; None otherwise).
     """
 
     def __init__(self, layer, state, inputs, output, list_input, trainable):
@@ -94,6 +97,7 @@ class Step:
         self.arena = None
         self.fold = None
         self.in_frozen_model = False
+        self.relu_max = None
 
     def _enter(self):
         layer, state = self.layer, self.state
@@ -102,6 +106,7 @@ class Step:
         state.expose_logits = self.expose_logits
         state.output_arena = self.arena
         state.in_frozen_model = self.in_frozen_model
+        state.fused_relu_max = self.relu_max  # call states are shared by plans: every step sets what it uses
         return layer
 
     def forward(self, values, training):
@@ -345,10 +350,6 @@ class BatchNormReluStep(Step):
         self.in_frozen_model = bn_step.in_frozen_model
         self.relu_max = relu_max
 
-    def _enter(self):
-        layer = super()._enter()
-        self.state.fused_relu_max = self.relu_max
-        return layer
 
 
 def _relu_max(layer):
