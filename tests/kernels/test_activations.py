@@ -366,9 +366,9 @@ def test_log_softmax_is_stable_and_consistent(rng):
     np.testing.assert_allclose(np.exp(y[1]), activation_forward(x[1], "softmax"), rtol=1e-15)
 
 
-# ----- the AVX2 float32 kernels (sigmoid, silu, gelu, gelu_tanh, mish, exponential; csrc/activations_avx2.h) -
+# ----- the AVX2 float32 kernels (csrc/activations_avx2.h) -----------------------------------------------------
 
-VECTOR = ["sigmoid", "silu", "gelu", "gelu_tanh", "mish", "exponential"]
+VECTOR = ["sigmoid", "tanh", "elu", "selu", "silu", "gelu", "gelu_tanh", "mish", "exponential"]
 
 
 @pytest.mark.parametrize("name", VECTOR)
@@ -392,11 +392,14 @@ def test_extremes_and_nan(name):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         y = activation_forward(x, name)
-    assert np.isnan(y[0]) and y[2] == (1.0 if name == "sigmoid" else np.inf)
+    assert np.isnan(y[0]) and y[2] == (1.0 if name in ("sigmoid", "tanh") else np.inf)
     x64 = x[3:].astype(np.float64)
     with np.errstate(over="ignore"):
         big = {"silu": x64 / (1 + np.exp(-x64)), "exponential": np.exp(x64),
-               "gelu_tanh": np.where(x64 > 0, x64, 0.0), "gelu": np.where(x64 > 0, x64, 0.0), "sigmoid": 1 / (1 + np.exp(-x64)), "mish": np.where(x64 > 0, x64, 0.0)}[name]
+               "gelu_tanh": np.where(x64 > 0, x64, 0.0), "gelu": np.where(x64 > 0, x64, 0.0), "sigmoid": 1 / (1 + np.exp(-x64)), "tanh": np.tanh(x64),
+                   "elu": np.where(x64 > 0, x64, np.expm1(np.minimum(x64, 0))),
+                   "selu": 1.0507009873554804934193349852946 * np.where(
+                       x64 > 0, x64, 1.6732632423543772848170429916717 * np.expm1(np.minimum(x64, 0))), "mish": np.where(x64 > 0, x64, 0.0)}[name]
         np.testing.assert_allclose(y[3:].astype(np.float64), big.astype(np.float32), rtol=1e-6, atol=1e-30)
 
 
@@ -424,3 +427,22 @@ def test_vector_and_generic_kernels_agree(rng, tmp_path):
         np.testing.assert_allclose(y, generic[name], rtol=1e-6, atol=5e-7, err_msg=name)
         np.testing.assert_allclose(activation_backward(y, np.ones_like(x), name, x=x), generic[name + "_grad"],
                                    rtol=2e-6, atol=5e-6, err_msg=name)
+
+
+@pytest.mark.parametrize("name", ["tanh", "elu", "selu", "silu", "gelu", "gelu_tanh", "mish"])
+def test_vector_kernels_keep_relative_accuracy_for_small_inputs(name):
+    """No cancellation near 0 (tanh's and expm1's polynomials): within 3e-7 relative of float64 on
+    x = -+[1e-30, 3], where the outputs are as small as the inputs (gelu's: 1e-6 near -3, where the
+    gate comes from exp(-x^2 / 2) of a rounded x^2)."""
+    mag = np.logspace(-30, np.log10(3), 4001)
+    x = np.concatenate([-mag, mag]).astype(np.float32)
+    x64 = x.astype(np.float64)
+    a, s = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+    sp = np.log1p(np.exp(-np.abs(x64))) + np.maximum(x64, 0)
+    ref = {"tanh": np.tanh(x64), "elu": np.where(x64 > 0, x64, np.expm1(np.minimum(x64, 0))),
+           "selu": s * np.where(x64 > 0, x64, a * np.expm1(np.minimum(x64, 0))), "silu": x64 / (1 + np.exp(-x64)),
+           "gelu": _np_reference("gelu", x64),
+           "gelu_tanh": x64 / (1 + np.exp(-2 * np.sqrt(2 / np.pi) * (x64 + 0.044715 * x64 ** 3))),
+           "mish": x64 * np.tanh(sp)}[name]
+    y = activation_forward(x, name).astype(np.float64)
+    np.testing.assert_array_less(np.abs(y - ref) / np.abs(ref), 1e-6 if name.startswith("gelu") else 3e-7)

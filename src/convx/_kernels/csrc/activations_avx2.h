@@ -1,5 +1,5 @@
 /* AVX2 + FMA float32 kernels of the activations silu, gelu (exact and tanh), mish and exponential
- * (forward and backward) and sigmoid (forward), chosen at run time: used when the CPU has AVX2 and FMA and CONVX_ISA is
+ * (forward and backward) and sigmoid, tanh, elu and selu (forward), chosen at run time: used when the CPU has AVX2 and FMA and CONVX_ISA is
  * unset or "avx2" (CONVX_ISA=generic keeps the scalar libm loops). Included by epilogue.c and
  * activations.c; every element, tails included (masked loads and stores), goes through the same
  * vector formula, so a value does not depend on where it lies in a row or block: the fused
@@ -10,6 +10,8 @@
  *   sigmoid(x) = 1 / (1 + e) for x >= 0, e / (1 + e) below, e = exp(-|x|);
  *   gelu_tanh(x) = x * sigmoid(2u), u = sqrt(2 / pi) (x + 0.044715 x^3)   (0.5 (1 + tanh u) = sigmoid(2u));
  *   mish(x) = x * tanh(softplus(x)) = x * m / (m + 2), m = e^x (e^x + 2)   (x itself above 20).
+ * tanh is Cephes' tanhf (odd polynomial below |x| = 0.625, 1 - 2 / (exp(2|x|) + 1) above); expm1
+ * (elu, selu) a degree-8 Taylor polynomial below |x| = 0.5 (relative error 1.2e-7), exp(x) - 1 above.
  * The exact gelu's 0.5 (1 + erf(x / sqrt 2)) comes from erfc(|x| / sqrt 2) (Numerical Recipes'
  * Chebyshev fit, relative error 1.1e-7), accurate in the negative tail where 1 + erf cancels.
  */
@@ -39,8 +41,8 @@ static int cx_act_avx2(void)
     return use;
 }
 
-/* The codes with an AVX2 backward kernel; the forward kernels also cover sigmoid (whose backward,
- * y (1 - y), already vectorises). */
+/* The codes with an AVX2 backward kernel; the forward kernels also cover sigmoid, tanh, elu and
+ * selu (whose backward, from y, already vectorises). */
 static inline int cx_act_has_avx2_kernel(int act)
 {
     return act == CX_ACT_SILU || act == CX_ACT_GELU || act == CX_ACT_GELU_TANH || act == CX_ACT_MISH
@@ -128,16 +130,64 @@ CX_ACT_TARGET static inline __m256 cx_mish_tanh8(__m256 x) /* tanh(softplus(x)),
     return _mm256_div_ps(m, _mm256_add_ps(m, two));
 }
 
+CX_ACT_TARGET static inline __m256 cx_tanh8(__m256 x)
+{
+    const __m256 one = _mm256_set1_ps(1.0f), sign = _mm256_set1_ps(-0.0f);
+    __m256 ax = _mm256_andnot_ps(sign, x), z = _mm256_mul_ps(x, x);
+    __m256 p = _mm256_set1_ps(-5.70498872745e-3f);
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(2.06390887954e-2f));
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-5.37397155531e-2f));
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(1.33314422036e-1f));
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-3.33332819422e-1f));
+    __m256 small = _mm256_fmadd_ps(_mm256_mul_ps(x, z), p, x);
+    __m256 e = cx_exp8(_mm256_add_ps(ax, ax));
+    __m256 large = _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, one)));
+    large = _mm256_or_ps(large, _mm256_and_ps(sign, x));
+    return _mm256_blendv_ps(large, small, _mm256_cmp_ps(ax, _mm256_set1_ps(0.625f), _CMP_LT_OQ));
+}
+
+CX_ACT_TARGET static inline __m256 cx_expm1_8(__m256 x)
+{
+    __m256 p = _mm256_set1_ps(1.0f / 40320.0f);
+    p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(1.0f / 5040.0f));
+    p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(1.0f / 720.0f));
+    p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(1.0f / 120.0f));
+    p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(1.0f / 24.0f));
+    p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(1.0f / 6.0f));
+    p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(1.0f));
+    __m256 small = _mm256_mul_ps(p, x);
+    __m256 large = _mm256_sub_ps(cx_exp8(x), _mm256_set1_ps(1.0f));
+    __m256 ax = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x);
+    return _mm256_blendv_ps(large, small, _mm256_cmp_ps(ax, _mm256_set1_ps(0.5f), _CMP_LT_OQ));
+}
+
+/* x > 0 ? x : alpha * expm1(x) (NaN stays NaN) */
+CX_ACT_TARGET static inline __m256 cx_elu8(__m256 x, __m256 alpha)
+{
+    __m256 neg = _mm256_mul_ps(alpha, cx_expm1_8(_mm256_min_ps(x, _mm256_setzero_ps())));
+    neg = _mm256_blendv_ps(neg, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+    return _mm256_blendv_ps(neg, x, _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GT_OQ));
+}
+
 CX_ACT_TARGET static inline __m256i cx_tail_mask8(cx_int left)
 {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(left < 8 ? left : 8)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-CX_ACT_TARGET static inline __m256 cx_act_forward8(__m256 x, int act)
+CX_ACT_TARGET static inline __m256 cx_act_forward8(__m256 x, int act, __m256 alpha)
 {
     switch (act) {
     case CX_ACT_SIGMOID:
         return cx_sigmoid8(x);
+    case CX_ACT_TANH:
+        return cx_tanh8(x);
+    case CX_ACT_ELU:
+        return cx_elu8(x, alpha);
+    case CX_ACT_SELU: /* scale * elu(x, alpha) with the SELU constants, as the scalar loop groups it */
+        return _mm256_blendv_ps(
+            _mm256_mul_ps(_mm256_set1_ps((float)CX_SELU_SCALE), cx_elu8(x, _mm256_set1_ps((float)CX_SELU_ALPHA))),
+            _mm256_mul_ps(_mm256_set1_ps((float)CX_SELU_SCALE), x), _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GT_OQ));
     case CX_ACT_SILU:
         return _mm256_mul_ps(x, cx_sigmoid8(x));
     case CX_ACT_GELU:
@@ -182,14 +232,15 @@ CX_ACT_TARGET static inline __m256 cx_act_grad8(__m256 x, __m256 y, int act)
     }
 }
 
-CX_ACT_TARGET static void cx_act_forward_avx2_f32(float *v, cx_int n, int act)
+CX_ACT_TARGET static void cx_act_forward_avx2_f32(float *v, cx_int n, int act, float alpha)
 {
+    const __m256 a = _mm256_set1_ps(alpha);
     cx_int i = 0;
     for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(v + i, cx_act_forward8(_mm256_loadu_ps(v + i), act));
+        _mm256_storeu_ps(v + i, cx_act_forward8(_mm256_loadu_ps(v + i), act, a));
     if (i < n) {
         __m256i mask = cx_tail_mask8(n - i);
-        _mm256_maskstore_ps(v + i, mask, cx_act_forward8(_mm256_maskload_ps(v + i, mask), act));
+        _mm256_maskstore_ps(v + i, mask, cx_act_forward8(_mm256_maskload_ps(v + i, mask), act, a));
     }
 }
 
@@ -208,11 +259,12 @@ CX_ACT_TARGET static void cx_act_backward_avx2_f32(const float *x, const float *
 }
 
 /* The float32 hooks of the elementwise loops: 1 when the AVX2 kernel did the work. */
-static inline int cx_act_forward_simd_f32(float *v, cx_int n, int act)
+static inline int cx_act_forward_simd_f32(float *v, cx_int n, int act, cx_act_params p)
 {
-    if (!(cx_act_has_avx2_kernel(act) || act == CX_ACT_SIGMOID) || !cx_act_avx2())
+    if (!(cx_act_has_avx2_kernel(act) || act == CX_ACT_SIGMOID || act == CX_ACT_TANH || act == CX_ACT_ELU
+          || act == CX_ACT_SELU) || !cx_act_avx2())
         return 0;
-    cx_act_forward_avx2_f32(v, n, act);
+    cx_act_forward_avx2_f32(v, n, act, (float)p.p0);
     return 1;
 }
 
@@ -225,13 +277,13 @@ static inline int cx_act_backward_simd_f32(const float *x, const float *y, const
     return 1;
 }
 #else
-static inline int cx_act_forward_simd_f32(float *v, cx_int n, int act) { return 0; }
+static inline int cx_act_forward_simd_f32(float *v, cx_int n, int act, cx_act_params p) { return 0; }
 static inline int cx_act_backward_simd_f32(const float *x, const float *y, const float *dy, float *dx, cx_int n,
                                            int act) { return 0; }
 #endif
 
 /* float64 has no vector kernels here. */
-static inline int cx_act_forward_simd_f64(double *v, cx_int n, int act) { return 0; }
+static inline int cx_act_forward_simd_f64(double *v, cx_int n, int act, cx_act_params p) { return 0; }
 static inline int cx_act_backward_simd_f64(const double *x, const double *y, const double *dy, double *dx, cx_int n,
                                            int act) { return 0; }
 

@@ -14,7 +14,7 @@ CX_BRANCH_FREE_SELECTS
 static void FN(act_inplace)(real *v, cx_int n, int act, cx_act_params p)
 {
     cx_int i;
-    if (FN(cx_act_forward_simd)(v, n, act)) /* activations_avx2.h */
+    if (FN(cx_act_forward_simd)(v, n, act, p)) /* activations_avx2.h */
         return;
     switch (act) {
     case CX_ACT_RELU:
