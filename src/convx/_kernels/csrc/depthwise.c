@@ -18,7 +18,8 @@
 #define CX_DW_SUM_BLOCK 4096
 
 /* cx_scratch slots of this translation unit. */
-enum { CX_DW_SLOT_WIDE, CX_DW_SLOT_PTRS, CX_DW_SLOT_ACC, CX_DW_SLOT_PARTIAL, CX_DW_SLOT_KPACK, CX_DW_SLOT_APACK };
+enum { CX_DW_SLOT_WIDE, CX_DW_SLOT_PTRS, CX_DW_SLOT_ACC, CX_DW_SLOT_PARTIAL, CX_DW_SLOT_KPACK, CX_DW_SLOT_META,
+       CX_DW_SLOT_KT };
 
 #define real float
 #define FN(name) name##_f32

@@ -43,7 +43,10 @@ int cx_column_sums_f64(const double *m, cx_int rows, cx_int cols, double *sum, i
 /* Transposed convolution forward: y = act(conv_input_gradient(x) + bias).
  * `s` describes the convolution whose input gradient this is: its input is y
  * (N, s->h, s->w, s->cin), its output x (N, s->oh, s->ow, s->cout), its
- * kernel (KH, KW, cin, cout). bias (cin) may be NULL. 0, or -1 without memory. */
+ * kernel (KH, KW, cin, cout). bias (cin) may be NULL. Computed by output rows
+ * (so a single image still spreads over the team): the pixels of one row and
+ * one stride phase read a fixed subset of the taps, one indirect GEMM each;
+ * every output is written once, in a fixed order. 0, or -1 without memory. */
 #include "conv.h"
 int cx_conv_transpose_forward_f32(const cx_conv_shape *s, const float *x, const float *kernel, const float *bias,
                                   int act, float *y, int n_threads);

@@ -662,76 +662,126 @@ int FN(cx_column_sums)(const real *m, cx_int rows, cx_int cols, real *sum, int n
 
 /* ---- transposed convolution forward -------------------------------------- */
 
-/* Scatter-add patch rows [r0, r0 + rows) of `buf` (rows x KH*KW*cin, rows are
- * pixels of x, the convolution's output) into y (the convolution's input). */
-static void FN(tc_col2im)(const cx_conv_shape *s, const real *buf, cx_int r0, cx_int rows, real *y)
+/* Taps per K block of the indirect GEMM: whole taps, blocks of about 256 values. */
+static cx_int FN(tc_block_taps)(cx_int taps, cx_int depth)
 {
-    const cx_int per_image = s->oh * s->ow, cin = s->cin;
-    for (cx_int r = 0; r < rows; r++) {
-        const cx_int row = r0 + r, img = row / per_image, oy = (row % per_image) / s->ow, ox = row % s->ow;
-        real *yi = y + img * s->h * s->w * cin;
-        const real *src = buf + r * s->kh * s->kw * cin;
-        for (cx_int ky = 0; ky < s->kh; ky++) {
-            const cx_int iy = oy * s->sh - s->pad_top + ky * s->dh;
-            for (cx_int kx = 0; kx < s->kw; kx++, src += cin) {
-                const cx_int ix = ox * s->sw - s->pad_left + kx * s->dw;
-                if (iy < 0 || iy >= s->h || ix < 0 || ix >= s->w)
-                    continue;
-                real *dst = yi + (iy * s->w + ix) * cin;
-                for (cx_int c = 0; c < cin; c++)
-                    dst[c] += src[c];
+    const cx_int blocks = CX_MIN(CX_MAX(1, (taps * depth + 255) / 256), CX_MAX(taps, 1));
+    return (taps + blocks - 1) / blocks;
+}
+
+/* The kernel's taps grouped by output phase: output pixel (Y, X) of the
+ * transposed convolution (the convolution's input) is reached by tap (ky, kx)
+ * iff (Y + pad_top - ky * dh) is a multiple of sh (likewise for X), i.e. iff
+ * ky * dh = Y + pad_top (mod sh): the phase (q, r) = ((Y + pad_top) % sh,
+ * (X + pad_left) % sw) fixes the taps. meta: start[phase] (taps list index,
+ * nphase + 1 entries), offset[phase] into the packed kernels, then the list.
+ * Returns the most taps of a phase. */
+static cx_int FN(tc_phases)(const cx_conv_shape *s, cx_int *meta, cx_int *packed_size)
+{
+    const cx_int nphase = s->sh * s->sw;
+    cx_int *start = meta, *offset = meta + nphase + 1, *list = offset + nphase, pos = 0, most = 0;
+    *packed_size = 0;
+    for (cx_int q = 0; q < s->sh; q++)
+        for (cx_int r = 0; r < s->sw; r++) {
+            const cx_int phase = q * s->sw + r;
+            start[phase] = pos;
+            for (cx_int ky = 0; ky < s->kh; ky++)
+                for (cx_int kx = 0; kx < s->kw; kx++)
+                    if ((ky * s->dh) % s->sh == q && (kx * s->dw) % s->sw == r)
+                        list[pos++] = ky * s->kw + kx;
+            offset[phase] = *packed_size;
+            *packed_size += FN(cx_gemm_packed_b_size)((pos - start[phase]) * s->cout, s->cin);
+            most = CX_MAX(most, pos - start[phase]);
+        }
+    start[nphase] = pos;
+    return most;
+}
+
+/* Output row (n, Y): for each column phase, the row's pixels of that phase
+ * (every sw-th) as one indirect GEMM over the phase's taps (x's pixels, or
+ * zeros outside x) against its packed kernel, written in place (ldc = sw * F);
+ * then bias and activation on the row. Each output is one GEMM row: a fixed order. */
+static void FN(tc_row)(const cx_conv_shape *s, const real *x, const cx_int *meta, const real *packed, const real *bias,
+                       int act, cx_int n, cx_int yy, const real *zeros, const real **ptrs, real *y)
+{
+    const cx_int nphase = s->sh * s->sw, F = s->cin, C = s->cout, mr = FN(cx_gemm_mr)();
+    const cx_int *start = meta, *offset = meta + nphase + 1, *list = offset + nphase;
+    const cx_int q = (yy + s->pad_top) % s->sh;
+    real *yrow = y + (n * s->h + yy) * s->w * F;
+    for (cx_int r = 0; r < s->sw; r++) {
+        const cx_int phase = q * s->sw + r, taps = start[phase + 1] - start[phase];
+        const cx_int x0 = ((r - s->pad_left) % s->sw + s->sw) % s->sw;
+        const cx_int m = x0 < s->w ? (s->w - 1 - x0) / s->sw + 1 : 0;
+        real *c = yrow + x0 * F;
+        if (m == 0)
+            continue;
+        if (taps == 0) {
+            for (cx_int i = 0; i < m; i++)
+                memset(c + i * s->sw * F, 0, sizeof(real) * F);
+            continue;
+        }
+        const cx_int padded = (m + mr - 1) / mr * mr;
+        for (cx_int i = 0; i < padded; i++) {
+            const cx_int xx = x0 + CX_MIN(i, m - 1) * s->sw;
+            const real **dst = ptrs + (i / mr) * taps * mr + i % mr;
+            for (cx_int t = 0; t < taps; t++, dst += mr) {
+                const cx_int tap = list[start[phase] + t], ky = tap / s->kw, kx = tap % s->kw;
+                const cx_int ty = yy + s->pad_top - ky * s->dh, tx = xx + s->pad_left - kx * s->dw;
+                const cx_int oy = ty / s->sh, ox = tx / s->sw;
+                *dst = ty >= 0 && tx >= 0 && oy < s->oh && ox < s->ow ? x + ((n * s->oh + oy) * s->ow + ox) * C : zeros;
             }
         }
+        FN(cx_gemm_indirect)(m, F, taps, C, ptrs, packed + offset[phase], FN(tc_block_taps)(taps, C), c, s->sw * F);
     }
+    FN(cx_bias_act)(yrow, s->w, F, bias, act, 1);
 }
 
-/* Rows of x per GEMM chunk: patches of a chunk fit 256 KiB. */
-static cx_int FN(tc_chunk)(cx_int patch)
-{
-    return CX_MIN(512, CX_MAX(8, (256 * 1024 / (cx_int)sizeof(real)) / CX_MAX(patch, 1)));
-}
-
-/* Whole images per task, so that no two threads add into the same pixels: x's
- * rows of the task's images times the kernel (transposed) in chunks, each
- * chunk's patches scattered into y in order, then bias and activation. */
+/* Rows of y taken dynamically by the team, after the team has transposed the
+ * kernel's taps phase by phase (kt[(j, c), f] = kernel[tap j, f, c]) and packed
+ * each phase's block for the indirect GEMM. No scatter, no patch buffer: every
+ * output is written once. */
 int FN(cx_conv_transpose_forward)(const cx_conv_shape *s, const real *x, const real *kernel, const real *bias,
                                   int act, real *y, int n_threads)
 {
-    const cx_int patch = s->kh * s->kw * s->cin, per_image = s->oh * s->ow, image = s->h * s->w * s->cin;
-    if (s->n == 0)
+    const cx_int nphase = s->sh * s->sw, taps = s->kh * s->kw, F = s->cin, C = s->cout, rows = s->n * s->h;
+    if (rows == 0 || s->w == 0 || F == 0)
         return 0;
-    const cx_int chunk = FN(tc_chunk)(patch);
-    real *kpack = cx_scratch(CX_DW_SLOT_KPACK, sizeof(real) * FN(cx_gemm_packed_b_size)(s->cout, patch));
-    if (!kpack)
+    cx_int *meta = cx_scratch(CX_DW_SLOT_META, sizeof(cx_int) * (2 * nphase + 1 + taps));
+    if (!meta)
         return -1;
-    const int nt = FN(dw_team)(s->n * per_image * patch * s->cout / 4, s->n, n_threads);
+    cx_int packed_size;
+    const cx_int most = FN(tc_phases)(s, meta, &packed_size);
+    real *kt = cx_scratch(CX_DW_SLOT_KT, sizeof(real) * taps * C * F);
+    real *packed = cx_scratch(CX_DW_SLOT_KPACK, sizeof(real) * packed_size);
+    if (!kt || !packed)
+        return -1;
+    const cx_int *start = meta, *offset = meta + nphase + 1, *list = offset + nphase;
+    const cx_int mr = FN(cx_gemm_mr)(), per_row = (s->w + s->sw - 1) / s->sw;
+    const int nt = FN(dw_team)(rows * s->w * F * taps * C / nphase, rows, n_threads);
     int failed = 0;
 #pragma omp parallel num_threads(nt) if (nt > 1) reduction(| : failed)
     {
-        real *buf = cx_scratch(CX_DW_SLOT_WIDE, sizeof(real) * chunk * patch);
-        real *apack = cx_scratch(CX_DW_SLOT_APACK, sizeof(real) * FN(cx_gemm_apack_size)());
-        failed = !buf || !apack;
-        /* B = kernel^T (cout x patch), packed by the team */
-        {
-            const cx_int npanels = FN(cx_gemm_b_panels)(patch);
+        const real **ptrs = cx_scratch(CX_DW_SLOT_PTRS, sizeof(real *) * ((per_row + mr - 1) / mr * mr) * most);
+        real *zeros = cx_scratch(CX_DW_SLOT_ACC, sizeof(real) * C);
+        failed = !ptrs || !zeros;
+        if (zeros)
+            memset(zeros, 0, sizeof(real) * C);
 #pragma omp for schedule(dynamic, 1)
-            for (cx_int jp = 0; jp < npanels; jp++)
-                FN(cx_gemm_pack_b_panels)(1, s->cout, patch, kernel, s->cout, CX_GEMM_KC, jp, jp + 1, kpack);
-        }
+        for (cx_int j = 0; j < taps; j++)
+            for (cx_int c = 0; c < C; c++)
+                for (cx_int f = 0; f < F; f++)
+                    kt[(j * C + c) * F + f] = kernel[(list[j] * F + f) * C + c];
 #pragma omp for schedule(dynamic, 1)
-        for (cx_int i = 0; i < s->n; i++) {
-            if (failed)
-                continue;
-            real *yi = y + i * image;
-            memset(yi, 0, sizeof(real) * image);
-            for (cx_int r0 = i * per_image; r0 < (i + 1) * per_image; r0 += chunk) {
-                const cx_int rows = CX_MIN(chunk, (i + 1) * per_image - r0);
-                FN(cx_gemm_prepacked)(0, rows, patch, s->cout, x + r0 * s->cout, s->cout, kpack, 0, buf, patch,
-                                      apack);
-                FN(tc_col2im)(s, buf, r0, rows, y);
-            }
-            FN(cx_bias_act)(yi, s->h * s->w, s->cin, bias, act, 1);
+        for (cx_int phase = 0; phase < nphase; phase++) {
+            const cx_int count = start[phase + 1] - start[phase];
+            if (count)
+                FN(cx_gemm_pack_b_blocked)(0, count * C, F, kt + start[phase] * C * F, F,
+                                           FN(tc_block_taps)(count, C) * C, packed + offset[phase]);
         }
+#pragma omp for schedule(dynamic, 2)
+        for (cx_int r = 0; r < rows; r++)
+            if (!failed)
+                FN(tc_row)(s, x, meta, packed, bias, act, r / s->h, r % s->h, zeros, ptrs, y);
     }
     cx_scratch_trim();
     return failed ? -1 : 0;
