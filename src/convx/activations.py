@@ -47,14 +47,32 @@ def linear(x):
     return _as_float(x)
 
 
+def relu_code(slope, max_value, threshold):
+    """The kernel code of Keras' relu(x, negative_slope, max_value, threshold), as Keras picks its op:
+    relu, relu6 (max_value 6), leaky_relu (a slope alone), else the general form."""
+    if threshold == 0.0 and max_value is None:
+        return "relu" if slope == 0.0 else "leaky_relu"
+    if threshold == 0.0 and slope == 0.0 and max_value == 6.0:
+        return "relu6"
+    return "relu_general"
+
+
+def relu_params(code, slope, max_value, threshold):
+    """The kernel parameters of ``relu_code``'s code (None for relu and relu6)."""
+    if code == "leaky_relu":
+        return (slope,)
+    if code == "relu_general":
+        return (slope, math.inf if max_value is None else max_value, threshold)
+    return None
+
+
 def relu(x, negative_slope=0.0, max_value=None, threshold=0.0):
     """Keras' relu: ``max(x, 0)``, or with ``negative_slope`` below ``threshold`` and values clipped at ``max_value``."""
     slope = _number(negative_slope, "negative_slope", "relu")
-    top = math.inf if max_value is None else _number(max_value, "max_value", "relu")
+    top = None if max_value is None else _number(max_value, "max_value", "relu")
     thr = _number(threshold, "threshold", "relu")
-    if slope == 0.0 and top == math.inf and thr == 0.0:
-        return _apply(x, "relu")
-    return _apply(x, "relu_general", (slope, top, thr))
+    code = relu_code(slope, top, thr)
+    return _apply(x, code, relu_params(code, slope, top, thr))
 
 
 def leaky_relu(x, negative_slope=0.2):

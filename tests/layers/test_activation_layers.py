@@ -256,3 +256,16 @@ def test_training_a_model_of_the_new_activations_matches_keras():
     for i, w in enumerate(model.get_weights()):
         np.testing.assert_allclose(w, ref[f"w{i}"], rtol=1e-5, atol=1e-5, err_msg=model.weights[i].path)
     np.testing.assert_allclose(model.predict(x, verbose=0), ref["predict"], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kwargs, code", [({}, "relu"), ({"max_value": 6}, "relu6"), ({"negative_slope": 0.2}, "leaky_relu"),
+                                          ({"max_value": 4.0}, "relu_general"), ({"threshold": 0.5}, "relu_general")])
+def test_relu_picks_the_op_keras_picks_with_the_same_values(rng, kwargs, code):
+    """Keras' relu uses nn.relu6 for max_value 6 and nn.leaky_relu for a slope alone; those codes give
+    the general form's values bit for bit."""
+    layer = L.ReLU(**kwargs)
+    assert layer.activation == code
+    x = (4 * rng.standard_normal((50, 7))).astype(np.float32)
+    general = (kwargs.get("negative_slope", 0.0), kwargs.get("max_value", np.inf), kwargs.get("threshold", 0.0))
+    np.testing.assert_array_equal(layer(x), activations.forward(x, "relu_general", params=general))
+    np.testing.assert_array_equal(activations.relu(x, **kwargs), layer(x))

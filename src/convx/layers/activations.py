@@ -80,11 +80,9 @@ class ReLU(_ParameterisedActivation):
         self.max_value = None if max_value is None else float(max_value)
         self.negative_slope = float(negative_slope)
         self.threshold = float(threshold)
-        default = self.max_value is None and self.negative_slope == 0.0 and self.threshold == 0.0
-        super().__init__("relu" if default else "relu_general", **kwargs)
-        if not default:
-            top = math.inf if self.max_value is None else self.max_value
-            self._activation_params = (self.negative_slope, top, self.threshold)
+        super().__init__(activations.relu_code(self.negative_slope, self.max_value, self.threshold), **kwargs)
+        self._activation_params = activations.relu_params(self.activation, self.negative_slope, self.max_value,
+                                                          self.threshold)
 
     def get_config(self):
         return {**super().get_config(), "max_value": self.max_value, "negative_slope": self.negative_slope,

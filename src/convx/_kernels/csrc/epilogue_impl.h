@@ -99,6 +99,13 @@ static void FN(act_inplace)(real *v, cx_int n, int act, cx_act_params p)
         break;
     case CX_ACT_RELU_GENERAL: {
         const real slope = (real)p.p0, max_value = (real)p.p1, threshold = (real)p.p2;
+        if (slope == (real)0 && threshold == (real)0) { /* relu clipped at max_value: a vector loop */
+            for (i = 0; i < n; ++i) {
+                const real r = v[i] < (real)0 ? (real)0 : v[i];
+                v[i] = r > max_value ? max_value : r;
+            }
+            break;
+        }
         for (i = 0; i < n; ++i)
             v[i] = FN(cx_relu_general)(v[i], slope, max_value, threshold);
         break;
