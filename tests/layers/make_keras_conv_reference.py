@@ -28,6 +28,10 @@ CASES = {
                              (2, 7, 8, 3)),
     "separable_same": ("SeparableConv2D", dict(filters=4, kernel_size=3, padding="same", depth_multiplier=2),
                        (1, 6, 5, 3)),
+    "depthwise1d_same_s2_m2": ("DepthwiseConv1D", dict(kernel_size=3, strides=2, padding="same", depth_multiplier=2),
+                               (2, 9, 3)),
+    "separable1d_dil2": ("SeparableConv1D", dict(filters=4, kernel_size=3, dilation_rate=2, depth_multiplier=2),
+                         (1, 11, 3)),
     "conv1d_causal_dil2": ("Conv1D", dict(filters=3, kernel_size=3, padding="causal", dilation_rate=2), (2, 9, 2)),
 }
 

@@ -11,7 +11,7 @@ import pytest
 import convx
 from convx import layers as L
 from convx.layers.convolutional import (
-    Conv1D, Conv1DTranspose, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D,
+    Conv1D, Conv1DTranspose, Conv2DTranspose, DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D,
 )
 from gradcheck import check_gradient
 from make_keras_conv_reference import CASES as KERAS_CASES
@@ -19,7 +19,8 @@ from thread_identity import assert_same_for_any_thread_count
 from torch_reference import _activation, _apply, _same_pad
 
 REFERENCE = os.path.join(os.path.dirname(__file__), "data", "keras_conv_reference.npz")
-CLASSES = {cls.__name__: cls for cls in (Conv1D, Conv1DTranspose, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D)}
+CLASSES = {cls.__name__: cls for cls in (Conv1D, Conv1DTranspose, Conv2DTranspose, DepthwiseConv1D, DepthwiseConv2D,
+                                         SeparableConv1D, SeparableConv2D)}
 
 # (make layer, input shape): odd sizes, strides 2, 'same', dilation, batch 1, depth multipliers
 CASES = {
@@ -27,6 +28,10 @@ CASES = {
     "dw_same_s2_m2": (lambda: DepthwiseConv2D((3, 2), strides=2, padding="same", depth_multiplier=2), (1, 9, 7, 5)),
     "dw_dil2_tanh": (lambda: DepthwiseConv2D(3, padding="same", dilation_rate=2, activation="tanh"), (2, 8, 7, 4)),
     "dw_wide": (lambda: DepthwiseConv2D(5, strides=(2, 1), padding="same", use_bias=False), (2, 9, 8, 37)),
+    "dw1d_same_s2_m3": (lambda: DepthwiseConv1D(4, strides=2, padding="same", depth_multiplier=3,
+                                                activation="relu"), (2, 11, 5)),
+    "dw1d_dil2": (lambda: DepthwiseConv1D(3, dilation_rate=2, use_bias=False), (1, 10, 9)),
+    "sep1d_same": (lambda: SeparableConv1D(5, 3, padding="same", depth_multiplier=2, activation="tanh"), (2, 9, 3)),
     "sep_same": (lambda: SeparableConv2D(6, 3, padding="same", depth_multiplier=2, activation="relu"), (2, 7, 6, 3)),
     "sep_s2": (lambda: SeparableConv2D(4, (3, 3), strides=2, activation="sigmoid"), (1, 9, 8, 5)),
     "tconv_valid_s2": (lambda: Conv2DTranspose(4, 3, strides=2), (2, 5, 4, 3)),
@@ -70,18 +75,23 @@ def _torch_layer(torch, layer, x, params):
         if bias:
             y = y + bias[0]
         return _activation(torch, y if rank2 else y[:, 0], act)
-    kernel = params[0]
+    # depthwise (then pointwise): 1-D layers as height-1 2-D ones
+    separable = isinstance(layer, (SeparableConv1D, SeparableConv2D))
+    rank2, as2d = layer.rank == 2, layer._as2d
+    x4 = x if rank2 else x[:, None]
+    kernel = params[0] if rank2 else params[0][None]
     kh, kw, c, m = kernel.shape
-    (top, bottom), (left, right) = (_same_pad(x.shape[1 + i], layer.kernel_size[i], layer.strides[i],
-                                              layer.dilation_rate[i], layer.padding) for i in range(2))
-    xc = F.pad(x.permute(0, 3, 1, 2), (left, right, top, bottom))
-    depthwise_bias = params[1] if isinstance(layer, DepthwiseConv2D) and layer.use_bias and \
-        not isinstance(layer, SeparableConv2D) else None
-    y = F.conv2d(xc, kernel.reshape(kh, kw, c * m).permute(2, 0, 1)[:, None], depthwise_bias,
-                 stride=layer.strides, dilation=layer.dilation_rate, groups=c)
-    if isinstance(layer, SeparableConv2D):
-        y = F.conv2d(y, params[1].permute(3, 2, 0, 1), params[2] if layer.use_bias else None)
-    return _activation(torch, y.permute(0, 2, 3, 1), act)
+    ks, st, dl = as2d(layer.kernel_size), as2d(layer.strides), as2d(layer.dilation_rate)
+    (top, bottom), (left, right) = (_same_pad(x4.shape[1 + i], ks[i], st[i], dl[i], layer.padding) for i in range(2))
+    xc = F.pad(x4.permute(0, 3, 1, 2), (left, right, top, bottom))
+    depthwise_bias = params[1] if layer.use_bias and not separable else None
+    y = F.conv2d(xc, kernel.reshape(kh, kw, c * m).permute(2, 0, 1)[:, None], depthwise_bias, stride=st,
+                 dilation=dl, groups=c)
+    if separable:
+        pointwise = params[1] if rank2 else params[1][None]
+        y = F.conv2d(y, pointwise.permute(3, 2, 0, 1), params[2] if layer.use_bias else None)
+    y = y.permute(0, 2, 3, 1)
+    return _activation(torch, y if rank2 else y[:, 0], act)
 
 
 def _built(name, rng, dtype=np.float32):
@@ -243,7 +253,7 @@ def test_outputs_match_keras():
     """Values, shapes, parameter counts, weight names and config keys of real Keras 3 layers."""
     ref = np.load(REFERENCE)
     names = sorted({key.split("/")[0] for key in ref.files if "/" in key})
-    assert len(names) == 11
+    assert len(names) == 13
     for name in names:
         x, y = ref[f"{name}/x"], ref[f"{name}/y"]
         weights = [ref[f"{name}/w{i}"] for i in range(int(ref[f"{name}/n_weights"]))]
@@ -279,7 +289,8 @@ def test_layers_are_bit_identical_for_any_thread_count(rng, make, shape):
     assert_same_for_any_thread_count(run)
 
 
-@pytest.mark.parametrize("name", ["dw_same_s2_m2", "sep_same", "tconv_same_s2_op", "tconv1d_s2", "conv1d_causal_dil2"])
+@pytest.mark.parametrize("name", ["dw_same_s2_m2", "sep_same", "tconv_same_s2_op", "tconv1d_s2", "conv1d_causal_dil2",
+                                  "dw1d_same_s2_m3", "sep1d_same"])
 def test_config_round_trip(rng, name):
     layer, x = _built(name, rng)
     clone = type(layer).from_config(layer.get_config())
@@ -317,6 +328,8 @@ def test_save_load_round_trip_and_summary(rng, tmp_path, monkeypatch):
     (lambda: DepthwiseConv2D(0), r"`kernel_size` argument .* Received kernel_size=0"),
     (lambda: DepthwiseConv2D(3, padding="causal"), r"`padding` argument .* Received padding='causal'"),
     (lambda: SeparableConv2D(0, 3), r"filters.*Received filters=0"),
+    (lambda: DepthwiseConv1D(3, depth_multiplier=0), r"Received depth_multiplier=0"),
+    (lambda: SeparableConv1D(2, (3, 3)), r"`kernel_size` argument must be a tuple of 1 integers"),
     (lambda: SeparableConv2D(4, 3, depth_multiplier=-2), r"Received depth_multiplier=-2"),
     (lambda: Conv2DTranspose(4, 3, strides=2, output_padding=2), r"`output_padding` must be strictly less than "
                                                                   r"`strides`.*output_padding=\(2, 2\)"),

@@ -1,6 +1,7 @@
 """Convolution layers: Conv2D, Conv1D (a Conv2D with a height-1 kernel; 'causal' padding),
-DepthwiseConv2D, SeparableConv2D (depthwise then pointwise), Conv2DTranspose and
-Conv1DTranspose (a convolution's input gradient as the forward pass)."""
+DepthwiseConv2D/1D, SeparableConv2D/1D (depthwise then pointwise), Conv2DTranspose and
+Conv1DTranspose (a convolution's input gradient as the forward pass). The 1-D layers run
+on the 2-D kernels with a height-1 axis."""
 
 import math
 
@@ -361,7 +362,68 @@ class Conv1D(_Conv):
                          activity_regularizer, kernel_constraint, bias_constraint, **kwargs)
 
 
-class DepthwiseConv2D(_BaseConv):
+class _DepthwiseConv(_BaseConv):
+    """Shared code of DepthwiseConv1D/2D (and of the separable layers' first step):
+    each input channel c is convolved with its own ``depth_multiplier`` filters,
+    output channel ``c * depth_multiplier + m`` from ``kernel[..., c, m]``."""
+
+    weight_args = {"kernel": "depthwise", "bias": "bias"}
+
+    def __init__(self, kernel_size, strides=1, padding="valid", depth_multiplier=1, data_format=None,
+                 dilation_rate=1, activation=None, use_bias=True, depthwise_initializer="glorot_uniform",
+                 bias_initializer="zeros", depthwise_regularizer=None, bias_regularizer=None,
+                 activity_regularizer=None, depthwise_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
+                         activity_regularizer, **kwargs)
+        self.depth_multiplier = _positive_int(depth_multiplier, "depth_multiplier")
+        self._weight_options("depthwise", depthwise_initializer, depthwise_regularizer, depthwise_constraint)
+        self._weight_options("bias", bias_initializer, bias_regularizer, bias_constraint)
+        self.kernel = None
+
+    def _geometry(self):
+        return dict(strides=self._as2d(self.strides), padding=self.padding, dilation=self._as2d(self.dilation_rate))
+
+    def _depthwise_shape(self, channels):
+        return self.kernel_size + (channels, self.depth_multiplier)
+
+    def compute_output_shape(self, input_shape):
+        self._check_input(input_shape)
+        return self._conv_output_shape(input_shape, input_shape[-1] * self.depth_multiplier, self.padding == "same")
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        self.kernel = self._add("kernel", self._depthwise_shape(channels))
+        if self.use_bias:
+            self.bias = self._add("bias", (channels * self.depth_multiplier,))
+
+    def forward(self, x, training=False):
+        x4 = self._to4d(x)
+        if training:
+            self._state.x = x4
+        y_shape = self._as4d(self._output_shape_for(x.shape))
+        return self._from4d(self._output(self._activate(
+            lambda act, slot: _depthwise.depthwise_forward(
+                x4, self._kernel4d(self.kernel.value), self._bias_value(), activation=act,
+                out=self._buffer(slot, y_shape, x.dtype), **self._geometry()),
+            training,
+        )))
+
+    def backward(self, dy, from_logits=False):
+        x4, need_dx = self._state.x, self._state.need_dx
+        dz4 = self._output_grad(self._to4d(dy), from_logits)
+        dx = self._buffer("dx", x4.shape, x4.dtype) if need_dx else None
+        dx, _, _ = _depthwise.depthwise_backward(
+            x4, self._kernel4d(self.kernel.value), dz4, need_dx=need_dx,
+            out=(dx, self._kernel4d(self.kernel.grad), self._bias_grad(dz4.shape[-1], dz4.dtype)),
+            **self._geometry(),
+        )
+        return self._from4d(dx)
+
+    def get_config(self):
+        return {**super().get_config(), "depth_multiplier": self.depth_multiplier}
+
+
+class DepthwiseConv2D(_DepthwiseConv):
     """Depthwise 2-D convolution over ``(N, H, W, C)`` inputs, Keras 3 semantics.
 
     Each input channel c is convolved with its own ``depth_multiplier`` filters:
@@ -383,84 +445,37 @@ class DepthwiseConv2D(_BaseConv):
     depthwise_regularizer, bias_regularizer, activity_regularizer, depthwise_constraint, bias_constraint : optional
     """
 
-    weight_args = {"kernel": "depthwise", "bias": "bias"}
+    rank = 2
 
     def __init__(self, kernel_size, strides=(1, 1), padding="valid", depth_multiplier=1, data_format=None,
                  dilation_rate=(1, 1), activation=None, use_bias=True, depthwise_initializer="glorot_uniform",
                  bias_initializer="zeros", depthwise_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, depthwise_constraint=None, bias_constraint=None, **kwargs):
-        super().__init__(kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
-                         activity_regularizer, **kwargs)
-        self.depth_multiplier = _positive_int(depth_multiplier, "depth_multiplier")
-        self._weight_options("depthwise", depthwise_initializer, depthwise_regularizer, depthwise_constraint)
-        self._weight_options("bias", bias_initializer, bias_regularizer, bias_constraint)
-        self.kernel = None
-
-    def _geometry(self):
-        return dict(strides=self.strides, padding=self.padding, dilation=self.dilation_rate)
-
-    def compute_output_shape(self, input_shape):
-        self._check_input(input_shape)
-        return self._conv_output_shape(input_shape, input_shape[-1] * self.depth_multiplier, self.padding == "same")
-
-    def build(self, input_shape):
-        channels = input_shape[-1]
-        self.kernel = self._add("kernel", self.kernel_size + (channels, self.depth_multiplier))
-        if self.use_bias:
-            self.bias = self._add("bias", (channels * self.depth_multiplier,))
-
-    def forward(self, x, training=False):
-        if training:
-            self._state.x = x
-        y_shape = self._output_shape_for(x.shape)
-        return self._output(self._activate(
-            lambda act, slot: _depthwise.depthwise_forward(
-                x, self.kernel.value, self._bias_value(), activation=act, out=self._buffer(slot, y_shape, x.dtype),
-                **self._geometry()),
-            training,
-        ))
-
-    def backward(self, dy, from_logits=False):
-        x, need_dx = self._state.x, self._state.need_dx
-        dz = self._output_grad(dy, from_logits)
-        dx = self._buffer("dx", x.shape, x.dtype) if need_dx else None
-        dx, _, _ = _depthwise.depthwise_backward(
-            x, self.kernel.value, dz, need_dx=need_dx,
-            out=(dx, self.kernel.grad, self._bias_grad(dz.shape[-1], dz.dtype)), **self._geometry(),
-        )
-        return dx
-
-    def get_config(self):
-        return {**super().get_config(), "depth_multiplier": self.depth_multiplier}
+        super().__init__(kernel_size, strides, padding, depth_multiplier, data_format, dilation_rate, activation,
+                         use_bias, depthwise_initializer, bias_initializer, depthwise_regularizer, bias_regularizer,
+                         activity_regularizer, depthwise_constraint, bias_constraint, **kwargs)
 
 
-class SeparableConv2D(DepthwiseConv2D):
-    """Depthwise separable 2-D convolution: a depthwise convolution (no bias, no
-    activation), then a 1x1 convolution to ``filters`` channels with the bias and
-    the activation (fused into the GEMM's epilogue). Keras 3 semantics and
-    weights, in this order: depthwise_kernel ``(KH, KW, C, depth_multiplier)``,
-    pointwise_kernel ``(1, 1, C * depth_multiplier, filters)``, bias ``(filters,)``.
+class DepthwiseConv1D(_DepthwiseConv):
+    """Depthwise 1-D convolution over ``(N, L, C)`` inputs; kernel ``(K, C, depth_multiplier)``.
+    Parameters as DepthwiseConv2D with single ints (run on the 2-D kernels with height 1)."""
 
-    Parameters
-    ----------
-    filters : int
-    kernel_size, strides, padding, data_format, dilation_rate, depth_multiplier
-        Of the depthwise step.
-    activation, use_bias
-    depthwise_initializer, pointwise_initializer : default 'glorot_uniform'
-    bias_initializer : default 'zeros'
-    depthwise_regularizer, pointwise_regularizer, bias_regularizer, activity_regularizer,
-    depthwise_constraint, pointwise_constraint, bias_constraint : optional
-    """
+    rank = 1
+
+
+class _SeparableConv(_DepthwiseConv):
+    """Shared code of SeparableConv1D/2D: a depthwise convolution (no bias, no
+    activation), then a pointwise (1x1) convolution to ``filters`` channels with
+    the bias and the activation fused into its GEMM's epilogue. Keras' weights,
+    in this order: depthwise_kernel, pointwise_kernel, bias."""
 
     weight_args = {"depthwise_kernel": "depthwise", "pointwise_kernel": "pointwise", "bias": "bias"}
 
-    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
-                 dilation_rate=(1, 1), depth_multiplier=1, activation=None, use_bias=True,
-                 depthwise_initializer="glorot_uniform", pointwise_initializer="glorot_uniform",
-                 bias_initializer="zeros", depthwise_regularizer=None, pointwise_regularizer=None,
-                 bias_regularizer=None, activity_regularizer=None, depthwise_constraint=None,
-                 pointwise_constraint=None, bias_constraint=None, **kwargs):
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,
+                 depth_multiplier=1, activation=None, use_bias=True, depthwise_initializer="glorot_uniform",
+                 pointwise_initializer="glorot_uniform", bias_initializer="zeros", depthwise_regularizer=None,
+                 pointwise_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 depthwise_constraint=None, pointwise_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(kernel_size, strides, padding, depth_multiplier, data_format, dilation_rate, activation,
                          use_bias, depthwise_initializer, bias_initializer, depthwise_regularizer, bias_regularizer,
                          activity_regularizer, depthwise_constraint, bias_constraint, **kwargs)
@@ -474,45 +489,86 @@ class SeparableConv2D(DepthwiseConv2D):
 
     def build(self, input_shape):
         mid = input_shape[-1] * self.depth_multiplier
-        self.depthwise_kernel = self._add("depthwise_kernel",
-                                          self.kernel_size + (input_shape[-1], self.depth_multiplier))
-        self.pointwise_kernel = self._add("pointwise_kernel", (1, 1, mid, self.filters))
+        self.depthwise_kernel = self._add("depthwise_kernel", self._depthwise_shape(input_shape[-1]))
+        self.pointwise_kernel = self._add("pointwise_kernel", (1,) * self.rank + (mid, self.filters))
         if self.use_bias:
             self.bias = self._add("bias", (self.filters,))
 
     def forward(self, x, training=False):
         state = self._state
-        y_shape = self._output_shape_for(x.shape)
+        x4 = self._to4d(x)
+        y_shape = self._as4d(self._output_shape_for(x.shape))
         mid = _depthwise.depthwise_forward(
-            x, self.depthwise_kernel.value, None,
+            x4, self._kernel4d(self.depthwise_kernel.value), None,
             out=self._buffer("mid", y_shape[:3] + (x.shape[-1] * self.depth_multiplier,), x.dtype),
             **self._geometry())
         if training:
-            state.x, state.mid = x, mid
-        return self._output(self._activate(
-            lambda act, slot: _conv.conv2d_forward(mid, self.pointwise_kernel.value, self._bias_value(),
-                                                   activation=act, out=self._buffer(slot, y_shape, x.dtype)),
+            state.x, state.mid = x4, mid
+        return self._from4d(self._output(self._activate(
+            lambda act, slot: _conv.conv2d_forward(mid, self._kernel4d(self.pointwise_kernel.value),
+                                                   self._bias_value(), activation=act,
+                                                   out=self._buffer(slot, y_shape, x.dtype)),
             training,
-        ))
+        )))
 
     def backward(self, dy, from_logits=False):
         state = self._state
-        dz = self._output_grad(dy, from_logits)
+        dz4 = self._output_grad(self._to4d(dy), from_logits)
         dmid, _, _ = _conv.conv2d_backward(
-            state.mid, self.pointwise_kernel.value, dz,
-            out=(self._buffer("dmid", state.mid.shape, dz.dtype), self.pointwise_kernel.grad,
-                 self._bias_grad(self.filters, dz.dtype)),
+            state.mid, self._kernel4d(self.pointwise_kernel.value), dz4,
+            out=(self._buffer("dmid", state.mid.shape, dz4.dtype), self._kernel4d(self.pointwise_kernel.grad),
+                 self._bias_grad(self.filters, dz4.dtype)),
         )
         dx = self._buffer("dx", state.x.shape, state.x.dtype) if state.need_dx else None
         dx, _, _ = _depthwise.depthwise_backward(
-            state.x, self.depthwise_kernel.value, dmid, need_dx=state.need_dx,
-            out=(dx, self.depthwise_kernel.grad, self._buffer("dmid_bias", (dmid.shape[-1],), dz.dtype)),
+            state.x, self._kernel4d(self.depthwise_kernel.value), dmid, need_dx=state.need_dx,
+            out=(dx, self._kernel4d(self.depthwise_kernel.grad),
+                 self._buffer("dmid_bias", (dmid.shape[-1],), dz4.dtype)),
             **self._geometry(),
         )
-        return dx
+        return self._from4d(dx)
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters}
+
+
+class SeparableConv2D(_SeparableConv):
+    """Depthwise separable 2-D convolution over ``(N, H, W, C)`` inputs, Keras 3
+    semantics: depthwise_kernel ``(KH, KW, C, depth_multiplier)``, pointwise_kernel
+    ``(1, 1, C * depth_multiplier, filters)``, bias ``(filters,)``.
+
+    Parameters
+    ----------
+    filters : int
+    kernel_size, strides, padding, data_format, dilation_rate, depth_multiplier
+        Of the depthwise step.
+    activation, use_bias
+    depthwise_initializer, pointwise_initializer : default 'glorot_uniform'
+    bias_initializer : default 'zeros'
+    depthwise_regularizer, pointwise_regularizer, bias_regularizer, activity_regularizer,
+    depthwise_constraint, pointwise_constraint, bias_constraint : optional
+    """
+
+    rank = 2
+
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
+                 dilation_rate=(1, 1), depth_multiplier=1, activation=None, use_bias=True,
+                 depthwise_initializer="glorot_uniform", pointwise_initializer="glorot_uniform",
+                 bias_initializer="zeros", depthwise_regularizer=None, pointwise_regularizer=None,
+                 bias_regularizer=None, activity_regularizer=None, depthwise_constraint=None,
+                 pointwise_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(filters, kernel_size, strides, padding, data_format, dilation_rate, depth_multiplier,
+                         activation, use_bias, depthwise_initializer, pointwise_initializer, bias_initializer,
+                         depthwise_regularizer, pointwise_regularizer, bias_regularizer, activity_regularizer,
+                         depthwise_constraint, pointwise_constraint, bias_constraint, **kwargs)
+
+
+class SeparableConv1D(_SeparableConv):
+    """Depthwise separable 1-D convolution over ``(N, L, C)`` inputs: depthwise_kernel
+    ``(K, C, depth_multiplier)``, pointwise_kernel ``(1, C * depth_multiplier, filters)``,
+    bias ``(filters,)``. Parameters as SeparableConv2D with single ints."""
+
+    rank = 1
 
 
 class _ConvTranspose(_BaseConv):
@@ -654,3 +710,4 @@ class Conv1DTranspose(_ConvTranspose):
 Convolution2DTranspose = Conv2DTranspose
 Convolution1DTranspose = Conv1DTranspose
 SeparableConvolution2D = SeparableConv2D
+SeparableConvolution1D = SeparableConv1D
