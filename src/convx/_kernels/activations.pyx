@@ -32,6 +32,7 @@ cdef extern from "activations.h" nogil:
     void cx_act_backward_x_f64(const double *x, const double *y, const double *dy, double *dx, cnp.int64_t rows,
                                cnp.int64_t cols, int act, const double *params, int n_threads)
     int cx_act_input_needed(int act, const double *params)
+    int cx_act_vector_kernels()
 
 # Must match enum convx_activation in csrc/convx_common.h.
 ACTIVATION_CODES = {
@@ -64,6 +65,13 @@ cdef bint _fill_params(activation, params, double *out) except -1:
             raise ValueError(f"params of activation {activation!r} must not be NaN, got params={params!r}")
         out[i] = v
     return True
+
+
+def simd_variant():
+    """``'avx2'`` when the float32 activations use the AVX2 kernels (sigmoid, tanh, elu, selu, gelu,
+    silu, mish, exponential; csrc/activations_avx2.h), else ``'generic'`` (CONVX_ISA=generic, or a
+    CPU without AVX2 and FMA)."""
+    return "avx2" if cx_act_vector_kernels() else "generic"
 
 
 def needs_input(activation, params=None):

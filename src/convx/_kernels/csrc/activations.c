@@ -36,3 +36,12 @@ int cx_act_input_needed(int act, const double *params)
 {
     return cx_act_needs_input(act, params);
 }
+
+int cx_act_vector_kernels(void)
+{
+#ifdef CX_ACT_HAVE_AVX2
+    return cx_act_avx2();
+#else
+    return 0;
+#endif
+}

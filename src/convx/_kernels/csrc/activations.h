@@ -22,5 +22,7 @@ void cx_act_backward_x_f32(const float *x, const float *y, const float *dy, floa
 void cx_act_backward_x_f64(const double *x, const double *y, const double *dy, double *dx, cx_int rows,
                            cx_int cols, int act, const double *params, int n_threads);
 int cx_act_input_needed(int act, const double *params);
+/* 1 when the AVX2 float32 kernels of activations_avx2.h are in use in this process. */
+int cx_act_vector_kernels(void);
 
 #endif
