@@ -282,6 +282,13 @@ class TestBadInput:
         with pytest.raises(ValueError, match="kernel height must be <= 64, got 65"):
             depthwise.depthwise_forward(np.zeros((1, 70, 3, 1)), np.zeros((65, 1, 1, 1)))
 
+    def test_any_kernel_width(self, rng):
+        x, kernel = rng.standard_normal((1, 2, 80, 2)), rng.standard_normal((2, 70, 2, 1))
+        y = depthwise.depthwise_forward(x, kernel)
+        want = [[sum(np.correlate(x[0, i, :, c], kernel[i, :, c, 0], "valid") for i in range(2)) for c in range(2)]]
+        np.testing.assert_allclose(y[0, 0], np.transpose(want[0]), rtol=1e-12)
+        assert depthwise.depthwise_backward(x, kernel, y)[1].shape == kernel.shape
+
     def test_transpose_output_size_must_fit(self):
         with pytest.raises(ValueError, match=r"output_size \(9, 9\) does not fit x of spatial size \(5, 5\)"):
             depthwise.conv_transpose_forward(self.x, np.zeros((3, 3, 2, 3), np.float32), (9, 9), strides=1)

@@ -114,6 +114,8 @@ def depthwise_forward(x, kernel, bias=None, strides=(1, 1), padding="valid", dil
     else:
         with nogil:
             status = cx_depthwise_forward_f64(&s, <double *>px, <double *>pk, <double *>pb, act, <double *>py, nt)
+    if status == -2:  # checked above; the C kernels keep the kernel rows' list on the stack
+        raise ValueError(f"kernel height must be <= {MAX_KERNEL_HEIGHT}, got {s.kh}")
     if status != 0:
         raise MemoryError("depthwise_forward: could not allocate scratch buffers")
     return y
@@ -169,6 +171,8 @@ def depthwise_backward(x, kernel, dz, strides=(1, 1), padding="valid", dilation=
         with nogil:
             status = cx_depthwise_backward_f64(&s, <double *>px, <double *>pk, <double *>pdz, <double *>pdx,
                                                <double *>pdk, <double *>pdb, nt)
+    if status == -2:  # checked above; the C kernels keep the kernel rows' list on the stack
+        raise ValueError(f"kernel height must be <= {MAX_KERNEL_HEIGHT}, got {s.kh}")
     if status != 0:
         raise MemoryError("depthwise_backward: could not allocate scratch buffers")
     return dx, dkernel, dbias

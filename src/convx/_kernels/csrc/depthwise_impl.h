@@ -418,7 +418,7 @@ int FN(cx_depthwise_forward)(const cx_dw_shape *s, const real *x, const real *ke
     const cx_int cc = s->c * s->m, taps = s->kh * s->kw, total = s->n * s->oh;
     if (total == 0 || s->ow == 0 || cc == 0)
         return 0;
-    if (s->kh > CX_DW_MAX_TAPS || taps > CX_DW_MAX_TAPS * CX_DW_MAX_TAPS)
+    if (s->kh > CX_DW_MAX_TAPS) /* the per-row lists of kernel rows are on the stack */
         return -2;
     const int nt = FN(dw_team)(total * s->ow * cc * taps, total, n_threads);
     int failed = 0;
@@ -564,7 +564,7 @@ int FN(cx_depthwise_backward)(const cx_dw_shape *s, const real *x, const real *k
                               real *dkernel, real *dbias, int n_threads)
 {
     const cx_int cc = s->c * s->m, taps = s->kh * s->kw, total = s->n * s->oh, wsize = taps * cc;
-    if (s->kh > CX_DW_MAX_TAPS || taps > CX_DW_MAX_TAPS * CX_DW_MAX_TAPS)
+    if (s->kh > CX_DW_MAX_TAPS) /* the per-row lists of kernel rows are on the stack */
         return -2;
     if (total == 0 || s->ow == 0) {
         memset(dkernel, 0, sizeof(real) * wsize);
