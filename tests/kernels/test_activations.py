@@ -369,7 +369,7 @@ def test_log_softmax_is_stable_and_consistent(rng):
 
 # ----- the AVX2 float32 kernels (csrc/activations_avx2.h) -----------------------------------------------------
 
-VECTOR = ["sigmoid", "tanh", "elu", "selu", "silu", "gelu", "gelu_tanh", "mish", "exponential"]
+VECTOR = ["sigmoid", "tanh", "elu", "selu", "softplus", "silu", "gelu", "gelu_tanh", "mish", "exponential"]
 
 
 @pytest.mark.parametrize("name", VECTOR)
@@ -398,6 +398,7 @@ def test_extremes_and_nan(name):
     with np.errstate(over="ignore"):
         big = {"silu": x64 / (1 + np.exp(-x64)), "exponential": np.exp(x64),
                "gelu_tanh": np.where(x64 > 0, x64, 0.0), "gelu": np.where(x64 > 0, x64, 0.0), "sigmoid": 1 / (1 + np.exp(-x64)), "tanh": np.tanh(x64),
+                   "softplus": np.log1p(np.exp(-np.abs(x64))) + np.maximum(x64, 0),
                    "elu": np.where(x64 > 0, x64, np.expm1(np.minimum(x64, 0))),
                    "selu": 1.0507009873554804934193349852946 * np.where(
                        x64 > 0, x64, 1.6732632423543772848170429916717 * np.expm1(np.minimum(x64, 0))), "mish": np.where(x64 > 0, x64, 0.0)}[name]

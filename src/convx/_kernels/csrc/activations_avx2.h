@@ -1,5 +1,5 @@
-/* AVX2 + FMA float32 kernels of the activations silu, gelu (exact and tanh), mish and exponential
- * (forward and backward) and sigmoid, tanh, elu and selu (forward), chosen at run time: used when the CPU has AVX2 and FMA and CONVX_ISA is
+/* AVX2 + FMA float32 kernels of the activations silu, gelu (exact and tanh), mish, softplus and
+ * exponential (forward and backward) and sigmoid, tanh, elu and selu (forward), chosen at run time: used when the CPU has AVX2 and FMA and CONVX_ISA is
  * unset or "avx2" (CONVX_ISA=generic keeps the scalar libm loops). Included by epilogue.c and
  * activations.c; every element, tails included (masked loads and stores), goes through the same
  * vector formula, so a value does not depend on where it lies in a row or block: the fused
@@ -12,6 +12,8 @@
  *   mish(x) = x * tanh(softplus(x)) = x * m / (m + 2), m = e^x (e^x + 2)   (x itself above 20).
  * tanh is Cephes' tanhf (odd polynomial below |x| = 0.625, 1 - 2 / (exp(2|x|) + 1) above); expm1
  * (elu, selu) a degree-8 Taylor polynomial below |x| = 0.5 (relative error 1.2e-7), exp(x) - 1 above.
+ * softplus(x) = max(x, 0) + log1p(exp(-|x|)), log1p(u) = log(1 + u) u / ((1 + u) - 1) with Cephes'
+ * logf; its backward 1 - exp(-y) = -expm1(-y).
  * The exact gelu's 0.5 (1 + erf(x / sqrt 2)) comes from erfc(|x| / sqrt 2) (Numerical Recipes'
  * Chebyshev fit, relative error 1.1e-7), accurate in the negative tail where 1 + erf cancels.
  */
@@ -46,7 +48,7 @@ static int cx_act_avx2(void)
 static inline int cx_act_has_avx2_kernel(int act)
 {
     return act == CX_ACT_SILU || act == CX_ACT_GELU || act == CX_ACT_GELU_TANH || act == CX_ACT_MISH
-           || act == CX_ACT_EXPONENTIAL;
+           || act == CX_ACT_EXPONENTIAL || act == CX_ACT_SOFTPLUS;
 }
 
 CX_ACT_TARGET static inline __m256 cx_exp8(__m256 x)
@@ -162,6 +164,43 @@ CX_ACT_TARGET static inline __m256 cx_expm1_8(__m256 x)
     return _mm256_blendv_ps(large, small, _mm256_cmp_ps(ax, _mm256_set1_ps(0.5f), _CMP_LT_OQ));
 }
 
+/* log(w) for finite w > 0 (Cephes logf: w = m 2^e, m in [sqrt(1/2), sqrt 2)). */
+CX_ACT_TARGET static inline __m256 cx_log8(__m256 w)
+{
+    const __m256 one = _mm256_set1_ps(1.0f);
+    __m256i bits = _mm256_castps_si256(w);
+    __m256 e = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_srli_epi32(bits, 23), _mm256_set1_epi32(126)));
+    __m256 m = _mm256_castsi256_ps(_mm256_or_si256(_mm256_and_si256(bits, _mm256_set1_epi32(0x807fffff)),
+                                                   _mm256_set1_epi32(0x3f000000))); /* [0.5, 1) */
+    __m256 small = _mm256_cmp_ps(m, _mm256_set1_ps(0.707106781186547524f), _CMP_LT_OQ);
+    e = _mm256_sub_ps(e, _mm256_and_ps(small, one));
+    __m256 x = _mm256_sub_ps(_mm256_add_ps(m, _mm256_and_ps(small, m)), one);
+    __m256 z = _mm256_mul_ps(x, x);
+    __m256 p = _mm256_set1_ps(7.0376836292e-2f);
+    p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(-1.1514610310e-1f));
+    p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(1.1676998740e-1f));
+    p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(-1.2420140846e-1f));
+    p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(1.4249322787e-1f));
+    p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(-1.6668057665e-1f));
+    p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(2.0000714765e-1f));
+    p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(-2.4999993993e-1f));
+    p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(3.3333331174e-1f));
+    __m256 y = _mm256_mul_ps(_mm256_mul_ps(x, z), p);
+    y = _mm256_fmadd_ps(e, _mm256_set1_ps(-2.12194440e-4f), y);
+    y = _mm256_fnmadd_ps(_mm256_set1_ps(0.5f), z, y);
+    return _mm256_fmadd_ps(e, _mm256_set1_ps(0.693359375f), _mm256_add_ps(x, y));
+}
+
+CX_ACT_TARGET static inline __m256 cx_softplus8(__m256 x)
+{
+    const __m256 one = _mm256_set1_ps(1.0f);
+    __m256 u = cx_exp8(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x)));
+    __m256 w = _mm256_add_ps(one, u), d = _mm256_sub_ps(w, one);
+    __m256 l = _mm256_div_ps(_mm256_mul_ps(cx_log8(w), u), d);
+    l = _mm256_blendv_ps(l, u, _mm256_cmp_ps(d, _mm256_setzero_ps(), _CMP_EQ_OQ)); /* log1p(u) = u for tiny u */
+    return _mm256_add_ps(_mm256_max_ps(x, _mm256_setzero_ps()), l);
+}
+
 /* x > 0 ? x : alpha * expm1(x) (NaN stays NaN) */
 CX_ACT_TARGET static inline __m256 cx_elu8(__m256 x, __m256 alpha)
 {
@@ -182,6 +221,8 @@ CX_ACT_TARGET static inline __m256 cx_act_forward8(__m256 x, int act, __m256 alp
         return cx_sigmoid8(x);
     case CX_ACT_TANH:
         return cx_tanh8(x);
+    case CX_ACT_SOFTPLUS:
+        return cx_softplus8(x);
     case CX_ACT_ELU:
         return cx_elu8(x, alpha);
     case CX_ACT_SELU: /* scale * elu(x, alpha) with the SELU constants, as the scalar loop groups it */
@@ -227,6 +268,8 @@ CX_ACT_TARGET static inline __m256 cx_act_grad8(__m256 x, __m256 y, int act)
         __m256 t = cx_mish_tanh8(x);
         return _mm256_fmadd_ps(_mm256_mul_ps(x, _mm256_fnmadd_ps(t, t, one)), cx_sigmoid8(x), t);
     }
+    case CX_ACT_SOFTPLUS: /* sigmoid(x) = 1 - exp(-y) */
+        return _mm256_sub_ps(_mm256_setzero_ps(), cx_expm1_8(_mm256_sub_ps(_mm256_setzero_ps(), y)));
     default: /* CX_ACT_EXPONENTIAL */
         return y;
     }
@@ -244,12 +287,12 @@ CX_ACT_TARGET static void cx_act_forward_avx2_f32(float *v, cx_int n, int act, f
     }
 }
 
-/* x is read for silu, gelu, gelu_tanh and mish, y for exponential (the other may be NULL). */
+/* x is read for silu, gelu, gelu_tanh and mish, y for exponential and softplus (the other may be NULL). */
 CX_ACT_TARGET static void cx_act_backward_avx2_f32(const float *x, const float *y, const float *dy, float *dx,
                                                    cx_int n, int act)
 {
-    const float *src = act == CX_ACT_EXPONENTIAL ? y : x;
-    const int from_y = act == CX_ACT_EXPONENTIAL;
+    const int from_y = act == CX_ACT_EXPONENTIAL || act == CX_ACT_SOFTPLUS;
+    const float *src = from_y ? y : x;
     for (cx_int i = 0; i < n; i += 8) {
         __m256i mask = cx_tail_mask8(n - i);
         __m256 s = _mm256_maskload_ps(src + i, mask), g = _mm256_maskload_ps(dy + i, mask);
