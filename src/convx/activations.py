@@ -37,6 +37,7 @@ def _apply(x, name, params=None):
 
 
 def _number(value, name, function):
+    """``value`` as a float; ValueError naming ``function``, the argument and the value otherwise."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or math.isnan(value):
         raise ValueError(f"{function}: `{name}` must be a number, received {name}={value!r}")
     return float(value)

@@ -12,18 +12,8 @@ import math
 import numpy as np
 
 from convx import activations, constraints, initializers, regularizers
+from convx.activations import _number  # ValueError naming the argument and the value
 from convx.layers.base import ActivationOutput, Layer
-
-
-def _number(value, name, layer, minimum=None, allow_none=False):
-    """A float for ``name``; ValueError naming the layer, the argument and the value otherwise."""
-    if value is None and allow_none:
-        return None
-    if (isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or math.isnan(value)
-            or (minimum is not None and value < minimum)):
-        what = "a number" if minimum is None else f"a number >= {minimum}"
-        raise ValueError(f"{layer}: `{name}` must be {what}, received {name}={value!r}")
-    return float(value)
 
 
 class Activation(ActivationOutput, Layer):
