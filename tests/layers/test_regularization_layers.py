@@ -148,6 +148,9 @@ def test_errors(make, message):
 
 
 def test_an_activity_regularizer_is_refused_where_it_would_be_ignored():
-    with pytest.raises(ValueError, match="Conv2D does not apply an activity regularizer.*activity_regularizer='l2'"):
-        L.Conv2D(2, 3, activity_regularizer="l2")
+    # a layer class applies one only when it says so (Layer._supports_activity_regularizer)
+    with pytest.raises(ValueError, match="MaxPooling2D does not apply an activity regularizer.*activity_regularizer='l2'"):
+        L.MaxPooling2D(activity_regularizer="l2")
+    with pytest.raises(ValueError, match="Flatten does not apply an activity regularizer"):
+        L.Flatten(activity_regularizer=convx.regularizers.L1())
     assert L.Dense(2, activity_regularizer="l2").activity_regularizer.l2 == 0.01
