@@ -432,3 +432,17 @@ def test_wrong_number_or_shape_of_inputs(rng):
         model.predict(inputs[0], verbose=0)
     with pytest.raises(ValueError, match=r'Input 1 of layer "functional".*expected shape=\(None, 5\), found shape=\(7, 4\)'):
         model.predict([inputs[0], inputs[1][:, :4]], verbose=0)
+
+
+def test_multi_output_compile_arguments_keras_refuses(rng):
+    model, inputs, targets, _, _ = shared_and_merges(rng)
+    x = [a.astype(np.float32) for a in inputs]
+    model.compile(optimizer="sgd", loss={"classes": "sparse_categorical_crossentropy"})
+    with pytest.raises(ValueError, match=r"Expected keys \['classes', 'values'\] in loss dict"):
+        model.fit(x, targets, verbose=0)
+    model.compile(optimizer="sgd", loss=["sparse_categorical_crossentropy", "mse"], metrics=["accuracy"])
+    with pytest.raises(ValueError, match="one list of metrics per output"):
+        model.fit(x, targets, verbose=0)
+    model.compile(optimizer="sgd", loss=["sparse_categorical_crossentropy", None], metrics=[["accuracy"], None])
+    history = model.fit(x, targets, verbose=0)
+    assert sorted(history.history) == ["classes_accuracy", "loss"]  # one loss: no per-output loss entries

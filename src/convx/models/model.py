@@ -429,7 +429,11 @@ class Model(Layer):
         return [spec] * len(names)
 
     def _resolve_losses(self):
-        losses = self._per_output(self._loss_spec, "loss")
+        spec = self._loss_spec
+        if isinstance(spec, dict) and set(spec) != set(self.output_names):
+            # as Keras 3: a loss dict names every output (None for an output without a loss)
+            raise ValueError(f"Expected keys {self.output_names} in loss dict, but found loss.keys()={list(spec)}")
+        losses = self._per_output(spec, "loss")
         weights = self._per_output(self._loss_weights_spec, "loss_weights", 1.0) \
             if self._loss_weights_spec is not None else [1.0] * len(losses)
         self._output_losses = []
@@ -536,9 +540,15 @@ class Model(Layer):
         """(log name, output index, Metric) for every metric, named as Keras 3 names them."""
         outputs, names = self._graph.outputs, self.output_names
         specs = self._metric_specs
-        if isinstance(specs, dict) or (len(outputs) > 1 and isinstance(specs, (list, tuple)) and specs
-                                       and all(isinstance(s, (list, tuple)) or s is None for s in specs)):
+        per_output_lists = (isinstance(specs, (list, tuple)) and specs
+                            and all(isinstance(s, (list, tuple)) or s is None for s in specs))
+        if isinstance(specs, dict) or (len(outputs) > 1 and per_output_lists):
             per_output = self._per_output(specs, "metrics", [])
+        elif len(outputs) > 1 and specs:
+            raise ValueError(
+                f"Invalid `metrics` for a model with {len(outputs)} outputs {names}: give a dict keyed by output "
+                f"name or a list with one list of metrics per output (as Keras 3 requires); received metrics={specs!r}"
+            )
         else:
             per_output = [list(specs)] * len(outputs)
         metrics = []
