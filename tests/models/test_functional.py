@@ -437,9 +437,8 @@ def test_wrong_number_or_shape_of_inputs(rng):
 def test_multi_output_compile_arguments_keras_refuses(rng):
     model, inputs, targets, _, _ = shared_and_merges(rng)
     x = [a.astype(np.float32) for a in inputs]
-    model.compile(optimizer="sgd", loss={"classes": "sparse_categorical_crossentropy"})
     with pytest.raises(ValueError, match=r"Expected keys \['classes', 'values'\] in loss dict"):
-        model.fit(x, targets, verbose=0)
+        model.compile(optimizer="sgd", loss={"classes": "sparse_categorical_crossentropy"})
     model.compile(optimizer="sgd", loss=["sparse_categorical_crossentropy", "mse"], metrics=["accuracy"])
     with pytest.raises(ValueError, match="one list of metrics per output"):
         model.fit(x, targets, verbose=0)
