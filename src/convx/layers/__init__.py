@@ -6,7 +6,9 @@ from convx.layers.convolutional import (
     Conv1DTranspose,
     Conv2D,
     Conv2DTranspose,
+    DepthwiseConv1D,
     DepthwiseConv2D,
+    SeparableConv1D,
     SeparableConv2D,
 )
 from convx.layers.core import Activation, Dense, Dropout, Flatten, Input, InputLayer, ReLU, Softmax
@@ -53,6 +55,7 @@ Convolution1D = Conv1D
 Convolution2DTranspose = Conv2DTranspose
 Convolution1DTranspose = Conv1DTranspose
 SeparableConvolution2D = SeparableConv2D
+SeparableConvolution1D = SeparableConv1D
 MaxPool2D = MaxPooling2D
 MaxPool1D = MaxPooling1D
 AvgPool2D = AveragePooling2D
@@ -64,7 +67,7 @@ GlobalMaxPool1D = GlobalMaxPooling1D
 
 __all__ = [
     "Layer", "Variable", "Input", "InputLayer", "Dense", "Activation", "ReLU", "Softmax", "Dropout", "Flatten",
-    "Conv2D", "Conv1D", "DepthwiseConv2D", "SeparableConv2D", "Conv2DTranspose", "Conv1DTranspose",
+    "Conv2D", "Conv1D", "DepthwiseConv2D", "SeparableConv2D", "DepthwiseConv1D", "SeparableConv1D", "SeparableConvolution1D", "Conv2DTranspose", "Conv1DTranspose",
     "Convolution2DTranspose", "Convolution1DTranspose", "SeparableConvolution2D", "MaxPooling2D", "AveragePooling2D", "MaxPooling1D", "AveragePooling1D",
     "GlobalAveragePooling2D", "GlobalMaxPooling2D", "GlobalAveragePooling1D", "GlobalMaxPooling1D",
     "Convolution2D", "Convolution1D", "MaxPool2D", "MaxPool1D", "AvgPool2D", "AvgPool1D",
