@@ -154,3 +154,25 @@ def test_an_activity_regularizer_is_refused_where_it_would_be_ignored():
     with pytest.raises(ValueError, match="Flatten does not apply an activity regularizer"):
         L.Flatten(activity_regularizer=convx.regularizers.L1())
     assert L.Dense(2, activity_regularizer="l2").activity_regularizer.l2 == 0.01
+
+
+def test_conv2d_activity_regularizer_step_matches_torch(torch, rng):
+    """Conv2D's activity penalty (Keras 3: regularizer(output) / batch size) in the loss and its gradient."""
+    convx.utils.set_random_seed(2)
+    model = convx.Sequential([L.Conv2D(3, 3, activation="relu", activity_regularizer=convx.regularizers.L2(0.1),
+                                       input_shape=(6, 6, 2)), L.MaxPooling2D(), L.Flatten(),
+                              L.Dense(2, activation="softmax")])
+    model.compile(optimizer=convx.optimizers.SGD(0.5), loss="sparse_categorical_crossentropy")
+    x, y = rng.random((5, 6, 6, 2)).astype(np.float32), rng.integers(0, 2, 5)
+    kernel, bias, dense_kernel, dense_bias = (torch.tensor(w, dtype=torch.float64, requires_grad=True)
+                                              for w in model.get_weights())
+    conv = torch.relu(torch.nn.functional.conv2d(torch.as_tensor(x, dtype=torch.float64).permute(0, 3, 1, 2),
+                                                 kernel.permute(3, 2, 0, 1), bias))
+    pooled = torch.nn.functional.max_pool2d(conv, 2).permute(0, 2, 3, 1).reshape(5, -1)
+    probs = torch.softmax(pooled @ dense_kernel + dense_bias, -1)
+    loss = -torch.log(probs[torch.arange(5), torch.as_tensor(y)]).mean() + 0.1 * (conv ** 2).sum() / 5
+    loss.backward()
+    before = model.get_weights()
+    np.testing.assert_allclose(model.train_on_batch(x, y), float(loss.detach()), rtol=1e-5)
+    for w0, w1, ref in zip(before, model.get_weights(), (kernel, bias, dense_kernel, dense_bias)):
+        np.testing.assert_allclose((w0 - w1) / 0.5, ref.grad.numpy(), rtol=1e-3, atol=1e-6)

@@ -156,10 +156,8 @@ class _BaseConv(ActivationOutput, Layer):
 class _Conv(_BaseConv):
     """Shared code of Conv1D/Conv2D; ``rank`` spatial axes, channels last."""
 
-    # The activity penalty is implemented (also through the plan's fusions: trains_pooled is False with
-    # one, forward_pooled computes the whole output, output windows are ignored), but Conv1D/Conv2D still
-    # refuse the argument: tests/layers/test_regularization_layers.py pins that refusal.
-    _supports_activity_regularizer = False
+    # The activity penalty goes through the plan's fusions too: trains_pooled is False with one,
+    # forward_pooled computes the whole output, output windows are ignored.
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,
                  groups=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
