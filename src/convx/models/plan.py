@@ -33,6 +33,7 @@ import math
 
 import numpy as np
 
+from convx._kernels import merge as _merge
 from convx._kernels import norm as _norm
 from convx.layers.activations import Activation
 from convx.layers.base import ActivationOutput, CallState
@@ -575,8 +576,8 @@ class Plan:
             return
         total = sums.get(slot)
         if total is None:
-            total = sums[slot] = self._sum_buffer(slot, grad)
-            np.add(grads[slot], grad, out=total)
+            # the merge kernel: the same sums as np.add, on the whole team for large tensors
+            total = sums[slot] = _merge.merge_forward([grads[slot], grad], "add", out=self._sum_buffer(slot, grad))
         else:
             np.add(total, grad, out=total)
         grads[slot] = total
