@@ -352,7 +352,6 @@ class BatchNormReluStep(Step):
         self.relu_max = relu_max
 
 
-
 def _relu_max(layer):
     """``max_value`` of a relu layer (inf when unbounded), None when ``layer`` is no plain relu."""
     if not isinstance(layer, Activation) or layer.activity_regularizer is not None:
