@@ -20,7 +20,8 @@ import numpy as np
 
 def _kernel_calls(dtype):
     """Yield (name, result) for each kernel call, all in ``dtype``."""
-    from convx._kernels import conv, dense, gemm, losses, merge, optimizers, pool
+    from convx._kernels import activations, conv, dense, depthwise, gemm, losses, merge, norm, optimizers, pool
+    from convx._kernels import resample
 
     rng = np.random.default_rng(20240601)
 
@@ -113,6 +114,40 @@ def _kernel_calls(dtype):
     yield "concat_forward", merge.concat_forward(xs, axis=1)
     for i, part in enumerate(merge.concat_backward(rand(256, 816), [272, 272, 272], axis=1)):
         yield f"concat_backward_{i}", part
+
+    # normalization over 64 x 8 x 8 x 32 (parallel row blocks; sums in a fixed block order)
+    x, gamma, beta = rand(64, 8, 8, 32), rand(32), rand(32)
+    y, mean, invstd = norm.batch_norm_train(x, gamma, beta)
+    yield "batch_norm_train", y
+    for name, value in zip(("dx", "dgamma", "dbeta"), norm.batch_norm_backward(x, rand(*x.shape), mean, invstd, gamma)):
+        yield "batch_norm_backward_" + name, value
+    yield "layer_norm_forward", norm.layer_norm_forward(x, gamma, beta)[0]
+    yield "group_norm_forward", norm.group_norm_forward(x, gamma, beta, 8)[0]
+
+    # depthwise 3x3 'same' with multiplier 2, and a transposed convolution (stride 2)
+    x, k, b = rand(16, 20, 20, 16), rand(3, 3, 16, 2), rand(32)
+    yield "depthwise_forward", depthwise.depthwise_forward(x, k, b, padding="same", activation="relu")
+    for name, value in zip(("dx", "dkernel", "dbias"),
+                           depthwise.depthwise_backward(x, k, rand(16, 20, 20, 32), padding="same")):
+        yield "depthwise_backward_" + name, value
+    yield "conv_transpose_forward", depthwise.conv_transpose_forward(rand(8, 10, 10, 16), rand(3, 3, 8, 16), (20, 20),
+                                                                     rand(8), strides=(2, 2), padding="same")
+
+    # resize and the projective sampler (rotations), forward and backward
+    x = rand(8, 24, 24, 16)
+    yield "resize_forward", resample.resize_forward(x, (37, 41))
+    yield "resize_backward", resample.resize_backward(rand(8, 37, 41, 16), (24, 24))
+    angles = rng.uniform(-0.5, 0.5, 8)
+    transforms = np.zeros((8, 8), dtype=dtype)
+    transforms[:, 0], transforms[:, 1], transforms[:, 3], transforms[:, 4] = (np.cos(angles), -np.sin(angles),
+                                                                              np.sin(angles), np.cos(angles))
+    yield "transform_forward", resample.transform_forward(x, transforms)
+    yield "transform_backward", resample.transform_backward(rand(8, 24, 24, 16), transforms, (24, 24))
+
+    # the new activation codes (vector kernels in float32)
+    x = rand(300, 300)
+    for name in ("gelu", "silu", "mish", "elu", "softplus", "leaky_relu"):
+        yield f"act_{name}_forward", activations.activation_forward(x, name)
 
 
 def dump(path, threads, expect_openmp=None):
