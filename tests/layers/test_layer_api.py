@@ -188,3 +188,13 @@ def test_activation_functions_module(rng):
     np.testing.assert_allclose(convx.activations.softmax(x).sum(-1), 1.0, rtol=1e-6)
     np.testing.assert_array_equal(convx.activations.relu(x), np.maximum(x, 0))
     assert L.Dense(2, activation=convx.activations.tanh).activation == "tanh"
+
+
+def test_dtype_is_serialized_as_keras_dtype_policy_and_read_in_either_form():
+    policy = {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"}, "registered_name": None}
+    config = L.Dense(2).get_config()
+    assert config["dtype"] == policy and config["quantization_config"] is None  # Keras 3.15's Dense keys
+    for dtype in (policy, "float32", None):
+        assert L.Dense.from_config({**config, "dtype": dtype}).get_config() == config
+    with pytest.raises(ValueError, match="supports only dtype 'float32'"):
+        L.Dense(2, dtype={"class_name": "DTypePolicy", "config": {"name": "mixed_float16"}})

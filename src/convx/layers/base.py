@@ -119,6 +119,22 @@ def _weight_penalties(variables):
     return [np.float32(w.regularizer(w.value)) for w in variables if w.regularizer is not None]
 
 
+# Keras 3 serializes a layer's dtype as its dtype policy
+FLOAT32_POLICY = {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"}, "registered_name": None}
+
+
+def _dtype_name(dtype):
+    """The dtype's name: a str, a NumPy dtype, or a Keras DTypePolicy config dict; None means float32."""
+    if dtype is None:
+        return "float32"
+    if isinstance(dtype, dict):
+        return (dtype.get("config") or {}).get("name")
+    try:
+        return np.dtype(dtype).name
+    except TypeError:
+        return str(dtype)
+
+
 class CallState:
     """What one call of a layer keeps: its reusable buffers and what backward needs.
 
@@ -170,7 +186,7 @@ class Layer:
         batch_input_shape = kwargs.pop("batch_input_shape", None)
         if kwargs:
             raise ValueError(f"Unrecognized keyword arguments passed to {type(self).__name__}: {kwargs}")
-        if dtype not in (None, "float32", np.float32) and np.dtype(dtype) != np.float32:
+        if _dtype_name(dtype) != "float32":
             raise ValueError(f"{type(self).__name__} supports only dtype 'float32', got dtype={dtype!r}")
         if input_dim is not None:
             input_shape = (input_dim,)
@@ -489,7 +505,7 @@ class Layer:
 
     def get_config(self):
         """Constructor arguments; ``type(layer).from_config(layer.get_config())`` rebuilds it."""
-        config = {"name": self.name, "trainable": self.trainable, "dtype": "float32"}
+        config = {"name": self.name, "trainable": self.trainable, "dtype": dict(FLOAT32_POLICY)}
         if self._input_shape_arg is not None:
             config["input_shape"] = self._input_shape_arg
         if self.activity_regularizer is not None:

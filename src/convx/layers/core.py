@@ -128,8 +128,12 @@ class Dense(ActivationOutput, Layer):
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
-                 activity_regularizer=None, kernel_constraint=None, bias_constraint=None, **kwargs):
+                 activity_regularizer=None, kernel_constraint=None, bias_constraint=None, lora_rank=None,
+                 lora_alpha=None, quantization_config=None, **kwargs):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        if lora_rank is not None or quantization_config is not None:
+            raise ValueError("Dense supports neither LoRA nor a quantization_config; received "
+                             f"lora_rank={lora_rank!r}, quantization_config={quantization_config!r}")
         if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
             raise ValueError(f"Received an invalid value for `units`, expected a positive integer. Received: units={units!r}")
         self.units = int(units)
@@ -200,6 +204,7 @@ class Dense(ActivationOutput, Layer):
             "bias_regularizer": regularizers.serialize(self.bias_regularizer),
             "kernel_constraint": constraints.serialize(self.kernel_constraint),
             "bias_constraint": constraints.serialize(self.bias_constraint),
+            "quantization_config": None,
         }
 
 

@@ -42,8 +42,9 @@ class _SpatialDropout(Dropout):
         self._require_ndim(input_shape, self._rank + 2)
 
     def get_config(self):
-        config = super().get_config()
-        del config["noise_shape"]
+        # Keras' SpatialDropout config: no trainable, dtype as a plain string
+        config = {**super().get_config(), "dtype": "float32"}
+        del config["noise_shape"], config["trainable"]
         if self._rank > 1:
             config["data_format"] = self.data_format
         return config
