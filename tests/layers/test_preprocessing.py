@@ -364,7 +364,7 @@ def test_normalization_matches_keras():
     np.testing.assert_array_equal(layer.variance.ravel(), np.float32(NORM_VAR))
     np.testing.assert_array_equal(layer(x), _ref(NORM, x.shape))
     assert [w.name for w in layer.weights] == ["mean", "variance", "count"] and not layer.trainable_weights
-    assert layer.count.value.tolist() == [6.0]  # Keras: a scalar; convx keeps weights at least 1-D
+    assert layer.count.shape == () and layer.count.value.tolist() == 6.0  # a scalar, as in Keras
     for axis, want in (((1, 2), NORM12), (None, NORMNONE)):
         layer = L.Normalization(axis=axis)
         layer.adapt(x)

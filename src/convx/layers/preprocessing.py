@@ -224,14 +224,13 @@ class Normalization(Layer):
         self._broadcast_shape = tuple(input_shape[d] if d in self._keep_axis else 1 for d in range(ndim))
         self._stats_shape = tuple(input_shape[d] for d in self._keep_axis)
         if self.input_mean is None:
-            # Keras' weights, except that its scalars (count; mean and variance when axis=None) are 1-element
-            # vectors here: add_weight and the .keras writer keep arrays at least 1-D
-            shape = self._stats_shape or (1,)
+            # Keras' weights: mean and variance of the kept axes (scalars when axis=None), a scalar count
+            shape = self._stats_shape
             zeros = lambda shape, dtype=None: np.zeros(shape, np.float32)
             ones = lambda shape, dtype=None: np.ones(shape, np.float32)
             self.adapt_mean = self.add_weight(shape, zeros, "mean", trainable=False)
             self.adapt_variance = self.add_weight(shape, ones, "variance", trainable=False)
-            self.count = self.add_weight((1,), zeros, "count", trainable=False)
+            self.count = self.add_weight((), zeros, "count", trainable=False)
         else:
             self._fixed = tuple(self._broadcast_stat(v) for v in (self.input_mean, self.input_variance))
 
@@ -319,7 +318,7 @@ class Normalization(Layer):
                 total_mean = new_mean
         self.adapt_mean.assign(np.reshape(total_mean, self.adapt_mean.shape))
         self.adapt_variance.assign(np.reshape(total_var, self.adapt_variance.shape))
-        self.count.assign(np.full((1,), count, np.float32))
+        self.count.assign(np.float32(count))
 
     def forward(self, x, training=False):
         mean, denom = self._stats()
