@@ -125,7 +125,8 @@ def test_outputs_are_not_views_of_layer_buffers_or_inputs(rng):
     net = convx.Sequential([L.Flatten(input_shape=(2, 3)), L.Dense(4)])
     x = rng.random((5, 2, 3), dtype=np.float32)
     for result in (net.predict_on_batch(x), net(x), net.predict(x, verbose=0)):
-        buffers = [a for state in net._states.values() for cache in state.buffers.values() for a in cache]
+        states = [state for plan in net._plans.values() for state in plan.states.values()]
+        buffers = [a for state in states for cache in state.buffers.values() for a in cache]
         buffers += [s.arena._memory for p in net._plans.values() for s in p.steps if s.arena is not None]
         assert buffers and not any(np.shares_memory(result, b) for b in buffers)
     only_flatten = convx.Sequential([L.Flatten(input_shape=(2, 3))])

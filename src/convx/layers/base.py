@@ -210,6 +210,19 @@ class Layer:
             )
         self._activity_losses = []
 
+    # Plans depend on which layers train: every change of a trainable flag bumps this counter
+    trainable_generation = 0
+
+    @property
+    def trainable(self):
+        """Whether the layer's weights train (Keras' ``layer.trainable``)."""
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        self._trainable = bool(value)
+        Layer.trainable_generation += 1
+
     def _buffer(self, slot, shape, dtype=np.float32):
         """A reusable, uninitialised array for ``slot`` of the current call (e.g. ``'y'``, ``'dx'``).
 

@@ -116,8 +116,7 @@ class Model(Layer):
         self._params = self._grads = None
         self._bound_key = None
         self._penalties = None
-        self._states = {}
-        self._plans = {}
+        self._plans, self._plans_generation = {}, Layer.trainable_generation
         self._output_losses = []
         self._metric_specs = []
         self._metric_objects = None
@@ -242,7 +241,7 @@ class Model(Layer):
         self._all_layers = _all_layers(self._graph.layers)
         self._outputs_structure = outputs if outputs_structure is None else outputs_structure
         self._inputs_structure = inputs if inputs_structure is None else inputs_structure
-        self._plans, self._states = {}, {}
+        self._plans, self._plans_generation = {}, Layer.trainable_generation
         self._checked_shapes = None
         self.built = True
         self._bind_flat()
@@ -584,15 +583,14 @@ class Model(Layer):
                 losses[ol.index] = ol.loss.fused_activation if fused else True
         else:
             losses = [False] * len(self._graph.outputs)
-        key = (training, tuple(losses), self._trainable_key())
+        if self._plans_generation != Layer.trainable_generation:
+            # a layer's trainable flag changed somewhere: the plans (which steps run backward) are rebuilt
+            self._plans, self._plans_generation = {}, Layer.trainable_generation
+        key = (training, tuple(losses))
         plan = self._plans.get(key)
         if plan is None:
-            plan = self._plans[key] = Plan(self._graph, self._states, training, losses, self.trainable)
+            plan = self._plans[key] = Plan(self._graph, training, losses, self.trainable)
         return plan
-
-    def _trainable_key(self):
-        """The trainable flags a plan depends on: the model's and every layer's, nested models' included."""
-        return (self.trainable,) + tuple(layer.trainable for layer in self._all_layers)
 
     def _prepare_step(self):
         self._bind_flat()

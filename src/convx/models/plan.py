@@ -101,14 +101,18 @@ class Step:
         self.relu_max = None
 
     def _enter(self):
-        layer, state = self.layer, self.state
-        layer._state = state
+        layer = self.layer
+        layer._state = self.state
+        return layer
+
+    def settle_state(self):
+        """Write what the layer reads of this call's plan on its call state (once: a plan owns its states)."""
+        state = self.state
         state.need_dx = any(self.needed)
         state.expose_logits = self.expose_logits
         state.output_arena = self.arena
         state.in_frozen_model = self.in_frozen_model
-        state.fused_relu_max = self.relu_max  # call states are shared by plans: every step sets what it uses
-        return layer
+        state.fused_relu_max = self.relu_max
 
     def forward(self, values, training):
         fold = self.fold
@@ -394,8 +398,6 @@ class Plan:
     Parameters
     ----------
     graph : Graph
-    states : dict
-        The model's call states, by call path; the plan adds the ones it needs.
     training : bool
     losses : tuple
         Per output: False (no loss), True (a loss), or the activation the
@@ -404,7 +406,7 @@ class Plan:
         The model's own ``trainable`` flag.
     """
 
-    def __init__(self, graph, states, training, losses, trainable):
+    def __init__(self, graph, training, losses, trainable):
         self.training = training
         self.losses = tuple(losses)
         self.steps = []
@@ -413,7 +415,8 @@ class Plan:
         self.input_slots = []
         self._slot_of = {}
         self.slot_count = 0
-        self._flatten(graph, states, (), trainable, None)
+        self.states = {}  # call path -> CallState: the plan's own, so what a step sets on it is set once
+        self._flatten(graph, (), trainable, None)
         self.output_slots = [self._slot_of[((), id(t))] for t in graph.outputs]
         self._index_readers()
         self.logits_steps = [None] * len(self.output_slots)
@@ -426,6 +429,8 @@ class Plan:
         self._mark_shared_layers()
         if not training:
             self._assign_arenas()
+        for step in self.steps:
+            step.settle_state()
 
     # ----- building ----------------------------------------------------------------------------------------------
 
@@ -437,7 +442,7 @@ class Plan:
             self.slot_count += 1
         return self._slot_of[key]
 
-    def _flatten(self, graph, states, path, trainable, bound_inputs):
+    def _flatten(self, graph, path, trainable, bound_inputs):
         """Steps of ``graph``'s nodes; ``bound_inputs`` maps a nested model's inputs to the caller's slots.
 
         A model called as a layer is inlined under the path of its call, so a model
@@ -456,14 +461,11 @@ class Plan:
             inner = getattr(layer, "_graph", None)
             if inner is not None and getattr(layer, "_is_model", False):
                 inner_path = path + (id(node),)
-                self._flatten(inner, states, inner_path, trainable and layer.trainable, inputs)
+                self._flatten(inner, inner_path, trainable and layer.trainable, inputs)
                 for outer, tensor in zip(node.output_tensors, inner.outputs):
                     self._slot_of[(path, id(outer))] = self._slot_of[(inner_path, id(tensor))]
                 continue
-            key = path + (id(node),)
-            state = states.get(key)
-            if state is None:
-                state = states[key] = CallState()
+            state = self.states[path + (id(node),)] = CallState()
             output = self._slot(path, node.output_tensors[0])
             step_trainable = trainable and layer.trainable and bool(layer.trainable_weights)
             step = Step(layer, state, inputs, output, node.call_structure == "list", step_trainable)
