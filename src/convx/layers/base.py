@@ -205,8 +205,9 @@ class Layer:
         self.activity_regularizer = regularizers.get(activity_regularizer)
         if self.activity_regularizer is not None and not self._supports_activity_regularizer:
             raise ValueError(
-                f"{type(self).__name__} does not apply an activity regularizer in convx yet (Dense and "
-                f"ActivityRegularization do); received activity_regularizer={activity_regularizer!r}"
+                f"{type(self).__name__} does not apply an activity regularizer in convx yet (the dense, "
+                "convolution and normalization layers and ActivityRegularization do); received "
+                f"activity_regularizer={activity_regularizer!r}"
             )
         self._activity_losses = []
 
