@@ -703,3 +703,20 @@ def test_bad_shapes_raise_value_error(make, shape, match):
 def test_rms_scaling_warns_as_keras():
     with pytest.warns(UserWarning, match=r"You passed `rms_scaling=True`, which is deprecated"):
         L.LayerNormalization(rms_scaling=True)
+
+
+@pytest.mark.parametrize("use_bias", [False, True])
+def test_inference_folds_batch_normalization_into_depthwise_conv(rng, monkeypatch, use_bias):
+    """The MobileNet pattern: DepthwiseConv2D (channel c * M + m) -> BatchNormalization -> ReLU(6)."""
+    convx.utils.set_random_seed(4)
+    inp = convx.Input((9, 9, 3))
+    x = L.DepthwiseConv2D(3, strides=2, padding="same", depth_multiplier=2, use_bias=use_bias)(inp)
+    x = L.ReLU(6.0)(L.BatchNormalization()(x))
+    model = convx.Model(inp, L.Dense(3, activation="softmax")(L.GlobalAveragePooling2D()(x)))
+    x = _trained(model, rng)
+    folded = model.predict(x, verbose=0)
+    plan = model._plan(False, False)
+    assert [(type(s.layer).__name__, s.fold.activation) for s in plan.steps if s.fold is not None] == [
+        ("DepthwiseConv2D", "relu6")]
+    plain, _ = _predict_without_folding(model, x, monkeypatch)
+    np.testing.assert_allclose(folded, plain, rtol=1e-5, atol=1e-6)

@@ -37,7 +37,7 @@ from convx._kernels import merge as _merge
 from convx._kernels import norm as _norm
 from convx.layers.activations import Activation
 from convx.layers.base import ActivationOutput, CallState
-from convx.layers.convolutional import Conv1D, Conv2D
+from convx.layers.convolutional import Conv1D, Conv2D, DepthwiseConv2D
 from convx.layers.core import Dense
 from convx.layers.merging import Concatenate, Merge
 from convx.layers.normalization import BatchNormalization
@@ -260,7 +260,7 @@ class _FoldedWeight:
 
 
 class BatchNormFold:
-    """A Conv2D / Conv1D / Dense layer (linear activation) followed by an inference
+    """A Conv2D / Conv1D / DepthwiseConv2D / Dense layer (linear activation) followed by an inference
     BatchNormalization over its output channels, run as the layer alone with
     ``kernel * a`` and ``(bias - moving_mean) * a + beta``, ``a = gamma /
     sqrt(moving_variance + epsilon)`` per channel.
@@ -283,9 +283,10 @@ class BatchNormFold:
     def enter(self):
         layer, bn = self.layer, self.batch_norm
         gamma, beta = bn._values()
-        _norm.fold_batch_norm(layer.kernel.value, None if layer.bias is None else layer.bias.value,
+        _norm.fold_batch_norm(_output_channels_last(layer, layer.kernel.value),
+                              None if layer.bias is None else layer.bias.value,
                               bn.moving_mean.value, bn.moving_variance.value, gamma, beta, bn.epsilon,
-                              out=(self.kernel.value, self.bias.value))
+                              out=(_output_channels_last(layer, self.kernel.value), self.bias.value))
         self._saved = (layer.kernel, layer.bias, layer.activation)
         layer.kernel, layer.bias = self.kernel, self.bias
         if self.activation is not None:
@@ -296,11 +297,17 @@ class BatchNormFold:
         self._saved = None
 
 
+def _output_channels_last(layer, kernel):
+    """``kernel`` viewed with the layer's output channels as its last axis: a depthwise kernel
+    (KH, KW, C, M) writes channel c * M + m, which is (KH, KW, C * M) in memory order."""
+    return kernel.reshape(kernel.shape[:-2] + (-1,)) if isinstance(layer, DepthwiseConv2D) else kernel
+
+
 def _folds_into(step, batch_norm_step):
     """Whether ``batch_norm_step`` (an inference BatchNormalization) can be folded into ``step``."""
     layer, bn = step.layer, batch_norm_step.layer
     # an activity regularizer reads the output that the fold would change (or remove)
-    if not (type(step) is Step and step.fold is None and type(layer) in (Conv2D, Conv1D, Dense)
+    if not (type(step) is Step and step.fold is None and type(layer) in (Conv2D, Conv1D, DepthwiseConv2D, Dense)
             and layer.activation == "linear" and not step.expose_logits and layer.built
             and getattr(layer, "activity_regularizer", None) is None):
         return False
@@ -308,7 +315,8 @@ def _folds_into(step, batch_norm_step):
             and bn.activity_regularizer is None):
         return False
     rank = len(bn.input_shape)
-    return bn.axis % rank == rank - 1 and bn.moving_mean.shape[0] == layer.kernel.shape[-1]
+    channels = _output_channels_last(layer, layer.kernel.value).shape[-1]
+    return bn.axis % rank == rank - 1 and bn.moving_mean.shape[0] == channels
 
 
 def _epilogue_relu(step):
@@ -321,7 +329,7 @@ def _epilogue_relu(step):
 
 
 def fold_batch_norm(plan):
-    """At inference, a BatchNormalization reading a linear Conv2D / Conv1D / Dense (its only reader)
+    """At inference, a BatchNormalization reading a linear Conv2D / Conv1D / DepthwiseConv2D / Dense (its only reader)
     disappears into that layer's weights (:class:`BatchNormFold`), and a relu or relu6 layer
     reading the BatchNormalization (its only reader) into the layer's epilogue: one or two passes
     fewer over the data."""
