@@ -1,4 +1,4 @@
-"""Utilities with Keras 3 names: seeding, one-hot labels, session reset."""
+"""Seeding, one-hot labels, session reset (``keras.utils`` names)."""
 
 import random as _py_random
 
