@@ -543,7 +543,7 @@ class SeparableConv2D(_SeparableConv):
     activation, use_bias
     depthwise_initializer, pointwise_initializer : default 'glorot_uniform'
     bias_initializer : default 'zeros'
-    depthwise_regularizer, pointwise_regularizer, bias_regularizer, activity_regularizer,
+    depthwise_regularizer, pointwise_regularizer, bias_regularizer, activity_regularizer : optional
     depthwise_constraint, pointwise_constraint, bias_constraint : optional
     """
 

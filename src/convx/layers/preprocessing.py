@@ -475,7 +475,7 @@ class CenterCrop(_SizedOutput):
 
 
 def _factor_pair(factor, name, bounds, layer, open_lower=False):
-    """Keras' factor convention: a number f -> (max(-|f|, low), |f|); a pair -> sorted. Both ends within bounds."""
+    """Keras' factor convention: a number f -> (max(-abs(f), low), abs(f)); a pair -> sorted. Both ends within bounds."""
     low, high = bounds
     def inside(v):
         return _number(v) and (low < v if open_lower else low <= v) and v <= high
@@ -633,7 +633,7 @@ class RandomTranslation(_Affine):
     Parameters
     ----------
     height_factor, width_factor : float or (float, float), in [-1, 1]
-        Fractions of the height / width; a number f means (-|f|, |f|). A positive
+        Fractions of the height / width; a number ``f`` means ``(-abs(f), abs(f))``. A positive
         shift moves the content down / right.
     fill_mode : {'reflect', 'wrap', 'constant', 'nearest'}, default 'reflect'
     interpolation : {'bilinear', 'nearest'}, default 'bilinear'
@@ -668,7 +668,7 @@ class RandomRotation(_Affine):
     ----------
     factor : float or (float, float), in [-1, 1]
         Fractions of a full turn (2 pi): the angle in degrees is drawn from
-        (360 lower, 360 upper); a number f means (-|f|, |f|). The transform is
+        (360 lower, 360 upper); a number ``f`` means ``(-abs(f), abs(f))``. The transform is
         Keras' (``rotation_matrices``).
     fill_mode : {'reflect', 'wrap', 'constant', 'nearest'}, default 'reflect'
     interpolation : {'bilinear', 'nearest'}, default 'bilinear'
@@ -837,7 +837,7 @@ class RandomBrightness(_ClippedColor):
     Parameters
     ----------
     factor : float or (float, float), in [-1, 1]
-        A number f means (-|f|, |f|).
+        A number ``f`` means ``(-abs(f), abs(f))``.
     value_range : (low, high), default (0, 255)
     seed : int, optional
     """
