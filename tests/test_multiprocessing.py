@@ -61,3 +61,34 @@ def test_fork_child_is_single_threaded_when_openmp(parent_ran_parallel_kernel):
     with multiprocessing.get_context("fork").Pool(1) as pool:
         count = pool.apply_async(_child_thread_count).get(timeout=CHILD_TIMEOUT)
     assert count == (1 if convx._kernels.threads.openmp_enabled() else convx.get_num_threads())
+
+
+def _ask_for_threads(n):
+    try:
+        convx.set_num_threads(n)
+    except RuntimeError as error:
+        return str(error)
+    return "no error"
+
+
+@pytest.mark.filterwarnings("ignore:.*multi-threaded.*fork.*:DeprecationWarning")
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="no fork() here")
+def test_more_threads_in_a_fork_child_raise_instead_of_hanging(parent_ran_parallel_kernel):
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        outcome = pool.apply_async(_ask_for_threads, (2,)).get(timeout=CHILD_TIMEOUT)
+        one_is_fine = pool.apply_async(_ask_for_threads, (1,)).get(timeout=CHILD_TIMEOUT)
+    if convx._kernels.threads.openmp_enabled():
+        assert "fork()" in outcome and "spawn" in outcome
+    else:
+        assert outcome == "no error"
+    assert one_is_fine == "no error"
+
+
+def test_absurd_thread_counts_are_refused_before_libgomp_sees_them():
+    previous = convx.get_num_threads()
+    limit = convx._kernels.threads.max_threads()
+    with pytest.raises(ValueError, match="more than"):
+        convx.set_num_threads(limit + 1)
+    with pytest.raises(ValueError, match="more than"):
+        convx.set_num_threads(10**6)
+    assert convx.get_num_threads() == previous
