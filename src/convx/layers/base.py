@@ -255,7 +255,8 @@ class Layer:
         Parameters
         ----------
         shape : tuple of int, default ()
-        initializer : str, Initializer, class or callable ``f(shape, dtype)``, default 'glorot_uniform'
+        initializer : str, Initializer, class or callable, default 'glorot_uniform'
+            A callable is called as ``f(shape, dtype)``.
         dtype : None or 'float32'
         trainable : bool, default True
         regularizer : str, Regularizer or callable, optional
