@@ -266,6 +266,8 @@ class Layer:
         name : str
             The variable's name (``'kernel'``); its path is ``'<layer name>/<name>'``.
 
+        Notes
+        -----
         Positional ``(shape, initializer, dtype)`` as in Keras; a third positional
         argument that is not a dtype is taken as the name, for the older
         ``add_weight(shape, initializer, "name")`` calls.
