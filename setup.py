@@ -41,6 +41,7 @@ FAMILIES = {
     "norm": ["norm.c"],
     "depthwise": ["depthwise.c", "cpu_features.c", "epilogue.c", "gemm.c"],
     "resample": ["resample.c"],
+    "quant": ["quant.c", "cpu_features.c"],
 }
 
 OPENMP_PROBE = textwrap.dedent(

@@ -138,7 +138,8 @@ def summary_text(model, line_length=None, positions=None):
     rows = []
     for layer in model.layers:
         params = f"{layer.count_params():,}" if layer.built else "0 (unbuilt)"
-        row = [f"{layer.name} ({type(layer).__name__})", _output_shape(layer), params]
+        kind = type(layer).__name__ + (", int8" if getattr(layer, "_int8", None) is not None else "")
+        row = [f"{layer.name} ({kind})", _output_shape(layer), params]
         if not sequential_like:
             row.append(_connections(layer, in_graph))
         rows.append(row)
@@ -150,10 +151,13 @@ def summary_text(model, line_length=None, positions=None):
     optimizer_count = optimizer.variable_count() if optimizer is not None and optimizer.built else 0
     # Keras counts the optimizer's int64 step counter as 8 bytes, its other variables as float32
     optimizer_bytes = (optimizer_count - 1) * 4 + 8 if optimizer_count else 0
-    total_bytes = (trainable + non_trainable) * 4 + optimizer_bytes
+    # bytes by each weight's dtype, as Keras counts them (an int8 kernel: 1 byte per parameter)
+    trainable_bytes = sum(math.prod(w.shape) * w.dtype.itemsize for w in model.trainable_weights)
+    non_trainable_bytes = sum(math.prod(w.shape) * w.dtype.itemsize for w in model.non_trainable_weights)
+    total_bytes = trainable_bytes + non_trainable_bytes + optimizer_bytes
     lines.append(f" Total params: {trainable + non_trainable + optimizer_count:,} ({readable_memory_size(total_bytes)})")
-    lines.append(f" Trainable params: {trainable:,} ({readable_memory_size(trainable * 4)})")
-    lines.append(f" Non-trainable params: {non_trainable:,} ({readable_memory_size(non_trainable * 4)})")
+    lines.append(f" Trainable params: {trainable:,} ({readable_memory_size(trainable_bytes)})")
+    lines.append(f" Non-trainable params: {non_trainable:,} ({readable_memory_size(non_trainable_bytes)})")
     if optimizer_count:
         lines.append(f" Optimizer params: {optimizer_count:,} ({readable_memory_size(optimizer_bytes)})")
     return "\n".join(lines) + "\n"

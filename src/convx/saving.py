@@ -313,7 +313,7 @@ def _assign_weights(model, arrays, filepath):
         if array.shape != var.shape:
             raise ValueError(f"{os.fspath(filepath)!r}: weight {var.path!r} has shape {array.shape} in the file, "
                              f"{var.shape} in the model")
-        if array.dtype.kind != "f":
+        if array.dtype.kind != "f" and array.dtype != var.dtype:  # int8 weights of a quantized layer load as such
             raise ValueError(f"{os.fspath(filepath)!r}: weight {var.path!r} has dtype {array.dtype} in the file; "
                              "expected floating point")
     model.set_weights(arrays)

@@ -179,6 +179,8 @@ class Layer:
 
     # layers whose forward/backward apply ``activity_regularizer`` (``_activity_forward`` / ``_activity_grad``)
     _supports_activity_regularizer = False
+    # int8 form of a Conv2D / Dense (convx.quantization.layers.Int8State), None when float
+    _int8 = None
 
     def __init__(self, *, name=None, trainable=True, dtype=None, activity_regularizer=None, **kwargs):
         input_dim = kwargs.pop("input_dim", None)
@@ -531,6 +533,10 @@ class Layer:
 
     @classmethod
     def from_config(cls, config):
+        if _dtype_name(config.get("dtype")) == "int8_from_float32":
+            from convx.quantization import layers as int8_layers
+
+            return int8_layers.from_config(cls, config)
         return cls(**config)
 
     def __repr__(self):

@@ -15,6 +15,12 @@ from convx._kernels import pool as _pool
 from convx.layers.base import ActivationOutput, Layer, check_data_format, normalize_padding, normalize_tuple
 
 
+def _int8_layers():
+    from convx.quantization import layers
+
+    return layers
+
+
 def _positive_int(value, name):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"Invalid value for argument `{name}`. Expected a strictly positive value. "
@@ -203,6 +209,8 @@ class _Conv(_BaseConv):
     def forward(self, x, training=False, output_window=None):
         """``output_window`` (2-D only): (rows, columns) of the output that the
         next layer reads, e.g. a valid pooling; the rest is skipped and set to 0."""
+        if self._int8 is not None:
+            return _int8_layers().conv_forward(self, x, training)
         x4 = self._to4d(self._padded_input(x))
         if training:
             self._state.x = x4
@@ -225,6 +233,8 @@ class _Conv(_BaseConv):
         ``pool_size`` and equal strides, without storing this layer's own
         output (2-D only): shape (N, OH // PH, OW // PW, filters). In training
         (only when :meth:`trains_pooled`), :meth:`backward_pooled` follows."""
+        if self._int8 is not None:
+            return _int8_layers().conv_forward(self, x, training, pool_size)
         ph, pw = pool_size
         oh, ow = self._output_shape_for(x.shape)[1:3]
         pooled_shape = (x.shape[0], oh // ph, ow // pw, self.filters)
@@ -283,6 +293,8 @@ class _Conv(_BaseConv):
         return dx
 
     def backward(self, dy, from_logits=False):
+        if self._int8 is not None:
+            _int8_layers().raise_not_trainable(self)
         x4, need_dx = self._state.x, self._state.need_dx
         dz4 = self._output_grad(self._to4d(dy), from_logits)
         dx = self._buffer("dx", x4.shape, x4.dtype) if need_dx else None
@@ -302,7 +314,8 @@ class _Conv(_BaseConv):
         return out
 
     def get_config(self):
-        return {**super().get_config(), "filters": self.filters, "groups": 1}
+        config = {**super().get_config(), "filters": self.filters, "groups": 1}
+        return config if self._int8 is None else _int8_layers().config_of(self, config)
 
 
 class Conv2D(_Conv):
@@ -407,6 +420,8 @@ class _DepthwiseConv(_BaseConv):
         )))
 
     def backward(self, dy, from_logits=False):
+        if self._int8 is not None:
+            _int8_layers().raise_not_trainable(self)
         x4, need_dx = self._state.x, self._state.need_dx
         dz4 = self._output_grad(self._to4d(dy), from_logits)
         dx = self._buffer("dx", x4.shape, x4.dtype) if need_dx else None
@@ -639,6 +654,8 @@ class _ConvTranspose(_BaseConv):
         return self._from4d(self._output(y))
 
     def backward(self, dy, from_logits=False):
+        if self._int8 is not None:
+            _int8_layers().raise_not_trainable(self)
         x4, need_dx = self._state.x, self._state.need_dx
         dz4 = self._output_grad(self._to4d(dy), from_logits)
         kernel4 = self._kernel4d(self.kernel.value)

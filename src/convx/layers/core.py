@@ -163,6 +163,10 @@ class Dense(ActivationOutput, Layer):
                                         regularizer=self.bias_regularizer, constraint=self.bias_constraint)
 
     def forward(self, x, training=False):
+        if self._int8 is not None:
+            from convx.quantization import layers as int8_layers
+
+            return int8_layers.dense_forward(self, x, training)
         rows = x.reshape(-1, x.shape[-1])
         if training:
             self._state.x = rows
@@ -180,6 +184,10 @@ class Dense(ActivationOutput, Layer):
         return y
 
     def backward(self, dy, from_logits=False):
+        if self._int8 is not None:
+            from convx.quantization import layers as int8_layers
+
+            int8_layers.raise_not_trainable(self)
         x, need_dx = self._state.x, self._state.need_dx
         dy = dy.reshape(-1, self.units)
         if self.activity_regularizer is not None:
@@ -193,7 +201,7 @@ class Dense(ActivationOutput, Layer):
         return None if dx is None else dx.reshape(dy.shape[:-1] + (x.shape[1],))
 
     def get_config(self):
-        return {
+        config = {
             **super().get_config(),
             "units": self.units,
             "activation": self.activation,
@@ -206,6 +214,11 @@ class Dense(ActivationOutput, Layer):
             "bias_constraint": constraints.serialize(self.bias_constraint),
             "quantization_config": None,
         }
+        if self._int8 is not None:
+            from convx.quantization import layers as int8_layers
+
+            return int8_layers.config_of(self, config)
+        return config
 
 
 class Dropout(Layer):
