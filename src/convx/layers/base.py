@@ -375,6 +375,36 @@ class Layer:
         for var, value in zip(self._weights, weights):
             var.assign(value)
 
+    # ----- saving: Keras 3's protocol, called by convx.saving on every layer of a model
+
+    def _saved_variables(self):
+        # Keras stores a layer's trainable variables first, then the others, each in creation order
+        return [w for w in self._weights if w.trainable] + [w for w in self._weights if not w.trainable]
+
+    def save_own_variables(self, store):
+        """Write this layer's variables into ``store`` (a dict-like): ``store['0']``, ``store['1']``, ...
+
+        Overridden by layers whose saved form differs from their variables (as in Keras 3).
+        """
+        for i, var in enumerate(self._saved_variables()):
+            store[str(i)] = var.value
+
+    def load_own_variables(self, store):
+        """Assign the arrays :meth:`save_own_variables` wrote (``store`` holds ``'0'``, ``'1'``, ...)."""
+        variables = self._saved_variables()
+        if len(store.keys()) != len(variables):
+            raise ValueError(
+                f"Layer '{self.name}' expected {len(variables)} variables, but received {len(store.keys())} "
+                f"variables during loading. Expected: {[v.name for v in variables]}")
+        for i, var in enumerate(variables):
+            var.assign(store[str(i)])
+
+    def save_assets(self, dir_path):
+        """Write files this layer needs besides its variables (a vocabulary, ...) into the folder ``dir_path``."""
+
+    def load_assets(self, dir_path):
+        """Read back what :meth:`save_assets` wrote into ``dir_path``."""
+
     def count_params(self):
         """Number of scalars in the weights (the layer must be built)."""
         if not self.built:

@@ -11,22 +11,21 @@ from convx.models.model import Model
 from convx.models.sequential import Sequential
 
 
-def load_model(filepath, compile=True, safe_mode=True):
-    """The model saved by :meth:`Model.save` (see :func:`convx.saving.load_model`)."""
+def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
+    """The model of a ``.keras`` (Keras 3 or convx) or Keras 2 ``.h5`` file (see :func:`convx.saving.load_model`)."""
     from convx import saving
 
-    return saving.load_model(filepath, compile=compile)
+    return saving.load_model(filepath, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode)
 
 
 def model_from_json(json_string, custom_objects=None):
     """The (unbuilt-weights) model described by ``model.to_json()``: same architecture, fresh weights."""
     import json
 
-    from convx.saving import deserialize_layer
+    from convx.saving import CustomObjectScope, deserialize_layer
 
-    if custom_objects:
-        raise ValueError("convx does not take custom_objects: only its own layers can be deserialized")
-    return deserialize_layer(json.loads(json_string))
+    with CustomObjectScope(custom_objects or {}):
+        return deserialize_layer(json.loads(json_string))
 
 
 __all__ = ["Model", "Sequential", "Functional", "load_model", "clone_model", "model_from_json"]

@@ -889,20 +889,20 @@ class Model(Layer):
 
     def save(self, filepath, overwrite=True):
         """Save the architecture, weights, compile settings and optimizer state to
-        ``filepath`` (conventionally ``*.keras``; a zip of JSON and ``.npy``, see
-        :mod:`convx.saving`). The previous file survives a failed save."""
+        ``filepath`` (``*.keras``: a Keras 3 archive, see :mod:`convx.saving`).
+        The previous file survives a failed save."""
         from convx import saving
 
         saving.save_model(self, filepath, overwrite=overwrite)
 
     def save_weights(self, filepath, overwrite=True):
-        """Save the weights alone (conventionally ``*.weights.npz``)."""
+        """Save the weights (and optimizer state) as Keras 3's ``*.weights.h5`` file."""
         from convx import saving
 
         saving.save_weights(self, filepath, overwrite=overwrite)
 
     def load_weights(self, filepath):
-        """Load weights saved by :meth:`save_weights` or :meth:`save` into this built model."""
+        """Load weights of a ``.weights.h5``, ``.keras`` or legacy ``.h5`` file (Keras' or convx's) into this built model."""
         from convx import saving
 
         saving.load_weights(self, filepath)
