@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import convx
-import zoo
+import model_zoo as zoo
 
 HERE = os.path.dirname(__file__)
 TOL = dict(rtol=1e-5, atol=1e-5)

@@ -18,6 +18,13 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     return saving.load_model(filepath, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode)
 
 
+def from_onnx(filepath, name=None):
+    """The convx model (channels-last, trainable) of an ONNX CNN (see :func:`convx.models.onnx_import.from_onnx`)."""
+    from convx.models.onnx_import import from_onnx as load
+
+    return load(filepath, name=name)
+
+
 def model_from_json(json_string, custom_objects=None):
     """The (unbuilt-weights) model described by ``model.to_json()``: same architecture, fresh weights."""
     import json
@@ -28,4 +35,4 @@ def model_from_json(json_string, custom_objects=None):
         return deserialize_layer(json.loads(json_string))
 
 
-__all__ = ["Model", "Sequential", "Functional", "load_model", "clone_model", "model_from_json"]
+__all__ = ["Model", "Sequential", "Functional", "load_model", "clone_model", "model_from_json", "from_onnx"]

@@ -907,6 +907,13 @@ class Model(Layer):
 
         saving.load_weights(self, filepath)
 
+    def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None, **kwargs):
+        """Export for inference (Keras 3's method): ``format='onnx'`` writes an ONNX file (``opset_version=``
+        or ``opset=``), see :mod:`convx.export.onnx`."""
+        from convx.export import export_model
+
+        return export_model(self, filepath, format=format, verbose=verbose, input_signature=input_signature, **kwargs)
+
     @classmethod
     def from_config(cls, config):
         """``Model.from_config`` of a functional model's config builds that model (as in Keras)."""
