@@ -33,7 +33,7 @@ DATA = REPO / "data" / "mnist"
 sys.path.insert(0, str(WORKERS))
 import _common  # noqa: E402
 
-CASES = ("train", "infer", "conv", "gemm", "import", "memory", "threads", "contention") + _common.MODEL_CASES
+CASES = ("train", "infer", "conv", "gemm", "import", "memory", "threads", "contention", "onnx") + _common.MODEL_CASES
 REFERENCES = ("torch", "tf", "numpy")
 THREADS = 2
 # environment variables that may pin OpenBLAS to a slower kernel; removed for the NumPy worker
@@ -52,6 +52,7 @@ SETTINGS = {
 INFER_POINTS = [[1, "predict"], [1, "call"], [32, "predict"], [256, "predict"]]
 MODEL_BATCH, MODEL_PREDICT_BATCH = 64, 128  # the residual and inception cases' training and predict batches
 GEMM_SIZES = [1024, 2048]
+ONNX_BATCHES = [1, 32, 256]  # the onnx case: convx predict vs ONNX Runtime on the exported seed model
 
 
 @dataclass
@@ -128,6 +129,10 @@ def slots_for(case, cfg, frameworks):
         return [[(fw, spec, False) for fw in frameworks if fw in ("convx", "numpy", "torch")]]
     if case == "import":
         return [[(fw, {"case": "import"}, False) for fw in models]]
+    if case == "onnx":
+        spec = {"case": "onnx", "threads": THREADS, "batches": ONNX_BATCHES, "iters": cfg["infer_iters"],
+                "max_seconds": cfg["infer_max_s"], "data": str(DATA)}
+        return [[("convx", spec, False)]] if "convx" in frameworks else []
     if case in _common.MODEL_CASES:
         # one process per framework times both training and predict
         spec = {"case": case, "batch": MODEL_BATCH, "predict_batch": MODEL_PREDICT_BATCH, "threads": THREADS,
@@ -309,6 +314,16 @@ def rows_for(case, slots):
         # import numpy itself, as the baseline 'import convx' is measured over
         values["numpy"] = _job_median(slots[0].get("convx"), lambda r: r["numpy_s"])
         rows.append(_row("import (over numpy)", "time", "s", "time", values))
+    elif case == "onnx" and slots:
+        # one convx process times both engines; every value sits in the convx column, the metric says which
+        job = slots[0]["convx"]
+        for batch in ONNX_BATCHES:
+            get = lambda key, b=batch: _job_median(job, lambda r: 1e3 * r["points"][str(b)][key])  # noqa: E731
+            for key, metric in (("predict", "convx predict"), ("predict_on_batch", "convx predict_on_batch"),
+                                ("ort", "onnxruntime run")):
+                rows.append(_row(f"onnx seed b{batch}", metric, "ms", "factor", {"convx": get(key)}))
+            rows.append(_row(f"onnx seed b{batch}", "predict / onnxruntime", "x", "factor",
+                             {"convx": get("predict") / get("ort") if get("ort") else None}))
     elif case in _common.MODEL_CASES:
         train = f"{case} train b{MODEL_BATCH}"
         rows.append(_row(train, "time per step", "ms", "time", _per_fw(slots[0], lambda r: _ms_per_step(r["train"]))))

@@ -74,6 +74,38 @@ def infer(spec):
     return {"points": points}
 
 
+def onnx_runtime(spec):
+    """convx predict vs ONNX Runtime on the model's exported file, same process, alternating rounds."""
+    import os
+    import statistics
+    import tempfile
+
+    import onnxruntime
+
+    convx = _import_convx(spec["threads"])
+    model = _seed_model(convx)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = spec["threads"], 1
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "seed.onnx")
+        model.export(path, format="onnx")
+        session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    x_all, _ = _common.load_mnist(spec["data"], max(spec["batches"]), split="test")
+    points = {}
+    for batch in spec["batches"]:
+        x = x_all[:batch]
+        calls = {"predict": lambda x=x, b=batch: model.predict(x, batch_size=b, verbose=0),
+                 "predict_on_batch": lambda x=x: model.predict_on_batch(x),
+                 "ort": lambda x=x: session.run(None, {name: x})}
+        medians = {key: [] for key in calls}
+        for _ in range(3):  # rounds alternate the engines, so both see the same drifts of the machine
+            for key, fn in calls.items():
+                medians[key].append(_common.time_calls(fn, spec["iters"], spec["max_seconds"] / 3, warmup=2)["median_s"])
+        points[str(batch)] = {key: statistics.median(values) for key, values in medians.items()}
+    return {"points": points, "onnxruntime": onnxruntime.__version__}
+
+
 def conv(spec):
     _import_convx(spec["threads"])
     import numpy as np
@@ -138,4 +170,4 @@ def versions():
 
 if __name__ == "__main__":
     _common.run({"train": train, "threads": threads, "infer": infer, "conv": conv, "gemm": gemm,
-                 "import": import_time, "info": info, **{case: model_case for case in _common.MODEL_CASES}}, versions)
+                 "import": import_time, "info": info, "onnx": onnx_runtime, **{case: model_case for case in _common.MODEL_CASES}}, versions)

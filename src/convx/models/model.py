@@ -12,8 +12,10 @@ every trainable weight (layer weights are views into it), with the gradients
 in a matching flat buffer.
 """
 
+import functools
 import inspect
 import math
+import threading
 
 import numpy as np
 
@@ -55,6 +57,20 @@ def _unsupported(**kwargs):
     for name, value in kwargs.items():
         if value is not None:
             raise ValueError(f"Argument `{name}` is not supported by convx; received {name}={value!r}")
+
+
+def _one_at_a_time(method):
+    """Calls of ``method`` on one model take turns: they run through the same plan's reused buffers.
+
+    A thread pool serving one model is correct; to run calls in parallel, give each thread its own
+    model (``clone_model`` + ``set_weights``); each call's kernels use all threads anyway.
+    """
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        with self._run_lock:
+            return method(self, *args, **kwargs)
+
+    return run
 
 
 class _OutputLoss:
@@ -117,6 +133,7 @@ class Model(Layer):
         self._bound_key = None
         self._penalties = None
         self._plans, self._plans_generation = {}, Layer.trainable_generation
+        self._run_lock = threading.RLock()
         self._output_losses = []
         self._metric_specs = []
         self._metric_objects = None
@@ -691,6 +708,7 @@ class Model(Layer):
 
     # ----- public loops ------------------------------------------------------------------------------------------
 
+    @_one_at_a_time
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
             validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
             steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1):
@@ -789,6 +807,7 @@ class Model(Layer):
         callbacks.on_test_end(logs)
         return logs
 
+    @_one_at_a_time
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
                  callbacks=None, return_dict=False):
         """Loss and metrics on ``(x, y)``: a float (loss only), a list ``[loss, *metrics]`` or a dict."""
@@ -803,6 +822,7 @@ class Model(Layer):
         logs = self._evaluate_prepared(x, y, batch_size, callbacks, plan)
         return logs if return_dict else self._flatten_logs(logs)
 
+    @_one_at_a_time
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Outputs for ``x``, computed in batches: one float32 array, or a list/dict like the model's outputs."""
         _unsupported(steps=steps)
@@ -842,12 +862,14 @@ class Model(Layer):
             if getattr(layer, "_activity_losses", None):
                 layer._activity_losses.clear()
 
+    @_one_at_a_time
     def _run_copy(self, x, training):
         self._clear_activity_losses()
         outputs = self._plan(bool(training), False).forward(self._prepare_x(x), training=bool(training))
         # the plan's outputs are reused buffers (or the input itself): the caller gets its own arrays
         return self._structure([np.array(o) for o in outputs])
 
+    @_one_at_a_time
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         """One training step on one batch; returns the running loss/metrics (Keras 3: not reset per call)."""
         self._require_compiled("train_on_batch")
@@ -857,6 +879,7 @@ class Model(Layer):
         logs = self._logs()
         return logs if return_dict else self._flatten_logs(logs)
 
+    @_one_at_a_time
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         """Loss/metrics on one batch without updating the weights."""
         self._require_compiled("test_on_batch")
