@@ -262,3 +262,75 @@ def test_lambda_layers_and_unknown_classes_are_refused_by_name(tmp_path):
                 archive.writestr(name, value)
         with pytest.raises(saving.FileRejectedError, match=f"{class_name}.keras.*{message}"):
             convx.models.load_model(path)
+
+
+def _keras2_entry(class_name, name, config, inbound):
+    return {"class_name": class_name, "config": {"name": name, "trainable": True, "dtype": "float32", **config},
+            "name": name, "inbound_nodes": inbound}
+
+
+def test_a_tf_keras_2_h5_file_loads_with_its_weights_and_compile_settings(rng, tmp_path):
+    """An HDF5 file laid out as tf.keras 2.x writes it (Keras 2 config: nested node lists, BN axis=[3])."""
+    init = {"kernel_initializer": {"class_name": "GlorotUniform", "config": {"seed": None}},
+            "bias_initializer": {"class_name": "Zeros", "config": {}}, "kernel_regularizer": None,
+            "bias_regularizer": None, "activity_regularizer": None, "kernel_constraint": None, "bias_constraint": None}
+    conv = dict(kernel_size=[3, 3], strides=[1, 1], padding="same", data_format="channels_last",
+                dilation_rate=[1, 1], groups=1, use_bias=True, **init)
+    layers = [
+        {"class_name": "InputLayer", "config": {"batch_input_shape": [None, 8, 8, 3], "dtype": "float32",
+                                                "sparse": False, "ragged": False, "name": "input_1"},
+         "name": "input_1", "inbound_nodes": []},
+        _keras2_entry("Conv2D", "conv2d", {"filters": 4, "activation": "relu", **conv}, [[["input_1", 0, 0, {}]]]),
+        _keras2_entry("Conv2D", "conv2d_1", {"filters": 4, "activation": "linear", **conv}, [[["input_1", 0, 0, {}]]]),
+        _keras2_entry("Add", "add", {}, [[["conv2d", 0, 0, {}], ["conv2d_1", 0, 0, {}]]]),
+        _keras2_entry("BatchNormalization", "batch_normalization", {
+            "axis": [3], "momentum": 0.99, "epsilon": 0.001, "center": True, "scale": True,
+            "beta_initializer": {"class_name": "Zeros", "config": {}},
+            "gamma_initializer": {"class_name": "Ones", "config": {}},
+            "moving_mean_initializer": {"class_name": "Zeros", "config": {}},
+            "moving_variance_initializer": {"class_name": "Ones", "config": {}}, "beta_regularizer": None,
+            "gamma_regularizer": None, "beta_constraint": None, "gamma_constraint": None}, [[["add", 0, 0, {}]]]),
+        _keras2_entry("GlobalAveragePooling2D", "global_average_pooling2d",
+                      {"data_format": "channels_last", "keepdims": False}, [[["batch_normalization", 0, 0, {}]]]),
+        _keras2_entry("Dense", "dense", {"units": 3, "activation": "softmax", "use_bias": True, **init},
+                      [[["global_average_pooling2d", 0, 0, {}]]]),
+    ]
+    config = {"class_name": "Functional", "config": {"name": "model", "layers": layers,
+                                                     "input_layers": [["input_1", 0, 0]],
+                                                     "output_layers": [["dense", 0, 0]]}}
+    training = {"loss": "categorical_crossentropy", "metrics": [[{"class_name": "MeanMetricWrapper", "config": {
+        "name": "accuracy", "dtype": "float32", "fn": "categorical_accuracy"}}]], "loss_weights": None,
+        "optimizer_config": {"class_name": "Adam", "config": {
+            "name": "Adam", "learning_rate": 0.002, "decay": 0.0, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-07,
+            "amsgrad": False}}}
+    weights = {"conv2d": [rng.normal(size=(3, 3, 3, 4)), rng.normal(size=4)],
+               "conv2d_1": [rng.normal(size=(3, 3, 3, 4)), rng.normal(size=4)],
+               "batch_normalization": [rng.normal(size=4), rng.normal(size=4), rng.normal(size=4),
+                                       rng.random(4) + 0.5],
+               "dense": [rng.normal(size=(4, 3)), rng.normal(size=3)]}
+    suffixes = {"conv2d": ["kernel", "bias"], "conv2d_1": ["kernel", "bias"], "dense": ["kernel", "bias"],
+                "batch_normalization": ["gamma", "beta", "moving_mean", "moving_variance"]}
+    path = tmp_path / "tf_keras2.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["keras_version"], f.attrs["backend"] = "2.15.0", "tensorflow"
+        f.attrs["model_config"] = json.dumps(config)
+        f.attrs["training_config"] = json.dumps(training)
+        group = f.create_group("model_weights")
+        group.attrs["layer_names"] = [e["name"].encode() for e in layers]
+        for entry in layers:
+            layer_group = group.create_group(entry["name"])
+            names = [f"{entry['name']}/{s}:0" for s in suffixes.get(entry["name"], [])]
+            layer_group.attrs["weight_names"] = [n.encode() for n in names]
+            for n, value in zip(names, weights.get(entry["name"], [])):
+                layer_group.create_dataset(n, data=np.asarray(value, np.float32))
+    model = convx.models.load_model(path)
+    assert type(model.optimizer).__name__ == "Adam" and model.optimizer.learning_rate == 0.002
+    convx.utils.clear_session()
+    expected = convx.Model.from_config(model.get_config())
+    expected.set_weights([np.asarray(w, np.float32) for name in ("conv2d", "conv2d_1", "batch_normalization", "dense")
+                          for w in weights[name]])
+    x = rng.random((4, 8, 8, 3), dtype=np.float32)
+    np.testing.assert_array_equal(model.predict(x, verbose=0), expected.predict(x, verbose=0))
+    assert model.get_layer("batch_normalization").get_config()["axis"] == -1 or \
+        model.get_layer("batch_normalization").get_config()["axis"] == 3
+    model.fit(x, np.eye(3, dtype=np.float32)[[0, 1, 2, 0]], verbose=0)

@@ -18,7 +18,8 @@ KERAS_FORMAT_VERSION = "3.15.1"  # the Keras release whose files these are check
 _MEMBERS = ("config.json", "metadata.json", "model.weights.h5")
 _KERAS_OPTIMIZER_DEFAULTS = {"weight_decay": None, "clipnorm": None, "global_clipnorm": None, "clipvalue": None,
                              "use_ema": False, "ema_momentum": 0.99, "ema_overwrite_frequency": None,
-                             "loss_scale_factor": None, "gradient_accumulation_steps": None}
+                             "loss_scale_factor": None, "gradient_accumulation_steps": None,
+                             "decay": 0.0, "is_legacy_optimizer": False, "jit_compile": False}  # the last: Keras 2
 
 
 def save_keras(model, path):

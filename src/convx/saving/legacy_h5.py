@@ -49,8 +49,11 @@ def load_h5_weights(model, path):
 
 
 def _metric_names(metrics):
+    """Keras 2's metrics (``[[{'class_name': 'MeanMetricWrapper', 'config': {'name': 'accuracy'}}]]``) by name."""
     if isinstance(metrics, list):
-        return [m if isinstance(m, str) else (m or {}).get("config", {}).get("name", m) for m in metrics]
+        if len(metrics) == 1 and isinstance(metrics[0], list):  # one list per output; convx reads one output's
+            metrics = metrics[0]
+        return [m.get("config", {}).get("name", m) if isinstance(m, dict) else m for m in metrics]
     return metrics
 
 

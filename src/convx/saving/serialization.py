@@ -109,6 +109,8 @@ def _without_default_axes(config):
         inner = value.get("config") if isinstance(value, dict) and key.endswith("_initializer") else None
         if isinstance(inner, dict) and inner.get("input_axes") is None and inner.get("output_axes") is None:
             out[key] = {**value, "config": {k: v for k, v in inner.items() if k not in ("input_axes", "output_axes")}}
+    if isinstance(config.get("axis"), list) and len(config["axis"]) == 1 and "momentum" in config:
+        out["axis"] = config["axis"][0]  # Keras 2's BatchNormalization writes axis=[3]
     return out
 
 
