@@ -10,7 +10,7 @@ from conftest import optional
 onnx = optional("onnx", "onnx")
 ort = optional("onnxruntime", "onnx")
 
-NOT_EXPORTED = {"GroupNormalization", "Normalization", "Resizing", "CenterCrop"}
+NOT_EXPORTED = {"GroupNormalization", "Resizing", "CenterCrop"}
 EXPORTED = sorted(set(zoo.MODELS) - NOT_EXPORTED)
 
 
@@ -74,3 +74,23 @@ def test_what_cannot_be_exported_is_refused_by_name(tmp_path):
         model.export(tmp_path / "m")
     with pytest.raises(ValueError, match="opset 13 or later"):
         zoo.build(convx, "Conv2D").export(tmp_path / "old.onnx", format="onnx", opset=11)
+
+
+@pytest.mark.parametrize("calibrated", [True, False], ids=["static", "dynamic"])
+def test_int8_models_export_as_qdq_and_onnx_runtime_agrees(tmp_path, calibrated):
+    convx.utils.clear_session()
+    convx.utils.set_random_seed(0)
+    L = convx.layers
+    model = convx.Sequential([convx.Input((8, 8, 3)), L.Conv2D(6, 3, padding="same", activation="relu"),
+                              L.MaxPooling2D(), L.Conv2D(4, 3), L.Flatten(), L.Dense(3)])
+    model.set_weights([w + 0.05 for w in model.get_weights()])  # "trained": biases not all zero
+    x = np.random.default_rng(0).random((16, 8, 8, 3), dtype=np.float32)
+    model.quantize("int8", calibration_data=x if calibrated else None)
+    proto = model.export(tmp_path / "int8.onnx", format="onnx")
+    kinds = {n.op_type for n in proto.graph.node}
+    assert "DequantizeLinear" in kinds and ("QuantizeLinear" if calibrated else "DynamicQuantizeLinear") in kinds
+    int8_weights = [t for t in proto.graph.initializer if t.data_type == onnx.TensorProto.INT8 and len(t.dims) > 1]
+    assert len(int8_weights) == 3
+    expected = model.predict(x, verbose=0)
+    # the same integer sums; only the bias (convx rounds it to the int32 grid) and float rounding differ
+    np.testing.assert_allclose(_run(tmp_path / "int8.onnx", [x])[0], expected, rtol=0, atol=1e-5 * np.abs(expected).max() * 10)

@@ -39,7 +39,8 @@ def batchnorm_folds(nodes, producers, readers):
         if producer is None or producer.is_input or readers.get(id(tensor)) != 1:
             continue
         source = producer.operation
-        if type(source).__name__ in _FOLDABLE and source.get_config().get("activation", "linear") == "linear" \
+        if type(source).__name__ in _FOLDABLE and getattr(source, "_int8", None) is None \
+                and source.get_config().get("activation", "linear") == "linear" \
                 and len(source._inbound_nodes) == 1 and id(producer) not in bn_after:
             bn_after[id(producer)] = layer
             skipped.add(id(node))
@@ -120,6 +121,11 @@ def _sizes(node):
 
 
 def _conv_layer(graph, layer, node, inputs, bn):
+    if getattr(layer, "_int8", None) is not None:
+        from convx.export.onnx_qdq import int8_conv
+
+        return _activation(graph, int8_conv(graph, layer, node, inputs[0], _conv), layer.get_config()["activation"],
+                           layer.name)
     config, weights = layer.get_config(), layer.get_weights()
     kernel, bias = weights[0], (weights[1] if config["use_bias"] else None)
     kernel, bias = _fold(kernel, bias, bn)
@@ -186,6 +192,10 @@ def _transpose_layer(graph, layer, node, inputs, bn):
 
 
 def _dense_layer(graph, layer, node, inputs, bn):
+    if getattr(layer, "_int8", None) is not None:
+        from convx.export.onnx_qdq import int8_dense
+
+        return _activation(graph, int8_dense(graph, layer, inputs[0]), layer.get_config()["activation"], layer.name)
     config, weights = layer.get_config(), layer.get_weights()
     kernel, bias = weights[0], (weights[1] if config["use_bias"] else None)
     kernel, bias = _fold(kernel, bias, bn)

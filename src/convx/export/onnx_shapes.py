@@ -140,6 +140,19 @@ def _rescaling(graph, layer, node, inputs, bn):
     return type(x)(out, x.rank, x.layout)
 
 
+def _normalization(graph, layer, node, inputs, bn):
+    x = graph.to_nhwc(inputs[0])
+    mean = np.asarray(layer.mean, np.float32)
+    std = np.maximum(np.sqrt(np.asarray(layer.variance, np.float32)), np.float32(1e-7))
+    if layer.get_config().get("invert"):
+        out = graph.op("Mul", [x.name, graph.const(std, "std")], layer.name)
+        out = graph.op("Add", [out, graph.const(mean, "mean")], layer.name + "/mean")
+    else:
+        out = graph.op("Sub", [x.name, graph.const(mean, "mean")], layer.name)
+        out = graph.op("Div", [out, graph.const(std, "std")], layer.name + "/std")
+    return type(x)(out, x.rank, "nhwc")
+
+
 def _channel_shape(t, values):
     return values.reshape((-1,) + (1,) * (t.rank - 2)) if t.layout == "nchw" else values
 
@@ -180,5 +193,5 @@ SHAPE_CONVERTERS = {
     "Average": _merge, "Maximum": _merge, "Minimum": _merge, "Concatenate": _concatenate,
     "ZeroPadding1D": _zero_padding, "ZeroPadding2D": _zero_padding, "Cropping1D": _cropping,
     "Cropping2D": _cropping, "UpSampling1D": _upsampling, "UpSampling2D": _upsampling, "Rescaling": _rescaling,
-    "BatchNormalization": _batch_normalization, "LayerNormalization": _layer_normalization,
+    "BatchNormalization": _batch_normalization, "Normalization": _normalization, "LayerNormalization": _layer_normalization,
 }
