@@ -22,10 +22,10 @@ import numpy as np
 from convx import losses as _losses
 from convx import metrics as _metrics
 from convx import optimizers as _optimizers
-from convx import random as _random
 from convx._summary import summary_text
 from convx.layers.base import Layer, _weight_penalties, format_shape, unique_name
 from convx.layers.node import KerasHistory, KerasTensor, Node, flatten
+from convx.models import data_adapters as _adapters
 from convx.models.plan import Plan
 
 
@@ -413,12 +413,14 @@ class Model(Layer):
         ``run_eagerly``, ``steps_per_execution``, ``jit_compile`` and
         ``auto_scale_loss`` are accepted for compatibility and have no effect.
         """
-        _unsupported(weighted_metrics=weighted_metrics)
         self.optimizer = _optimizers.get(optimizer)
         self._loss_spec, self._loss_weights_spec = loss, loss_weights
         self.loss = None if loss is None or isinstance(loss, (list, tuple, dict)) else _losses.get(loss)
         self._check_metric_specs(metrics)
+        self._check_metric_specs(weighted_metrics)
         self._metric_specs = metrics if metrics is not None else []
+        self._weighted_metric_specs = weighted_metrics if weighted_metrics is not None else []
+        self._weighted_metric_ids = frozenset()
         self._metric_objects = None
         self._output_losses = []
         self._loss_tracker = _metrics.Mean(name="loss")
@@ -511,7 +513,7 @@ class Model(Layer):
         arrays, names = self._as_input_list(x, name)
         prepared = []
         for array, array_name in zip(arrays, names):
-            prepared.append(_float32_batch(array, array_name))
+            prepared.append(_adapters.float32_batch(array, array_name))
         if len({len(a) for a in prepared}) > 1:
             raise ValueError(
                 "Data cardinality is ambiguous: make sure all arrays contain the same number of samples. "
@@ -557,13 +559,28 @@ class Model(Layer):
         if n == 0:
             raise ValueError(f"Argument `{name}` must contain at least one sample, received shape {x[0].shape}")
         if self._metric_objects is None:
-            self._metric_objects = self._build_metrics(targets)
+            metrics = self._build_metrics(targets)
+            self._metric_objects = metrics + self._build_weighted_metrics(targets, metrics)
         return x, targets
 
-    def _build_metrics(self, targets):
+    def _build_weighted_metrics(self, targets, metrics):
+        """The ``weighted_metrics`` entries (updated with the sample weights); a name taken by a metric
+        becomes ``weighted_<name>``, as Keras 3 names it."""
+        taken = {name for name, _, _ in metrics}
+        weighted = []
+        for name, k, metric in self._build_metrics(targets, getattr(self, "_weighted_metric_specs", [])):
+            if name in taken:
+                name = f"weighted_{metric.name}" if len(self._graph.outputs) == 1 \
+                    else f"{self.output_names[k]}_weighted_{metric.name}"
+            taken.add(name)
+            weighted.append((name, k, metric))
+        self._weighted_metric_ids = frozenset(id(metric) for _, _, metric in weighted)
+        return weighted
+
+    def _build_metrics(self, targets, specs=None):
         """(log name, output index, Metric) for every metric, named as Keras 3 names them."""
         outputs, names = self._graph.outputs, self.output_names
-        specs = self._metric_specs
+        specs = self._metric_specs if specs is None else specs
         per_output_lists = (isinstance(specs, (list, tuple)) and specs
                             and all(isinstance(s, (list, tuple)) or s is None for s in specs))
         if isinstance(specs, dict) or (len(outputs) > 1 and per_output_lists):
@@ -586,16 +603,6 @@ class Model(Layer):
                 log_name = metric.name if len(outputs) == 1 else f"{names[k]}_{metric.name}"
                 metrics.append((log_name, k, metric))
         return metrics
-
-    def _validation_data(self, validation_data):
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-            raise ValueError(
-                "validation_data must be a tuple (x_val, y_val) or (x_val, y_val, val_sample_weight); "
-                f"received {type(validation_data).__name__}"
-            )
-        if len(validation_data) == 3 and validation_data[2] is not None:
-            raise ValueError("validation sample weights are not supported by convx")
-        return self._prepare_xy(validation_data[0], validation_data[1], "validation_data[0]", "validation_data[1]")
 
     # ----- steps -------------------------------------------------------------------------------------------------
 
@@ -633,20 +640,24 @@ class Model(Layer):
         activity = [loss for layer in self._all_layers for loss in getattr(layer, "_activity_losses", ())]
         return activity + _weight_penalties(self.weights)
 
-    def _loss_and_grads(self, plan, outputs, targets):
-        """(loss values per output loss, gradient per output) for one batch."""
+    def _loss_and_grads(self, plan, outputs, targets, sample_weight=None):
+        """(loss values per output loss, gradient per output) for one batch; with ``sample_weight`` (a
+        float32 (n,) array or None per output) each sample's loss and gradient are scaled by its weight,
+        the mean still over the batch size (Keras 3's ``sum_over_batch_size``)."""
         values, grads = [], [None] * len(outputs)
         for ol in self._output_losses:
             logits = plan.logits(ol.index)
             loss_input = outputs[ol.index] if logits is None else logits
             losses, grad = ol.loss.value_and_grad(loss_input, targets[ol.index], logits=logits is not None)
+            if sample_weight is not None and sample_weight[ol.index] is not None:
+                losses, grad = _adapters.weigh(losses, grad, sample_weight[ol.index])
             if ol.weight != 1.0:
                 np.multiply(grad, np.float32(ol.weight), out=grad)
             values.append(losses)
             grads[ol.index] = grad
         return values, grads
 
-    def _update_trackers(self, loss_values, targets, outputs, penalty=None):
+    def _update_trackers(self, loss_values, targets, outputs, penalty=None, sample_weight=None):
         n = len(outputs[0])
         # losses.mean() in float32, as Keras averages the batch; sum / n is that value without np.mean's Python layer
         means = [values.sum() / values.size for values in loss_values]
@@ -661,27 +672,32 @@ class Model(Layer):
         self._loss_tracker.update_state(float(total), sample_weight=n)
         for tracker, mean in zip(self._output_loss_trackers, means):
             tracker.update_state(float(mean), sample_weight=n)
+        if sample_weight is None:
+            for _, k, metric in self._metric_objects:
+                metric.update_state(targets[k], outputs[k])
+            return
+        weighted = self._weighted_metric_ids
         for _, k, metric in self._metric_objects:
-            metric.update_state(targets[k], outputs[k])
+            metric.update_state(targets[k], outputs[k], sample_weight=sample_weight[k] if id(metric) in weighted else None)
 
-    def _train_step(self, x, targets, plan):
+    def _train_step(self, x, targets, plan, sample_weight=None):
         penalties = self._penalties
         penalties.clear_activity()
         outputs = plan.forward(x, training=True)
-        loss_values, grads = self._loss_and_grads(plan, outputs, targets)
+        loss_values, grads = self._loss_and_grads(plan, outputs, targets, sample_weight)
         plan.backward(grads)
         penalty = penalties.value_and_add_grads()
         if self._params.size:
             self.optimizer.update_flat(self._params, self._grads)
         penalties.constrain()
-        self._update_trackers(loss_values, targets, outputs, penalty)
+        self._update_trackers(loss_values, targets, outputs, penalty, sample_weight)
 
-    def _test_step(self, x, targets, plan):
+    def _test_step(self, x, targets, plan, sample_weight=None):
         penalties = self._penalties
         penalties.clear_activity()
         outputs = plan.forward(x, training=False)
-        loss_values, _ = self._loss_and_grads(plan, outputs, targets)
-        self._update_trackers(loss_values, targets, outputs, penalties.value())
+        loss_values, _ = self._loss_and_grads(plan, outputs, targets, sample_weight)
+        self._update_trackers(loss_values, targets, outputs, penalties.value(), sample_weight)
 
     def _reset_metrics(self):
         self._loss_tracker.reset_state()
@@ -716,14 +732,17 @@ class Model(Layer):
 
         ``x`` is an array, or for several inputs a list (input order) or a dict
         (by input name); ``y`` likewise per output. Inputs are validated and
-        cast to float32 once. ``validation_split`` takes the last fraction of
-        the samples (before shuffling) as validation data; ``validation_data``
-        takes precedence over it. Logged training values are running means over
-        the epoch, as in Keras 3.
+        cast to float32 once. ``x`` may instead be a :class:`convx.data.Dataset`,
+        a :class:`convx.utils.PyDataset` or a generator yielding batches ``(x, y)``
+        or ``(x, y, sample_weight)`` (then ``y`` is None; ``steps_per_epoch``
+        bounds an epoch). ``sample_weight`` (n,) and ``class_weight`` (class ->
+        weight) scale each sample's loss (and the ``weighted_metrics``).
+        ``validation_split`` takes the last fraction of the samples (before
+        shuffling) as validation data; ``validation_data`` (arrays or any of the
+        streams above) takes precedence over it. Logged training values are
+        running means over the epoch, as in Keras 3.
         """
         self._require_compiled("fit")
-        _unsupported(class_weight=class_weight, sample_weight=sample_weight, steps_per_epoch=steps_per_epoch,
-                     validation_steps=validation_steps)
         batch_size = _batch_size(batch_size)
         validation_batch_size = _batch_size(validation_batch_size or batch_size, "validation_batch_size")
         verbose = _verbosity(verbose)
@@ -736,53 +755,52 @@ class Model(Layer):
             raise ValueError(f"validation_split must be a float in [0, 1), received validation_split={validation_split!r}")
         if not isinstance(shuffle, (bool, np.bool_)):
             raise ValueError(f"shuffle must be True or False, received shuffle={shuffle!r}")
-        x, y = self._prepare_xy(x, y)
-        val = None
+        prepare = _adapters.BatchPreparer(self, _adapters.check_class_weight(class_weight))
+        if _adapters.is_stream(x):
+            _adapters.check_stream_arguments(x, y=y, sample_weight=sample_weight, validation_split=validation_split)
+            data = _adapters.StreamBatches(x, prepare, steps_per_epoch, bool(shuffle))
+            val = None
+        else:
+            _unsupported(steps_per_epoch=steps_per_epoch)
+            x, y, sw = prepare(x, y, sample_weight)
+            val = None
+            if validation_split and validation_data is None:
+                x, y, sw, val = _adapters.split_validation(x, y, sw, validation_split, validation_batch_size)
+            data = _adapters.ArrayBatches(x, y, sw, batch_size, bool(shuffle))
         if validation_data is not None:
-            val = self._validation_data(validation_data)
-        elif validation_split:
-            n = len(x[0])
-            split = int(math.floor(n * (1.0 - validation_split)))
-            if split == 0 or split == n:
-                raise ValueError(
-                    f"Training data contains {n} samples, which is not sufficient to split it into a "
-                    f"validation and training set as specified by `validation_split={validation_split}`. "
-                    "Either provide more data, or a different value for the `validation_split` argument."
-                )
-            val = ([a[split:] for a in x], [None if t is None else t[split:] for t in y])
-            x, y = [a[:split] for a in x], [None if t is None else t[:split] for t in y]
-        return self._fit_loop(x, y, val, batch_size, validation_batch_size, epochs, initial_epoch, verbose,
-                              callbacks, bool(shuffle), validation_freq)
+            val = _adapters.validation_batches(self, validation_data, validation_batch_size, validation_steps)
+        return self._fit_loop(data, val, epochs, initial_epoch, verbose, callbacks, validation_freq)
 
-    def _fit_loop(self, x, y, val, batch_size, val_batch_size, epochs, initial_epoch, verbose, callbacks,
-                  shuffle, validation_freq):
-        train_plan, test_plan = self._prepare_step()
-        n = len(x[0])
-        steps = -(-n // batch_size)
+    def _fit_loop(self, data, val, epochs, initial_epoch, verbose, callbacks, validation_freq):
         callbacks = _callback_list(callbacks, add_history=True, add_progbar=verbose != 0, model=self,
-                                   verbose=verbose, epochs=epochs, steps=steps)
-        batches = _Batches(x, y, min(batch_size, n))
+                                   verbose=verbose, epochs=epochs, steps=data.steps)
+        plans = None  # made at the first batch: a model fed by a dataset is built by it
         self.stop_training = False
         callbacks.on_train_begin()
         logs = None
         for epoch in range(initial_epoch, epochs):
             self._reset_metrics()
             callbacks.on_epoch_begin(epoch)
-            order = _random.generator().permutation(n) if shuffle else None
-            for step in range(steps):
-                start, stop = step * batch_size, min((step + 1) * batch_size, n)
+            batches, step = data.epoch(), -1
+            for step, (xb, yb, swb) in enumerate(batches):
+                if plans is None:
+                    plans = self._prepare_step()
                 callbacks.on_train_batch_begin(step)
-                xb, yb = batches.take(start, stop, order)
-                self._train_step(xb, yb, train_plan)
+                self._train_step(xb, yb, plans[0], swb)
                 callbacks.on_train_batch_end(step, self._logs())
                 if self.stop_training:
                     break
+            batches.close()
+            if step < 0:
+                if plans is None:
+                    raise ValueError("The training data is empty: fit received no batch")
+                break  # the data ran out (Keras' warning was given)
             logs = self._logs()
             if val is not None and (epoch + 1) % validation_freq == 0:
-                val_logs = self._evaluate_prepared(val[0], val[1], val_batch_size, callbacks, test_plan)
+                val_logs = self._evaluate_prepared(val, callbacks, plans[1])
                 logs.update({"val_" + name: value for name, value in val_logs.items()})
             callbacks.on_epoch_end(epoch, logs)
-            if self.stop_training:
+            if self.stop_training or data.ran_out:
                 break
         callbacks.on_train_end(logs=logs)
         return self._history_from(callbacks)
@@ -795,14 +813,18 @@ class Model(Layer):
                 self.history = callback
         return self.history
 
-    def _evaluate_prepared(self, x, y, batch_size, callbacks, plan):
+    def _evaluate_prepared(self, data, callbacks, plan=None):
         self._reset_metrics()
         callbacks.on_test_begin()
-        for step in range(-(-len(x[0]) // batch_size)):
+        step = -1
+        for step, (xb, yb, swb) in enumerate(data.epoch()):
+            if plan is None:
+                plan = self._prepare_step()[1]
             callbacks.on_test_batch_begin(step)
-            rows = slice(step * batch_size, (step + 1) * batch_size)
-            self._test_step([a[rows] for a in x], [None if t is None else t[rows] for t in y], plan)
+            self._test_step(xb, yb, plan, swb)
             callbacks.on_test_batch_end(step, self._logs())
+        if step < 0:
+            raise ValueError("The evaluation data is empty: no batch was received")
         logs = self._logs()
         callbacks.on_test_end(logs)
         return logs
@@ -810,42 +832,41 @@ class Model(Layer):
     @_one_at_a_time
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
                  callbacks=None, return_dict=False):
-        """Loss and metrics on ``(x, y)``: a float (loss only), a list ``[loss, *metrics]`` or a dict."""
+        """Loss and metrics on ``(x, y)`` (arrays, or a Dataset/PyDataset/generator of batches): a float
+        (loss only), a list ``[loss, *metrics]`` or a dict."""
         self._require_compiled("evaluate")
-        _unsupported(sample_weight=sample_weight, steps=steps)
         batch_size = _batch_size(batch_size)
         verbose = _verbosity(verbose)
-        x, y = self._prepare_xy(x, y)
-        _, plan = self._prepare_step()
+        prepare = _adapters.BatchPreparer(self, None)
+        if _adapters.is_stream(x):
+            _adapters.check_stream_arguments(x, y=y, sample_weight=sample_weight)
+            data = _adapters.StreamBatches(x, prepare, steps, kind="evaluation")
+        else:
+            _unsupported(steps=steps)
+            data = _adapters.ArrayBatches(*prepare(x, y, sample_weight), batch_size, False)
         callbacks = _callback_list(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1,
-                                   steps=-(-len(x[0]) // batch_size))
-        logs = self._evaluate_prepared(x, y, batch_size, callbacks, plan)
+                                   steps=data.steps)
+        logs = self._evaluate_prepared(data, callbacks)
         return logs if return_dict else self._flatten_logs(logs)
 
     @_one_at_a_time
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
-        """Outputs for ``x``, computed in batches: one float32 array, or a list/dict like the model's outputs."""
-        _unsupported(steps=steps)
+        """Outputs for ``x`` (arrays, or a Dataset/PyDataset/generator of batches), computed in batches:
+        one float32 array, or a list/dict like the model's outputs."""
         batch_size = _batch_size(batch_size)
         verbose = _verbosity(verbose)
+        if _adapters.is_stream(x):
+            data = _adapters.StreamBatches(x, _adapters.BatchPreparer(self, None, with_targets=False), steps,
+                                           kind="prediction")
+            callbacks = _callback_list(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1,
+                                       steps=data.steps)
+            return _adapters.predict_stream(self, data, callbacks)
+        _unsupported(steps=steps)
         x = self._prepare_x(x)
-        n = len(x[0])
-        steps = -(-n // batch_size)
+        steps = -(-len(x[0]) // batch_size)
         callbacks = _callback_list(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1,
                                    steps=steps)
-        plan = self._plan(False, False)
-        outs = [np.empty((n,) + tuple(t.shape[1:]), dtype=np.float32) for t in self._graph.outputs]
-        callbacks.on_predict_begin()
-        for step in range(steps):
-            self._clear_activity_losses()
-            callbacks.on_predict_batch_begin(step)
-            rows = slice(step * batch_size, (step + 1) * batch_size)
-            for out, value in zip(outs, plan.forward([a[rows] for a in x], training=False)):
-                out[rows] = value
-            # callbacks see the rows of the returned arrays, not the plan's reused buffers
-            callbacks.on_predict_batch_end(step, {"outputs": self._structure([out[rows] for out in outs])})
-        callbacks.on_predict_end()
-        return self._structure(outs)
+        return _adapters.predict_arrays(self, x, batch_size, steps, callbacks)
 
     def _structure(self, arrays):
         """Arrays per output, shaped like the model's outputs (one array, a list or a dict)."""
@@ -873,9 +894,9 @@ class Model(Layer):
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         """One training step on one batch; returns the running loss/metrics (Keras 3: not reset per call)."""
         self._require_compiled("train_on_batch")
-        _unsupported(sample_weight=sample_weight, class_weight=class_weight)
-        x, y = self._prepare_xy(x, y)
-        self._train_step(x, y, self._prepare_step()[0])
+        prepare = _adapters.BatchPreparer(self, _adapters.check_class_weight(class_weight))
+        x, y, sw = prepare(x, y, sample_weight)
+        self._train_step(x, y, self._prepare_step()[0], sw)
         logs = self._logs()
         return logs if return_dict else self._flatten_logs(logs)
 
@@ -883,9 +904,8 @@ class Model(Layer):
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         """Loss/metrics on one batch without updating the weights."""
         self._require_compiled("test_on_batch")
-        _unsupported(sample_weight=sample_weight)
-        x, y = self._prepare_xy(x, y)
-        self._test_step(x, y, self._prepare_step()[1])
+        x, y, sw = _adapters.BatchPreparer(self, None)(x, y, sample_weight)
+        self._test_step(x, y, self._prepare_step()[1], sw)
         logs = self._logs()
         return logs if return_dict else self._flatten_logs(logs)
 
@@ -1030,37 +1050,4 @@ def _all_layers(layers):
     return found
 
 
-def _float32_batch(array, name):
-    if array is None:
-        raise ValueError(f"Argument `{name}` must be an array, received None")
-    array = np.asarray(array)
-    if array.dtype.kind not in "biuf":
-        raise ValueError(f"Argument `{name}` must hold numbers, received dtype {array.dtype}")
-    if array.ndim < 1:
-        raise ValueError(f"Argument `{name}` must have a batch axis, received a scalar")
-    x32 = np.ascontiguousarray(array, dtype=np.float32)
-    # min and max propagate NaN and expose +-inf without a dataset-sized boolean temporary
-    if array.dtype.kind == "f" and x32.size and not (np.isfinite(x32.min()) and np.isfinite(x32.max())):
-        raise ValueError(
-            f"Argument `{name}` contains NaN or infinite values (or values too large for float32); "
-            "expected finite inputs"
-        )
-    return x32
 
-
-class _Batches:
-    """Batches of inputs and targets, gathered into reused buffers when shuffling."""
-
-    def __init__(self, x, y, capacity):
-        self.x, self.y = x, y
-        self.x_buffers = [np.empty((capacity,) + a.shape[1:], dtype=a.dtype) for a in x]
-        self.y_buffers = [None if t is None else np.empty((capacity,) + t.shape[1:], dtype=t.dtype) for t in y]
-
-    def take(self, start, stop, order):
-        if order is None:
-            return [a[start:stop] for a in self.x], [None if t is None else t[start:stop] for t in self.y]
-        idx = order[start:stop]
-        count = stop - start
-        xb = [np.take(a, idx, axis=0, out=buf[:count]) for a, buf in zip(self.x, self.x_buffers)]
-        yb = [None if t is None else np.take(t, idx, axis=0, out=buf[:count]) for t, buf in zip(self.y, self.y_buffers)]
-        return xb, yb

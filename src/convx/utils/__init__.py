@@ -10,7 +10,10 @@ import importlib
 
 from convx.utils.general import clear_session, set_random_seed, to_categorical
 
-_LAZY = {}
+_LAZY = {
+    "PyDataset": "py_dataset",
+    "Sequence": "py_dataset",
+}
 
 
 def __getattr__(name):
