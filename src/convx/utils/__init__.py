@@ -13,6 +13,10 @@ from convx.utils.general import clear_session, set_random_seed, to_categorical
 _LAZY = {
     "PyDataset": "py_dataset",
     "Sequence": "py_dataset",
+    "image_dataset_from_directory": "image_dataset_utils",
+    "text_dataset_from_directory": "text_dataset_utils",
+    "timeseries_dataset_from_array": "timeseries_dataset_utils",
+    "get_file": "file_utils",
 }
 
 
