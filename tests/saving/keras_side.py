@@ -3,7 +3,8 @@
 ``python keras_side.py FOLDER``: for every ``<name>.keras`` convx wrote in FOLDER
 (inputs in ``<name>.inputs.npz``), Keras loads it, writes its predictions
 (``<name>.keras_pred.npy``) and saves the model itself (``<name>.by_keras.keras``,
-``.by_keras.weights.h5``, legacy ``.by_keras.h5``). For ``train.keras`` it also takes one
+``.by_keras.weights.h5``), and loads convx's ``<name>.convx.weights.h5`` into a fresh
+clone (predictions in ``<name>.keras_from_weights.npy``). For ``train.keras`` it also takes one
 training step on ``train.data.npz`` and writes the weights after it
 (``train.after_step.npz``). Files named ``native_*`` are models Keras builds itself.
 """
@@ -52,6 +53,12 @@ def main(folder):
         with np.load(os.path.join(folder, stem + ".inputs.npz")) as data:
             x = [data[key] for key in sorted(data.files, key=lambda k: int(k.split("_")[1]))]
         np.save(os.path.join(folder, stem + ".keras_pred.npy"), model.predict(x if len(x) > 1 else x[0], verbose=0))
+        weights_file = os.path.join(folder, stem + ".convx.weights.h5")
+        if os.path.exists(weights_file):  # convx's weights file into a fresh Keras model of the architecture
+            fresh = keras.models.clone_model(model)
+            fresh.load_weights(weights_file)
+            np.save(os.path.join(folder, stem + ".keras_from_weights.npy"),
+                    fresh.predict(x if len(x) > 1 else x[0], verbose=0))
         model.save(os.path.join(folder, stem + ".by_keras.keras"))
         model.save_weights(os.path.join(folder, stem + ".by_keras.weights.h5"))
         if stem == "train":

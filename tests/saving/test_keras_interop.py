@@ -49,6 +49,7 @@ def exchange(tmp_path_factory):
         convx.utils.clear_session()
         model, x = zoo.build(convx, name), zoo.inputs(name)
         model.save(folder / f"{name}.keras")
+        model.save_weights(folder / f"{name}.convx.weights.h5")
         np.savez(folder / f"{name}.inputs.npz", *x)
         predictions[name] = model.predict(x if len(x) > 1 else x[0], verbose=0)
     convx.utils.clear_session()
@@ -73,6 +74,12 @@ def exchange(tmp_path_factory):
 def test_keras_loads_convx_files_and_predicts_the_same(exchange, name):
     folder, predictions = exchange
     np.testing.assert_allclose(np.load(folder / f"{name}.keras_pred.npy"), predictions[name], **TOL)
+
+
+@pytest.mark.parametrize("name", sorted(zoo.MODELS))
+def test_keras_loads_convx_weights_files(exchange, name):
+    folder, predictions = exchange
+    np.testing.assert_allclose(np.load(folder / f"{name}.keras_from_weights.npy"), predictions[name], **TOL)
 
 
 @pytest.mark.parametrize("name", sorted(zoo.MODELS))
