@@ -153,6 +153,71 @@ def _normalization(graph, layer, node, inputs, bn):
     return type(x)(out, x.rank, "nhwc")
 
 
+def _reduce_mean(graph, x, axes, hint):
+    if graph.opset >= 18:
+        return graph.op("ReduceMean", [x, graph.const(np.array(axes, np.int64), "axes")], hint, keepdims=1)
+    return graph.op("ReduceMean", [x], hint, axes=axes, keepdims=1)
+
+
+def _group_normalization(graph, layer, node, inputs, bn):
+    config = layer.get_config()
+    x = graph.to_nhwc(inputs[0])
+    shape = node.input_tensors[0].shape
+    channels = shape[-1]
+    groups = channels if config["groups"] == -1 else config["groups"]
+    if config["axis"] not in (-1, x.rank - 1):
+        raise ValueError(f"Layer '{layer.name}': GroupNormalization exports over the channels axis (-1) only")
+    grouped = graph.op("Reshape", [x.name, graph.const(np.array([0, -1, groups, channels // groups], np.int64),
+                                                       "grouped")], layer.name + "/groups")
+    mean = _reduce_mean(graph, grouped, [1, 3], layer.name + "/mean")
+    centered = graph.op("Sub", [grouped, mean], layer.name + "/centered")
+    variance = _reduce_mean(graph, graph.op("Mul", [centered, centered], layer.name + "/square"), [1, 3],
+                            layer.name + "/variance")
+    std = graph.op("Sqrt", [graph.op("Add", [variance, graph.const(np.array(config["epsilon"], np.float32), "eps")],
+                                     layer.name + "/eps")], layer.name + "/std")
+    out = graph.op("Reshape", [graph.op("Div", [centered, std], layer.name + "/normalized"),
+                               graph.const(np.array([0] + list(shape[1:]), np.int64), "shape")], layer.name)
+    weights = list(layer.get_weights())
+    if config["scale"]:
+        out = graph.op("Mul", [out, graph.const(weights.pop(0), "gamma")], layer.name + "/gamma")
+    if config["center"]:
+        out = graph.op("Add", [out, graph.const(weights.pop(0), "beta")], layer.name + "/beta")
+    return type(x)(out, x.rank, "nhwc")
+
+
+def _resizing(graph, layer, node, inputs, bn):
+    config = layer.get_config()
+    if config["crop_to_aspect_ratio"] or config["pad_to_aspect_ratio"] or config["antialias"]:
+        raise ValueError(f"Layer '{layer.name}': Resizing exports without crop/pad to aspect ratio or antialias")
+    # TF's half-pixel nearest (floor((i + 0.5) * in / out)) is ONNX's half_pixel rounded half up
+    modes = {"bilinear": dict(mode="linear", coordinate_transformation_mode="half_pixel"),
+             "nearest": dict(mode="nearest", coordinate_transformation_mode="half_pixel",
+                             nearest_mode="round_prefer_ceil")}
+    if config["interpolation"] not in modes:
+        raise ValueError(f"Layer '{layer.name}': interpolation {config['interpolation']!r} has no ONNX export")
+    x = graph.to_nchw(inputs[0])
+    size = np.array([config["height"], config["width"]], np.int64)
+    # sizes (not scales, whose float rounding can lose a row) of the whole shape, the batch taken from x
+    batch_channels = graph.op("Slice", [graph.op("Shape", [x.name], layer.name + "/shape"),
+                                        graph.const(np.array([0], np.int64), "start"),
+                                        graph.const(np.array([2], np.int64), "end")], layer.name + "/nc")
+    sizes = graph.op("Concat", [batch_channels, graph.const(size, "sizes")], layer.name + "/sizes", axis=0)
+    ins, attrs = [x.name, "", "", sizes], {}
+    return type(x)(graph.op("Resize", ins, layer.name, **attrs, **modes[config["interpolation"]]), x.rank, "nchw")
+
+
+def _center_crop(graph, layer, node, inputs, bn):
+    config = layer.get_config()
+    height, width = node.input_tensors[0].shape[1:3]
+    if config["height"] > height or config["width"] > width:
+        raise ValueError(f"Layer '{layer.name}': CenterCrop to a larger size (a resize) has no ONNX export")
+    x = graph.to_nchw(inputs[0])
+    top, left = (height - config["height"]) // 2, (width - config["width"]) // 2
+    consts = [graph.const(np.array(v, np.int64), hint) for v, hint in
+              (([top, left], "starts"), ([top + config["height"], left + config["width"]], "ends"), ([2, 3], "axes"))]
+    return type(x)(graph.op("Slice", [x.name] + consts, layer.name), x.rank, "nchw")
+
+
 def _channel_shape(t, values):
     return values.reshape((-1,) + (1,) * (t.rank - 2)) if t.layout == "nchw" else values
 
@@ -193,5 +258,6 @@ SHAPE_CONVERTERS = {
     "Average": _merge, "Maximum": _merge, "Minimum": _merge, "Concatenate": _concatenate,
     "ZeroPadding1D": _zero_padding, "ZeroPadding2D": _zero_padding, "Cropping1D": _cropping,
     "Cropping2D": _cropping, "UpSampling1D": _upsampling, "UpSampling2D": _upsampling, "Rescaling": _rescaling,
-    "BatchNormalization": _batch_normalization, "Normalization": _normalization, "LayerNormalization": _layer_normalization,
+    "BatchNormalization": _batch_normalization, "Normalization": _normalization,
+    "GroupNormalization": _group_normalization, "Resizing": _resizing, "CenterCrop": _center_crop, "LayerNormalization": _layer_normalization,
 }
