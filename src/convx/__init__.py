@@ -17,7 +17,7 @@ from convx.layers import Input, KerasTensor
 from convx.models import Model, Sequential
 
 # loaded on first access, so that importing convx stays light
-_LAZY_SUBMODULES = ("callbacks", "constraints", "data", "datasets", "regularizers", "saving")
+_LAZY_SUBMODULES = ("callbacks", "constraints", "data", "datasets", "pruning", "quantization", "regularizers", "saving")
 
 
 def __getattr__(name):

@@ -563,6 +563,10 @@ class Layer:
 
     @classmethod
     def from_config(cls, config):
+        if "pruning_schedule" in config:  # a layer wrapped by convx.pruning.prune_low_magnitude
+            from convx.pruning import magnitude
+
+            return magnitude.from_config(cls, config)
         if _dtype_name(config.get("dtype")) == "int8_from_float32":
             from convx.quantization import layers as int8_layers
 
