@@ -33,7 +33,7 @@ DATA = REPO / "data" / "mnist"
 sys.path.insert(0, str(WORKERS))
 import _common  # noqa: E402
 
-CASES = ("train", "infer", "conv", "gemm", "import", "memory", "threads", "contention", "onnx") + _common.MODEL_CASES
+CASES = ("train", "infer", "conv", "gemm", "import", "memory", "threads", "contention", "onnx", "compression") + _common.MODEL_CASES
 REFERENCES = ("torch", "tf", "numpy")
 THREADS = 2
 # environment variables that may pin OpenBLAS to a slower kernel; removed for the NumPy worker
@@ -42,10 +42,10 @@ OPENBLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 SETTINGS = {
     # train: timed steps after `warmup` steps; iters/max_s: calls and time cap per timed point
     # threads: chunks of steps per thread count, alternating in one process (see workers/_common.py)
-    "full": {"repeats": 3, "import_repeats": 5, "threads_repeats": 5, "threads_chunks": 10, "threads_steps": 10,
+    "full": {"compression_rounds": 15, "repeats": 3, "import_repeats": 5, "threads_repeats": 5, "threads_chunks": 10, "threads_steps": 10,
              "train_steps": 30, "train_warmup": 5, "infer_iters": 30, "infer_max_s": 3.0, "conv_iters": 10, "conv_max_s": 2.0, "gemm_iters": 10, "gemm_max_s": 3.0,
              "timeout_s": 600},
-    "quick": {"repeats": 1, "import_repeats": 1, "threads_repeats": 1, "threads_chunks": 2, "threads_steps": 2,
+    "quick": {"compression_rounds": 3, "repeats": 1, "import_repeats": 1, "threads_repeats": 1, "threads_chunks": 2, "threads_steps": 2,
               "train_steps": 4, "train_warmup": 1, "infer_iters": 5, "infer_max_s": 0.5, "conv_iters": 3, "conv_max_s": 0.5, "gemm_iters": 3, "gemm_max_s": 0.5,
               "timeout_s": 180},
 }
@@ -132,6 +132,11 @@ def slots_for(case, cfg, frameworks):
     if case == "onnx":
         spec = {"case": "onnx", "threads": THREADS, "batches": ONNX_BATCHES, "iters": cfg["infer_iters"],
                 "max_seconds": cfg["infer_max_s"], "data": str(DATA)}
+        return [[("convx", spec, False)]] if "convx" in frameworks else []
+    if case == "compression":
+        # one convx process holds every contender (convx float / int8 / filter-pruned, ONNX Runtime float / int8)
+        spec = {"case": "compression", "threads": THREADS, "batch": 256, "train_samples": 6000,
+                "calibration_samples": 1000, "rounds": cfg["compression_rounds"], "data": str(DATA)}
         return [[("convx", spec, False)]] if "convx" in frameworks else []
     if case in _common.MODEL_CASES:
         # one process per framework times both training and predict
@@ -324,6 +329,15 @@ def rows_for(case, slots):
                 rows.append(_row(f"onnx seed b{batch}", metric, "ms", "factor", {"convx": get(key)}))
             rows.append(_row(f"onnx seed b{batch}", "predict / onnxruntime", "x", "factor",
                              {"convx": get("predict") / get("ort") if get("ort") else None}))
+    elif case == "compression" and slots:
+        times = lambda name: _job_median(slots[0]["convx"], lambda r: 1e3 * r["median_s"][name])  # noqa: E731
+        for name, label in (("float", "convx float32"), ("int8", "convx int8"), ("filters50", "convx 50% filters"),
+                            ("ort_float", "ONNX Runtime float32"), ("ort_int8", "ONNX Runtime int8 (static QDQ)")):
+            rows.append(_row("compression predict b256", label, "ms", "factor", {"convx": times(name)}))
+        for num, den, label in (("int8", "float", "int8 / float"), ("int8", "ort_int8", "int8 / ORT int8"),
+                                ("float", "filters50", "float / 50% filters (speed-up)")):
+            a, b = times(num), times(den)
+            rows.append(_row("compression predict b256", label, "x", "factor", {"convx": a / b if a and b else None}))
     elif case in _common.MODEL_CASES:
         train = f"{case} train b{MODEL_BATCH}"
         rows.append(_row(train, "time per step", "ms", "time", _per_fw(slots[0], lambda r: _ms_per_step(r["train"]))))

@@ -150,6 +150,58 @@ def model_case(spec):
     return _common.time_keras_model(keras, spec)
 
 
+def compression(spec):
+    """The seed model, trained briefly, then side by side in this process at one batch size: its float
+    predict, its int8 form (model.quantize, static calibration), ONNX Runtime's float and static int8
+    (quantize_static) runs of the same network, and the model with half its filters removed
+    (prune_filters). Rounds alternate the contenders; medians per contender."""
+    import tempfile
+
+    import numpy as np
+
+    import onnx_int8
+
+    convx = _import_convx(spec["threads"])
+    x, y = _common.load_mnist(spec["data"], spec["train_samples"])
+    x_test, _ = _common.load_mnist(spec["data"], spec["batch"], split="test")
+    convx.utils.set_random_seed(0)
+    model = _seed_model(convx)
+    model.fit(x, y, batch_size=64, epochs=1, verbose=0)
+    calibration = x[:spec["calibration_samples"]]
+    filters = convx.pruning.prune_filters(model, 0.5)
+    quantized = convx.models.clone_model(model)
+    quantized.set_weights(model.get_weights())
+    quantized.quantize("int8", calibration_data=calibration)
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_int8.build_onnx(model, f"{tmp}/float.onnx")
+        onnx_int8.quantize_onnx(f"{tmp}/float.onnx", f"{tmp}/int8.onnx", calibration.transpose(0, 3, 1, 2).copy())
+        ort_float = onnx_int8.session(f"{tmp}/float.onnx", spec["threads"])
+        ort_int8 = onnx_int8.session(f"{tmp}/int8.onnx", spec["threads"])
+    batch = spec["batch"]
+    nchw = np.ascontiguousarray(x_test.transpose(0, 3, 1, 2))
+    contenders = {
+        "float": lambda: model.predict(x_test, batch_size=batch, verbose=0),
+        "int8": lambda: quantized.predict(x_test, batch_size=batch, verbose=0),
+        "filters50": lambda: filters.predict(x_test, batch_size=batch, verbose=0),
+        "ort_float": lambda: ort_float.run(None, {"x": nchw}),
+        "ort_int8": lambda: ort_int8.run(None, {"x": nchw}),
+    }
+    agreement = float(np.mean(contenders["int8"]().argmax(1) == contenders["ort_int8"]()[0].argmax(1)))
+    times = {name: [] for name in contenders}
+    for name, fn in contenders.items():
+        fn()  # warm-up
+    for _ in range(spec["rounds"]):
+        for name, fn in contenders.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    from convx._kernels import quant
+
+    return {"median_s": {name: sorted(t)[len(t) // 2] for name, t in times.items()},
+            "min_s": {name: min(t) for name, t in times.items()},
+            "int8_isa": quant.isa(), "argmax_agreement_with_ort": agreement}
+
+
 def import_time(spec):
     return _common.time_imports(["convx"])
 
@@ -170,4 +222,5 @@ def versions():
 
 if __name__ == "__main__":
     _common.run({"train": train, "threads": threads, "infer": infer, "conv": conv, "gemm": gemm,
-                 "import": import_time, "info": info, "onnx": onnx_runtime, **{case: model_case for case in _common.MODEL_CASES}}, versions)
+                 "import": import_time, "info": info, "onnx": onnx_runtime, "compression": compression,
+                 **{case: model_case for case in _common.MODEL_CASES}}, versions)

@@ -1,5 +1,9 @@
 """The int8 kernels against exact integer NumPy references: every variant this CPU runs, bit for bit."""
 
+import os
+import shutil
+import subprocess
+
 import numpy as np
 import pytest
 
@@ -138,3 +142,28 @@ def test_bad_arguments():
         quant.conv2d(x, 0, packed, kernel.shape, offset, scale=scale, isa="sse9")
     with pytest.raises(ValueError, match="scale must be a positive"):
         quant.quantize(np.zeros(3, np.float32), 0.0, 0)
+
+
+CSRC = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "src", "convx", "_kernels", "csrc")
+ARM64_TOOLS = ("aarch64-linux-gnu-gcc", "qemu-aarch64")
+
+
+def test_arm64_neon_dot_under_qemu(tmp_path):
+    """The arm64 build's int8 convolution (NEON sdot micro-kernel) against its generic C one, under qemu.
+
+    Needs Debian's gcc-aarch64-linux-gnu and qemu-user, as the float NEON check in test_gemm.py;
+    CONVX_REQUIRE_ARM64=1 (set by .ci/run) turns their absence into a failure."""
+    missing = [tool for tool in ARM64_TOOLS if shutil.which(tool) is None]
+    if missing:
+        if os.environ.get("CONVX_REQUIRE_ARM64") == "1":
+            pytest.fail(f"CONVX_REQUIRE_ARM64=1 but missing: {missing}")
+        pytest.skip(f"needs {missing}")
+    exe = tmp_path / "quant_arm64_check"
+    sources = [os.path.join(os.path.dirname(__file__), "quant_arm64_check.c"), os.path.join(CSRC, "quant.c"),
+               os.path.join(CSRC, "cpu_features.c")]
+    subprocess.run(["aarch64-linux-gnu-gcc", "-O3", "-fno-math-errno", "-fopenmp", "-Wall", "-Wno-unused-function",
+                    "-Werror", "-I", CSRC, *sources, "-o", str(exe), "-lm"], check=True, timeout=300)
+    result = subprocess.run(["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu", str(exe)], capture_output=True,
+                            text=True, timeout=600)
+    assert result.stdout.startswith("isa neon_dot\n"), result.stdout[:200]
+    assert result.returncode == 0 and result.stdout.rstrip().endswith("0 failures"), result.stdout[-3000:]

@@ -122,3 +122,21 @@ def test_refusals(trained, mnist):
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     with pytest.raises(ValueError, match="int8"):
         model.fit(x[:64], np.zeros(64, np.int64), epochs=1, verbose=0)
+
+
+def test_static_int8_layers_chain_in_uint8(trained, mnist):
+    """Inside the plan each static int8 layer requantizes its output into the next one's input scale
+    (through the fused pooling and Flatten); a direct layer call still returns float32."""
+    x, _, xt, _ = mnist
+    model = convx.models.load_model(trained)
+    model.quantize("int8", calibration_data=x[:200])
+    model.predict(xt[:4], verbose=0)
+    chains = [layer._int8.chain for layer in model.layers if layer._int8 is not None]
+    assert [(c[0] is model.layers[i], c[1]) for c, i in zip(chains[:3], (2, 5, 6))] == [
+        (True, "pooled"), (True, "pooled"), (True, "direct")]
+    assert chains[3] is None  # the output layer
+    assert model.layers[0](xt[:2]).dtype == np.float32
+    dynamic = convx.models.load_model(trained)
+    dynamic.quantize("int8")
+    dynamic.predict(xt[:4], verbose=0)
+    assert all(layer._int8.chain is None for layer in dynamic.layers if layer._int8 is not None)

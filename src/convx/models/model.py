@@ -621,6 +621,10 @@ class Model(Layer):
         key = (training, tuple(losses))
         plan = self._plans.get(key)
         if plan is None:
+            if any(layer._int8 is not None for layer in self._graph.layers):  # a quantized model (also once loaded)
+                from convx.quantization.layers import link_chains
+
+                link_chains(self)
             plan = self._plans[key] = Plan(self._graph, training, losses, self.trainable)
         return plan
 

@@ -5,8 +5,10 @@ Weights: per output channel, symmetric, int8 in [-127, 127] (Keras 3's ``kernel`
 calibrated once on ``calibration_data`` (static: min/max or percentiles of each quantized
 layer's input) or taken from each batch's min and max (dynamic, when no data are given, as
 Keras 3 does). Conv2D and Dense layers run int8 kernels (``convx._kernels.quant``), with a
-following valid max pooling fused in; the other layers stay float32, and the quantized layers
-take and return float32, so the model keeps its whole API.
+following valid max pooling fused in; the other layers stay float32. Quantized layers take and
+return float32, except inside a model's plan with static scales, where an int8 layer whose output
+only feeds the next int8 layer (through a fused pooling and Flatten) hands it uint8 already in
+its input scale (the requantizing epilogue), so the model keeps its whole API.
 """
 
 import re
@@ -58,7 +60,9 @@ def quantize_model(model, mode, calibration_data=None, filters=None, method="min
         ranges = calibration.input_ranges(model, layers, calibration_data, method, percentile, batch_size)
     for i, layer in enumerate(layers):
         attach(layer, static=ranges is not None, input_range=None if ranges is None else ranges[i])
-    model._plans = {}  # plans built for the float layers (their fusions) are made again
+    model._plans = {}  # plans built for the float layers (their fusions) are made again, linking the int8 layers
+    if model.optimizer is not None:
+        model._bind_flat()  # the trainable weights changed: the optimizer's state for the old ones goes
 
 
 def _check_model(model):

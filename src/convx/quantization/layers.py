@@ -13,8 +13,10 @@ A quantized layer holds, in this order (Keras 3's int8 Dense order, then convx's
 
 The kernels' epilogue takes ``bias_q = rint(bias / (s_x s_w))`` and the zero point's correction
 ``-z_x * sum(kernel)`` as one int32 per channel, and returns ``(sum + offset) * s_x s_w`` in
-float32 (see ``convx._kernels.quant``). Those constants and the packed kernel are cached and
-rebuilt when a weight is assigned (``set_weights``, ``load_weights``, ``Variable.assign``).
+float32 (see ``convx._kernels.quant``), or, along a chain of static int8 layers inside a model's
+plan (:func:`link_chains`), uint8 in the next layer's input scale by a fixed-point multiplier.
+Those constants and the packed kernel are cached and rebuilt when a weight is assigned
+(``set_weights``, ``load_weights``, ``Variable.assign``).
 """
 
 import numpy as np
@@ -54,8 +56,9 @@ class Int8State:
 
     def __init__(self, static):
         self.static = static
+        self.chain = None  # (next int8 layer, 'pooled' or 'direct'): see link_chains
         self._key = None
-        self.packed = self.colsum = None
+        self.packed = self.colsum = self.weight_scale = None
         self._constants = {}
 
     def refresh(self, layer):
@@ -95,6 +98,25 @@ class Int8State:
         return result
 
 
+    def requant(self, layer, s_x, target):
+        """(multiplier, shift) per channel of the uint8 epilogue into ``target``'s input scale, or None
+        when a channel's factor s_x s_w / s_next has no int32 fixed-point form with shift in [1, 62]."""
+        key = ("requant", s_x, float(target.input_scale.value))
+        if key in self._constants:
+            return self._constants[key]
+        factor = s_x * self.weight_scale / float(target.input_scale.value)
+        exponent = np.floor(np.log2(factor)).astype(np.int64)
+        mult = np.rint(factor * np.exp2(30 - exponent)).astype(np.int64)  # in [2^30, 2^31]
+        carry = mult == 2 ** 31
+        mult[carry] //= 2
+        shift = 30 - exponent - carry
+        result = None
+        if np.all((shift >= 1) & (shift <= 62)):
+            result = (mult.astype(np.int32), shift.astype(np.int32))
+        self._constants[key] = result
+        return result
+
+
 def activation_params(low, high):
     """(scale, zero point) of the uint8 range covering [low, high] and 0 (asymmetric, 256 levels)."""
     if not (np.isfinite(low) and np.isfinite(high)):
@@ -129,8 +151,11 @@ def attach(layer, static, input_range=None):
 
 
 def quantize_input(layer, x):
-    """(uint8 input, s_x, z_x) for a float32 input."""
+    """(uint8 input, s_x, z_x) for a float32 input, or for a uint8 one the layer before wrote in this
+    layer's (static) input scale."""
     state = layer._int8
+    if x.dtype == np.uint8:
+        return x, float(layer.input_scale.value), int(layer.input_zero_point.value)
     s_x, z_x = state.input_params(layer, x)
     return _quant.quantize(np.ascontiguousarray(x), s_x, z_x, out=layer._buffer("x_int8", x.shape, np.uint8)), s_x, z_x
 
@@ -140,7 +165,22 @@ def _epilogue(layer, x):
     state.refresh(layer)
     xq, s_x, z_x = quantize_input(layer, x)
     offset, scale = state.constants(layer, s_x, z_x)
-    return state, xq, z_x, offset, scale
+    return state, xq, s_x, z_x, offset, scale
+
+
+def _uint8_output(layer, s_x, mode):
+    """The requantizing epilogue's arguments when this call may hand uint8 to the next int8 layer:
+    inside a model's plan (not a direct layer call), at inference, with a relu or linear activation
+    whose output no loss takes over, along the chain found at quantization (``mode``)."""
+    chain = layer._int8.chain
+    if (chain is None or chain[1] != mode or layer._state is layer._own_state or layer._state.expose_logits
+            or layer.activation not in ("relu", "linear")):
+        return None
+    target = chain[0]
+    factors = layer._int8.requant(layer, s_x, target)
+    if factors is None:
+        return None
+    return dict(multiplier=factors[0], shift=factors[1], out_zero_point=int(target.input_zero_point.value))
 
 
 def _finish(y, act, params):
@@ -154,13 +194,18 @@ def conv_forward(layer, x, training=False, pool_size=None):
     """Output of an int8 Conv2D, with a following valid max pooling when ``pool_size`` is given."""
     if training:
         raise_not_trainable(layer)
-    state, xq, z_x, offset, scale = _epilogue(layer, x)
+    state, xq, s_x, z_x, offset, scale = _epilogue(layer, x)
     pooled = pool_size is not None and layer.activation in ("linear", "relu")
     conv_args = dict(strides=layer.strides, padding=layer.padding, dilation=layer.dilation_rate,
                      pool_size=pool_size if pooled else (1, 1))
     shape = layer._output_shape_for(x.shape)
     if pooled:
         shape = (shape[0], shape[1] // pool_size[0], shape[2] // pool_size[1], shape[3])
+    requant = _uint8_output(layer, s_x, "pooled" if pool_size is not None else "direct")
+    if requant is not None:
+        layer._state.y = layer._state.logits = None
+        return _quant.conv2d(xq, z_x, state.packed, layer.kernel.shape, offset, relu=layer.activation == "relu",
+                             out=layer._buffer("y", shape, np.uint8), **requant, **conv_args)
 
     def compute(act, slot):
         y = _quant.conv2d(xq, z_x, state.packed, layer.kernel.shape, offset, scale=scale, relu=act == "relu",
@@ -180,8 +225,14 @@ def dense_forward(layer, x, training=False):
     if training:
         raise_not_trainable(layer)
     rows = x.reshape(-1, x.shape[-1])
-    state, xq, z_x, offset, scale = _epilogue(layer, rows)
+    state, xq, s_x, z_x, offset, scale = _epilogue(layer, rows)
     shape = (rows.shape[0], layer.units)
+    requant = _uint8_output(layer, s_x, "direct")
+    if requant is not None:
+        layer._state.y = layer._state.logits = None
+        y = _quant.dense(xq, z_x, state.packed, layer.units, offset, relu=layer.activation == "relu",
+                         out=layer._buffer("y", shape, np.uint8), **requant)
+        return y.reshape(x.shape[:-1] + (layer.units,))
 
     def compute(act, slot):
         y = _quant.dense(xq, z_x, state.packed, layer.units, offset, scale=scale, relu=act == "relu",
@@ -224,3 +275,39 @@ def config_of(layer, config):
     if layer._int8.static:
         config["int8_activation"] = "static"
     return config
+
+
+def link_chains(model):
+    """Mark each static int8 layer whose output reaches another static int8 layer only through a
+    max pooling that the plan fuses into it (a Conv2D's 2-D valid pooling with windows = strides)
+    and / or Flatten: it hands that layer uint8 in its input scale (the requantizing epilogue)
+    instead of float32 that the next layer would quantize again. Model outputs stay float32."""
+    graph = model._graph
+    for node in graph.nodes:
+        if node.operation._int8 is not None:
+            node.operation._int8.chain = None
+    readers = {}
+    for node in graph.nodes:
+        for tensor in node.input_tensors:
+            readers.setdefault(id(tensor), []).append(node)
+    outputs = {id(t) for t in graph.outputs}
+
+    def only_reader(node):
+        tensor = node.output_tensors[0]
+        found = readers.get(id(tensor), [])
+        return found[0] if len(found) == 1 and id(tensor) not in outputs else None
+
+    for node in graph.nodes:
+        layer = node.operation
+        if layer._int8 is None or not layer._int8.static or len(layer._inbound_nodes) != 1:
+            continue
+        mode, nxt = "direct", only_reader(node)
+        if nxt is not None and type(nxt.operation).__name__ == "MaxPooling2D" and hasattr(layer, "forward_pooled") \
+                and nxt.operation.tiles_its_input():
+            mode, nxt = "pooled", only_reader(nxt)
+        while nxt is not None and type(nxt.operation).__name__ == "Flatten":
+            nxt = only_reader(nxt)
+        target = None if nxt is None else nxt.operation
+        if (target is not None and target._int8 is not None and target._int8.static
+                and len(target._inbound_nodes) == 1):
+            layer._int8.chain = (target, mode)

@@ -9,7 +9,17 @@
 #include "cpu_features.h"
 #include "quant_ukernels.h"
 
-static const char *const q8_isa_names[CX_Q8_ISA_COUNT] = {"generic", "avx2", "avx_vnni", "avx512_vnni"};
+static const char *const q8_isa_names[CX_Q8_ISA_COUNT] = {"generic", "avx2", "avx_vnni", "avx512_vnni",
+                                                           "neon_dot"};
+
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+static int has_dotprod(void) { return (getauxval(AT_HWCAP) >> 20) & 1; } /* HWCAP_ASIMDDP */
+#elif defined(__aarch64__) && defined(__APPLE__)
+static int has_dotprod(void) { return 1; } /* every Apple arm64 CPU has it */
+#else
+static int has_dotprod(void) { return 0; }
+#endif
 
 int cx_q8_isa_supported(int isa)
 {
@@ -27,12 +37,17 @@ int cx_q8_isa_supported(int isa)
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
                && __builtin_cpu_supports("avx512vnni");
 #endif
+#ifdef CX_Q8_ARM64
+    case CX_Q8_NEON_DOT:
+        return has_dotprod();
+#endif
     default:
         return 0;
     }
 }
 
-/* The fastest variant the CPU runs; CONVX_ISA=generic or avx2 (the float kernels' switch) caps it. */
+/* The fastest variant the CPU runs; CONVX_ISA=generic or avx2 (the float kernels' switch) caps it.
+ * The variants are not ordered by speed across architectures, but a CPU supports one family only. */
 int cx_q8_isa_best(void)
 {
     static int best = -1; /* benign race: every thread computes the same value */
@@ -58,6 +73,10 @@ const char *cx_q8_isa_name(int isa)
 
 static q8_ukernel q8_kernel(int isa)
 {
+#ifdef CX_Q8_ARM64
+    if (isa == CX_Q8_NEON_DOT)
+        return q8_ukr_neon_dot;
+#endif
 #ifdef CX_Q8_X86
     if (isa == CX_Q8_AVX512_VNNI)
         return q8_ukr_avx512_vnni;
@@ -86,17 +105,63 @@ void cx_q8_pack(cx_int k, cx_int n, const int8_t *w, int8_t *packed)
 }
 
 /* Rounding by the float32 magic constant 1.5 * 2^23: round half to even for |v| < 2^22, with
- * plain adds (no SSE4.1 needed, vectorised by the compiler, the same bits on every CPU). */
-void cx_q8_quantize(cx_int count, const float *x, float inv_scale, int zp, int qmax, uint8_t *q, int n_threads)
+ * plain adds (no SSE4.1 needed, the same bits on every CPU; the AVX2 variant's cvtps2dq rounds
+ * the same way). The clamps come first, so NaN becomes -limit, then 0. */
+static void quantize_generic(cx_int count, const float *restrict x, float inv_scale, int zp, int qmax,
+                             uint8_t *restrict q)
 {
     const float magic = 12582912.0f, limit = 4194304.0f;
-    #pragma omp parallel for schedule(static) num_threads(n_threads) if (count > 65536)
     for (cx_int i = 0; i < count; i++) {
         float v = x[i] * inv_scale;
-        v = v > -limit ? v : -limit; /* NaN goes here, and to 0 below */
+        v = v > -limit ? v : -limit;
         v = v < limit ? v : limit;
         int r = (int)((v + magic) - magic) + zp;
         q[i] = (uint8_t)(r < 0 ? 0 : (r > qmax ? qmax : r));
+    }
+}
+
+#ifdef CX_Q8_X86
+__attribute__((target("avx2"))) static void quantize_avx2(cx_int count, const float *x, float inv_scale, int zp,
+                                                          int qmax, uint8_t *q)
+{
+    const __m256 inv = _mm256_set1_ps(inv_scale), lo = _mm256_set1_ps(-4194304.0f), hi = _mm256_set1_ps(4194304.0f);
+    const __m256i vzp = _mm256_set1_epi32(zp);
+    const __m128i top = _mm_set1_epi8((char)qmax);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    cx_int i = 0;
+    for (; i + 32 <= count; i += 32) {
+        __m256i r[4];
+        for (int j = 0; j < 4; j++) {
+            __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + i + 8 * j), inv);
+            v = _mm256_min_ps(_mm256_max_ps(v, lo), hi); /* max(NaN, lo) = lo, as the generic code */
+            r[j] = _mm256_add_epi32(_mm256_cvtps_epi32(v), vzp);
+        }
+        /* int32 -> int16 -> uint8 with saturation (clamps to [0, 255]), lanes back in order */
+        const __m256i w01 = _mm256_packs_epi32(r[0], r[1]), w23 = _mm256_packs_epi32(r[2], r[3]);
+        __m256i b = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(w01, w23), order);
+        b = _mm256_min_epu8(b, _mm256_set_m128i(top, top));
+        _mm256_storeu_si256((__m256i *)(q + i), b);
+    }
+    quantize_generic(count - i, x + i, inv_scale, zp, qmax, q + i);
+}
+#endif
+
+void cx_q8_quantize(cx_int count, const float *x, float inv_scale, int zp, int qmax, uint8_t *q, int n_threads)
+{
+    const cx_int chunk = 1 << 16, chunks = (count + chunk - 1) / chunk;
+#ifdef CX_Q8_X86
+    const int avx2 = cx_q8_isa_best() >= CX_Q8_AVX2;
+#endif
+    #pragma omp parallel for schedule(static) num_threads(n_threads) if (chunks > 1)
+    for (cx_int c = 0; c < chunks; c++) {
+        const cx_int start = c * chunk, n = count - start < chunk ? count - start : chunk;
+#ifdef CX_Q8_X86
+        if (avx2) {
+            quantize_avx2(n, x + start, inv_scale, zp, qmax, q + start);
+            continue;
+        }
+#endif
+        quantize_generic(n, x + start, inv_scale, zp, qmax, q + start);
     }
 }
 
@@ -115,45 +180,83 @@ typedef struct {
 } q8_geometry;
 
 /* One im2col row: the kh x kw x cin patch of output position (img, oy, ox), zero point outside. */
-static void im2col_row(const q8_geometry *g, cx_int img, cx_int oy, cx_int ox, uint8_t *dst)
+static inline __attribute__((always_inline)) void im2col_row(const q8_geometry *g, cx_int img, cx_int oy, cx_int ox, uint8_t *restrict dst)
 {
-    const cx_int cin = g->cin;
+    const cx_int cin = g->cin, iy0 = oy * g->sh - g->pad_t, ix0 = ox * g->sw - g->pad_l;
+    const cx_int run = g->kw * cin; /* a kernel row's bytes, contiguous in x when dw == 1 and inside */
+    const int inside_x = g->dw == 1 && ix0 >= 0 && ix0 + g->kw <= g->w;
     for (cx_int a = 0; a < g->kh; a++) {
-        const cx_int iy = oy * g->sh - g->pad_t + a * g->dh;
-        for (cx_int b = 0; b < g->kw; b++, dst += cin) {
-            const cx_int ix = ox * g->sw - g->pad_l + b * g->dw;
-            if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w) {
-                memset(dst, g->zp, (size_t)cin);
-                continue;
-            }
-            const uint8_t *src = g->x + ((img * g->h + iy) * g->w + ix) * cin;
-            if (cin < 16) { /* a call per pixel would cost more than the copy (grey images: 1 byte) */
-                for (cx_int c = 0; c < cin; c++)
-                    dst[c] = src[c];
+        const cx_int iy = iy0 + a * g->dh;
+        const uint8_t *row = g->x + (img * g->h + iy) * g->w * cin;
+        if (inside_x && iy >= 0 && iy < g->h) {
+            const uint8_t *src = row + ix0 * cin;
+            if (run == 3) { /* 3x3 kernels on one channel (grey images): the loop would cost more */
+                dst[0] = src[0], dst[1] = src[1], dst[2] = src[2];
             } else {
-                memcpy(dst, src, (size_t)cin);
+                for (cx_int t = 0; t < run; t++)
+                    dst[t] = src[t];
             }
+            dst += run;
+            continue;
+        }
+        for (cx_int b = 0; b < g->kw; b++, dst += cin) {
+            const cx_int ix = ix0 + b * g->dw;
+            if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w)
+                memset(dst, g->zp, (size_t)cin);
+            else
+                memcpy(dst, row + ix * cin, (size_t)cin);
         }
     }
-    memset(dst, 0, (size_t)(g->kp - g->k));
+    for (cx_int t = g->k; t < g->kp; t++)
+        *dst++ = 0;
 }
 
-static inline void epilogue_row(const cx_q8_epilogue *e, const int32_t *acc, cx_int cout, void *y, cx_int index)
+/* The im2col rows of output row oy, columns 0..count-1, when no patch reaches the padding and
+ * dilation is 1 (valid convolutions): each kernel row is a contiguous run of kw * cin bytes. */
+static inline __attribute__((always_inline)) void im2col_inside(const q8_geometry *g, cx_int img, cx_int oy,
+                                                                cx_int count, uint8_t *restrict dst)
 {
+    const cx_int cin = g->cin, run = g->kw * cin, step = g->sw * cin;
+    const uint8_t *rows = g->x + ((img * g->h + oy * g->sh) * g->w) * cin;
+    const cx_int pitch = g->w * cin;
+    for (cx_int ox = 0; ox < count; ox++, dst += g->kp) {
+        uint8_t *d = dst;
+        for (cx_int a = 0; a < g->kh; a++, d += run) {
+            const uint8_t *src = rows + a * pitch + ox * step;
+            if (run == 3) { /* 3x3 kernels on one channel (grey images): a loop would cost more */
+                d[0] = src[0], d[1] = src[1], d[2] = src[2];
+            } else {
+                for (cx_int t = 0; t < run; t++)
+                    d[t] = src[t];
+            }
+        }
+        for (cx_int t = g->k; t < g->kp; t++)
+            dst[t] = 0;
+    }
+}
+
+static inline __attribute__((always_inline)) void epilogue_row(const cx_q8_epilogue *e, const int32_t *restrict acc, cx_int cout, void *y,
+                                cx_int index)
+{
+    const int32_t *restrict offset = e->offset;
     if (!e->out_u8) {
-        float *out = (float *)y + index;
-        for (cx_int c = 0; c < cout; c++) {
-            int32_t v = acc[c] + e->offset[c];
-            if (e->relu && v < 0)
-                v = 0;
-            out[c] = (float)v * e->scale[c];
+        float *restrict out = (float *)y + index;
+        const float *restrict scale = e->scale;
+        if (e->relu) {
+            for (cx_int c = 0; c < cout; c++) {
+                const int32_t v = acc[c] + offset[c];
+                out[c] = (float)(v & -(int32_t)(v > 0)) * scale[c]; /* max(v, 0) without a branch */
+            }
+        } else {
+            for (cx_int c = 0; c < cout; c++)
+                out[c] = (float)(acc[c] + offset[c]) * scale[c];
         }
         return;
     }
-    uint8_t *out = (uint8_t *)y + index;
+    uint8_t *restrict out = (uint8_t *)y + index;
     const int lo = e->relu ? (e->zp_out < 0 ? 0 : e->zp_out) : 0;
     for (cx_int c = 0; c < cout; c++) {
-        const int64_t v = (int64_t)acc[c] + e->offset[c];
+        const int64_t v = (int64_t)acc[c] + offset[c];
         const int s = e->shift[c];
         int64_t r = ((v * e->mult[c] + ((int64_t)1 << (s - 1))) >> s) + e->zp_out;
         r = r < lo ? lo : (r > 255 ? 255 : r);
@@ -161,8 +264,14 @@ static inline void epilogue_row(const cx_q8_epilogue *e, const int32_t *acc, cx_
     }
 }
 
+static inline __attribute__((always_inline)) void max_into(int32_t *restrict best, const int32_t *restrict row, cx_int n)
+{
+    for (cx_int c = 0; c < n; c++)
+        best[c] = row[c] > best[c] ? row[c] : best[c];
+}
+
 /* Max over the ph x pw window (rows of the task's sum tile) of each channel, then the epilogue. */
-static void pool_epilogue(const int32_t *c, cx_int ldc, cx_int owu, cx_int ph, cx_int pw, cx_int px, cx_int cout,
+static inline __attribute__((always_inline)) void pool_epilogue(const int32_t *c, cx_int ldc, cx_int owu, cx_int ph, cx_int pw, cx_int px, cx_int cout,
                           int32_t *best, const cx_q8_epilogue *e, void *y, cx_int index)
 {
     if (ph == 1 && pw == 1) {
@@ -171,15 +280,59 @@ static void pool_epilogue(const int32_t *c, cx_int ldc, cx_int owu, cx_int ph, c
     }
     memcpy(best, c + px * pw * ldc, (size_t)cout * sizeof(int32_t));
     for (cx_int r = 0; r < ph; r++)
-        for (cx_int s = 0; s < pw; s++) {
-            const int32_t *row = c + (r * owu + px * pw + s) * ldc;
-            for (cx_int ch = 0; ch < cout; ch++)
-                best[ch] = row[ch] > best[ch] ? row[ch] : best[ch];
-        }
+        for (cx_int s = 0; s < pw; s++)
+            max_into(best, c + (r * owu + px * pw + s) * ldc, cout);
     epilogue_row(e, best, cout, y, index);
 }
 
 #define Q8_TASK_ROWS 64
+
+typedef struct {
+    q8_geometry g;
+    cx_int k4, panels, ldc, poh, pow_, owu, unit_rows, units, group, max_rows, cout, ph, pw;
+    const int8_t *packed;
+    const cx_q8_epilogue *epi;
+    void *y;
+    q8_ukernel kernel;
+    int wide, inside;
+} q8_job;
+
+/* One task: im2col of `group` units (ph conv rows each), the GEMM, pooling and epilogue. Written
+ * once, inlined into a baseline and an AVX2 copy (the epilogue and pooling loops vectorise there;
+ * no FMA is enabled, so the arithmetic is the same). */
+static inline __attribute__((always_inline)) void run_task(const q8_job *j, cx_int t, uint8_t *abuf, int32_t *cbuf)
+{
+    const cx_int u0 = t * j->group, u1 = u0 + j->group < j->units ? u0 + j->group : j->units;
+    const cx_int rows = (u1 - u0) * j->unit_rows, kp = j->g.kp, ldc = j->ldc;
+    uint8_t *dst = abuf;
+    for (cx_int u = u0; u < u1; u++) {
+        const cx_int img = u / j->poh, oy0 = (u % j->poh) * j->ph;
+        for (cx_int r = 0; r < j->ph; r++, dst += j->owu * kp) {
+            if (j->inside)
+                im2col_inside(&j->g, img, oy0 + r, j->owu, dst);
+            else
+                for (cx_int ox = 0; ox < j->owu; ox++)
+                    im2col_row(&j->g, img, oy0 + r, ox, dst + ox * kp);
+        }
+    }
+    for (cx_int p = 0; p < j->panels; p += 2)
+        for (cx_int r = 0; r < rows; r += Q8_MR_MAX)
+            j->kernel(j->k4, abuf + r * kp, kp, j->packed + p * j->k4 * 4 * Q8_PANEL, j->k4 * 4 * Q8_PANEL,
+                      j->panels - p >= 2 ? 2 : 1, cbuf + r * ldc + p * Q8_PANEL, ldc, j->wide);
+    for (cx_int u = u0; u < u1; u++)
+        for (cx_int px = 0; px < j->pow_; px++)
+            pool_epilogue(cbuf + (u - u0) * j->unit_rows * ldc, ldc, j->owu, j->ph, j->pw, px, j->cout,
+                          cbuf + j->max_rows * ldc, j->epi, j->y, (u * j->pow_ + px) * j->cout);
+}
+
+static void run_task_generic(const q8_job *j, cx_int t, uint8_t *abuf, int32_t *cbuf) { run_task(j, t, abuf, cbuf); }
+
+#ifdef CX_Q8_X86
+__attribute__((target("avx2"))) static void run_task_avx2(const q8_job *j, cx_int t, uint8_t *abuf, int32_t *cbuf)
+{
+    run_task(j, t, abuf, cbuf);
+}
+#endif
 
 int cx_q8_conv2d(cx_int n, cx_int h, cx_int w, cx_int cin, const uint8_t *x, int zp_x,
                  cx_int kh, cx_int kw, cx_int cout, const int8_t *packed,
@@ -187,47 +340,42 @@ int cx_q8_conv2d(cx_int n, cx_int h, cx_int w, cx_int cin, const uint8_t *x, int
                  cx_int oh, cx_int ow, cx_int ph, cx_int pw,
                  const cx_q8_epilogue *epi, void *y, int isa, int n_threads)
 {
-    q8_geometry g = {h, w, cin, kh, kw, sh, sw, dh, dw, pad_t, pad_l, kh * kw * cin, 0, x, zp_x};
-    const cx_int k4 = (g.k + 3) / 4;
-    g.kp = 4 * k4;
-    const cx_int panels = (cout + Q8_PANEL - 1) / Q8_PANEL, ldc = panels * Q8_PANEL;
-    const cx_int poh = oh / ph, pow_ = ow / pw, owu = pow_ * pw, unit_rows = ph * owu, units = n * poh;
-    if (units <= 0 || pow_ <= 0)
+    q8_job j;
+    j.g = (q8_geometry){h, w, cin, kh, kw, sh, sw, dh, dw, pad_t, pad_l, kh * kw * cin, 0, x, zp_x};
+    j.k4 = (j.g.k + 3) / 4;
+    j.g.kp = 4 * j.k4;
+    j.panels = (cout + Q8_PANEL - 1) / Q8_PANEL;
+    j.ldc = j.panels * Q8_PANEL;
+    j.poh = oh / ph, j.pow_ = ow / pw, j.owu = j.pow_ * pw, j.unit_rows = ph * j.owu, j.units = n * j.poh;
+    if (j.units <= 0 || j.pow_ <= 0)
         return 0;
-    const cx_int group = unit_rows >= Q8_TASK_ROWS ? 1 : Q8_TASK_ROWS / unit_rows;
-    const cx_int tasks = (units + group - 1) / group;
-    const cx_int max_rows = (group * unit_rows + Q8_MR_MAX - 1) / Q8_MR_MAX * Q8_MR_MAX;
-    const q8_ukernel kernel = q8_kernel(isa);
-    const int wide = isa == CX_Q8_AVX2 && any_high_bit(n * h * w * cin, x);
+    j.group = j.unit_rows >= Q8_TASK_ROWS ? 1 : Q8_TASK_ROWS / j.unit_rows;
+    j.max_rows = (j.group * j.unit_rows + Q8_MR_MAX - 1) / Q8_MR_MAX * Q8_MR_MAX;
+    j.cout = cout, j.ph = ph, j.pw = pw, j.packed = packed, j.epi = epi, j.y = y;
+    j.kernel = q8_kernel(isa);
+    j.wide = isa == CX_Q8_AVX2 && any_high_bit(n * h * w * cin, x);
+    j.inside = pad_t == 0 && pad_l == 0 && dh == 1 && dw == 1 && (oh - 1) * sh + kh <= h && (ow - 1) * sw + kw <= w;
+    void (*task)(const q8_job *, cx_int, uint8_t *, int32_t *) = run_task_generic;
+#ifdef CX_Q8_X86
+    if (isa >= CX_Q8_AVX2 && isa <= CX_Q8_AVX512_VNNI)
+        task = run_task_avx2;
+#endif
+    const cx_int tasks = (j.units + j.group - 1) / j.group;
     int failed = 0;
     #pragma omp parallel num_threads(n_threads) if (tasks > 1)
     {
-        uint8_t *abuf = calloc((size_t)(max_rows * g.kp), 1);
-        int32_t *cbuf = malloc((size_t)(max_rows * ldc + cout) * sizeof(int32_t));
+        uint8_t *abuf = calloc((size_t)(j.max_rows * j.g.kp), 1);
+        int32_t *cbuf = malloc((size_t)(j.max_rows * j.ldc + cout) * sizeof(int32_t));
         if (!abuf || !cbuf) {
             #pragma omp atomic write
             failed = 1;
         }
-        #pragma omp for schedule(static)
-        for (cx_int t = 0; t < tasks; t++) {
-            if (!abuf || !cbuf)
-                continue;
-            const cx_int u0 = t * group, u1 = u0 + group < units ? u0 + group : units;
-            const cx_int rows = (u1 - u0) * unit_rows;
-            uint8_t *dst = abuf;
-            for (cx_int u = u0; u < u1; u++)
-                for (cx_int r = 0; r < ph; r++)
-                    for (cx_int ox = 0; ox < owu; ox++, dst += g.kp)
-                        im2col_row(&g, u / poh, (u % poh) * ph + r, ox, dst);
-            for (cx_int p = 0; p < panels; p += 2)
-                for (cx_int r = 0; r < rows; r += Q8_MR_MAX)
-                    kernel(k4, abuf + r * g.kp, g.kp, packed + p * k4 * 4 * Q8_PANEL, k4 * 4 * Q8_PANEL,
-                           panels - p >= 2 ? 2 : 1, cbuf + r * ldc + p * Q8_PANEL, ldc, wide);
-            for (cx_int u = u0; u < u1; u++)
-                for (cx_int px = 0; px < pow_; px++)
-                    pool_epilogue(cbuf + (u - u0) * unit_rows * ldc, ldc, owu, ph, pw, px, cout,
-                                  cbuf + max_rows * ldc, epi, y, (u * pow_ + px) * cout);
-        }
+        /* dynamic: on a shared machine a descheduled thread's tasks go to the other ones (each task
+         * writes its own outputs with integer sums: the same bits for any schedule) */
+        #pragma omp for schedule(dynamic, 1)
+        for (cx_int t = 0; t < tasks; t++)
+            if (abuf && cbuf)
+                task(&j, t, abuf, cbuf);
         free(abuf);
         free(cbuf);
     }

@@ -14,7 +14,7 @@
  * Max pooling (windows tiling the output) takes the maximum of v before the epilogue, which is
  * monotone per channel: pool(epilogue(v)) == epilogue(pool(v)).
  *
- * Every variant (generic C, AVX2, AVX-VNNI, AVX-512 VNNI) computes the same exact int32 sums and
+ * Every variant (generic C, AVX2, AVX-VNNI, AVX-512 VNNI, arm64 NEON sdot) computes the same exact int32 sums and
  * shares the scalar epilogue, so results are bit-identical across ISAs and thread counts.
  */
 #ifndef CONVX_QUANT_H
@@ -22,7 +22,9 @@
 
 #include "convx_common.h"
 
-enum cx_q8_isa { CX_Q8_GENERIC = 0, CX_Q8_AVX2 = 1, CX_Q8_AVX_VNNI = 2, CX_Q8_AVX512_VNNI = 3, CX_Q8_ISA_COUNT = 4 };
+enum cx_q8_isa {
+    CX_Q8_GENERIC = 0, CX_Q8_AVX2 = 1, CX_Q8_AVX_VNNI = 2, CX_Q8_AVX512_VNNI = 3, CX_Q8_NEON_DOT = 4, CX_Q8_ISA_COUNT = 5
+};
 
 typedef struct {
     const int32_t *offset; /* (cout,) */

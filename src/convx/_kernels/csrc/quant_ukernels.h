@@ -161,4 +161,50 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) static void q8_ukr_avx512
 }
 #endif
 
+#if defined(__aarch64__) && defined(__GNUC__)
+#define CX_Q8_ARM64 1
+#include <arm_neon.h>
+
+/* arm64 dot product (ARMv8.2 sdot, signed x signed): u8 activations become s8 as a - 128 (a xor 0x80),
+ * and sum a w = sum (a - 128) w + 128 sum w, the column sums by sdot with a vector of ones. */
+#define Q8_NEON_MR 4
+__attribute__((target("arch=armv8.2-a+dotprod"))) static void q8_ukr_neon_dot(
+    cx_int k4, const uint8_t *a, cx_int lda, const int8_t *b, cx_int bstride, int np, int32_t *c, cx_int ldc,
+    int wide)
+{
+    (void)wide;
+    const int8x16_t ones = vdupq_n_s8(1);
+    const uint32x4_t flip = vdupq_n_u32(0x80808080u);
+    for (int p = 0; p < np; p++) {
+        const int8_t *bp = b + p * bstride;
+        for (int i0 = 0; i0 < Q8_MR_MAX; i0 += Q8_NEON_MR) {
+            int32x4_t acc[Q8_NEON_MR][4], sums[4];
+            for (int v = 0; v < 4; v++) {
+                sums[v] = vdupq_n_s32(0);
+                for (int i = 0; i < Q8_NEON_MR; i++)
+                    acc[i][v] = vdupq_n_s32(0);
+            }
+            const uint8_t *ai = a + i0 * lda;
+            for (cx_int q = 0; q < k4; q++) {
+                int8x16_t bv[4];
+                for (int v = 0; v < 4; v++) {
+                    bv[v] = vld1q_s8(bp + q * 64 + 16 * v);
+                    sums[v] = vdotq_s32(sums[v], bv[v], ones);
+                }
+                for (int i = 0; i < Q8_NEON_MR; i++) {
+                    uint32_t word;
+                    memcpy(&word, ai + i * lda + 4 * q, 4);
+                    const int8x16_t av = vreinterpretq_s8_u32(veorq_u32(vdupq_n_u32(word), flip));
+                    for (int v = 0; v < 4; v++)
+                        acc[i][v] = vdotq_s32(acc[i][v], bv[v], av);
+                }
+            }
+            for (int i = 0; i < Q8_NEON_MR; i++)
+                for (int v = 0; v < 4; v++)
+                    vst1q_s32(c + (i0 + i) * ldc + p * Q8_PANEL + 4 * v, vaddq_s32(acc[i][v], vshlq_n_s32(sums[v], 7)));
+        }
+    }
+}
+#endif
+
 #endif
