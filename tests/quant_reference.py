@@ -34,16 +34,15 @@ def max_pool(v, pool):
     return v.reshape(n, oh // ph, ph, ow // pw, pw, c).max(axis=(2, 4))
 
 
-def epilogue(sums, offset, scale=None, multiplier=None, shift=None, out_zero_point=0, relu=False):
+def epilogue(sums, offset, scale, out_dtype="float32", out_zero_point=0, relu=False):
     v = sums.astype(np.int64) + offset.astype(np.int64)
-    if scale is not None:
+    if out_dtype == "float32":
         if relu:
             v = np.maximum(v, 0)
         return v.astype(np.int32).astype(np.float32) * scale.astype(np.float32)
-    s = shift.astype(np.int64)
-    r = ((v * multiplier.astype(np.int64) + (np.int64(1) << (s - 1))) >> s) + out_zero_point
-    low = out_zero_point if relu else 0
-    return np.clip(r, low, 255).astype(np.uint8)
+    product = v.astype(np.int32).astype(np.float32) * scale.astype(np.float32)
+    r = np.rint(np.clip(product, -4194304.0, 4194304.0)).astype(np.int64) + out_zero_point
+    return np.clip(r, out_zero_point if relu else 0, 255).astype(np.uint8)
 
 
 def quantize(x, scale, zero_point, qmax=255):

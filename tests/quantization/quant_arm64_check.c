@@ -15,8 +15,7 @@ static void run_case(int n, int h, int w, int cin, int k, int cout, int pool, in
     const int kk = k * k * cin, oh = h - k + 1, ow = w - k + 1, poh = oh / pool, pw = ow / pool;
     uint8_t *x = malloc((size_t)n * h * w * cin);
     int8_t *wt = malloc((size_t)kk * cout), *packed = malloc((size_t)cx_q8_packed_size(kk, cout));
-    int32_t *offset = malloc(sizeof(int32_t) * cout), *mult = malloc(sizeof(int32_t) * cout);
-    int32_t *shift = malloc(sizeof(int32_t) * cout);
+    int32_t *offset = malloc(sizeof(int32_t) * cout);
     float *scale = malloc(sizeof(float) * cout);
     const size_t out_bytes = (size_t)n * poh * pw * cout * (u8 ? 1 : 4);
     unsigned char *ref = malloc(out_bytes), *got = malloc(out_bytes);
@@ -28,11 +27,9 @@ static void run_case(int n, int h, int w, int cin, int k, int cout, int pool, in
     for (int c = 0; c < cout; c++) {
         offset[c] = rand() % 20001 - 10000;
         scale[c] = 1e-3f * (1 + rand() % 100);
-        mult[c] = (1 << 30) + rand() % (1 << 30);
-        shift[c] = 38 + rand() % 6;
     }
     cx_q8_pack(kk, cout, wt, packed);
-    cx_q8_epilogue e = {offset, u8 ? NULL : scale, mult, shift, 9, 1, u8};
+    cx_q8_epilogue e = {offset, scale, 9, 1, u8};
     cx_q8_conv2d(n, h, w, cin, x, 5, k, k, cout, packed, 1, 1, 1, 1, 0, 0, oh, ow, pool, pool, &e, ref,
                  CX_Q8_GENERIC, 1);
     for (int isa = 1; isa < CX_Q8_ISA_COUNT; isa++) {
@@ -49,7 +46,7 @@ static void run_case(int n, int h, int w, int cin, int k, int cout, int pool, in
             }
         }
     }
-    free(x); free(wt); free(packed); free(offset); free(mult); free(shift); free(scale); free(ref); free(got);
+    free(x); free(wt); free(packed); free(offset); free(scale); free(ref); free(got);
 }
 
 int main(void)

@@ -26,9 +26,7 @@ def _run(x, kernel, isa, zp=3, pool=(1, 1), u8=False, relu=True, **geometry):
     rng = np.random.default_rng(1)
     offset = rng.integers(-5000, 5000, size=cout).astype(np.int32)
     if u8:
-        mult = rng.integers(1 << 30, 1 << 31, size=cout).astype(np.int32)
-        shift = rng.integers(38, 44, size=cout).astype(np.int32)
-        args = dict(multiplier=mult, shift=shift, out_zero_point=7)
+        args = dict(scale=rng.uniform(1e-4, 1e-2, size=cout).astype(np.float32), out_dtype="uint8", out_zero_point=7)
     else:
         args = dict(scale=rng.uniform(1e-4, 1e-2, size=cout).astype(np.float32))
     got = quant.conv2d(x, zp, packed, kernel.shape, offset, relu=relu, pool_size=pool, isa=isa, **args, **geometry)
@@ -132,8 +130,8 @@ def test_bad_arguments():
         quant.conv2d(np.zeros((1, 4, 4, 3), np.uint8), 0, packed, kernel.shape, offset, scale=scale)
     with pytest.raises(ValueError, match="packed"):
         quant.conv2d(x, 0, packed[:-1], kernel.shape, offset, scale=scale)
-    with pytest.raises(ValueError, match="either scale"):
-        quant.conv2d(x, 0, packed, kernel.shape, offset)
+    with pytest.raises(ValueError, match="out_dtype"):
+        quant.conv2d(x, 0, packed, kernel.shape, offset, scale, out_dtype="int16")
     with pytest.raises(ValueError, match="x_zero_point"):
         quant.conv2d(x, 256, packed, kernel.shape, offset, scale=scale)
     with pytest.raises(ValueError, match="empty"):

@@ -1,9 +1,9 @@
 """int8 kernels: u8 activations x s8 per-channel weights, int32 sums (see csrc/quant.h).
 
 ``conv2d`` / ``dense`` take the quantized input, packed weights and the
-epilogue's per-channel constants; their output is float32 (dequantized, when
-``scale`` is given) or uint8 (requantized, when ``multiplier`` and ``shift``
-are). The arithmetic is exact integer arithmetic plus one documented rounding,
+epilogue's per-channel constants; their output is float32 (dequantized) or
+uint8 (requantized into the next layer's scale). The arithmetic is exact
+integer arithmetic plus one float32 multiply and one documented rounding,
 so every variant (generic C, AVX2, AVX-VNNI, AVX-512 VNNI) and every thread
 count give the same bits.
 """
@@ -25,8 +25,6 @@ cdef extern from "quant.h" nogil:
     ctypedef struct cx_q8_epilogue:
         const int32_t *offset
         const float *scale
-        const int32_t *mult
-        const int32_t *shift
         int zp_out
         int relu
         int out_u8
@@ -128,31 +126,22 @@ def quantize(x, scale, zero_point, qmax=255, out=None):
     return q
 
 
-def _epilogue_arrays(cout, offset, scale, multiplier, shift):
+def _epilogue_arrays(cout, offset, scale, out_dtype):
     offset = _typed(offset, "offset", np.int32, 1)
     check_shape(offset, "offset", (cout,))
-    if (scale is None) == (multiplier is None or shift is None):
-        raise ValueError("give either scale (float32 output) or multiplier and shift (uint8 output)")
-    if scale is not None:
-        scale = _typed(scale, "scale", np.float32, 1)
-        check_shape(scale, "scale", (cout,))
-        return offset, scale, None, None
-    multiplier = _typed(multiplier, "multiplier", np.int32, 1)
-    shift = _typed(shift, "shift", np.int32, 1)
-    check_shape(multiplier, "multiplier", (cout,))
-    check_shape(shift, "shift", (cout,))
-    if shift.size and (shift.min() < 1 or shift.max() > 62):
-        raise ValueError(f"shift must lie in [1, 62], got values in [{shift.min()}, {shift.max()}]")
-    return offset, None, multiplier, shift
+    scale = _typed(scale, "scale", np.float32, 1)
+    check_shape(scale, "scale", (cout,))
+    if out_dtype not in ("float32", "uint8"):
+        raise ValueError(f"out_dtype must be 'float32' or 'uint8', got {out_dtype!r}")
+    return offset, scale
 
 
 cdef const void *_ptr(object a):
     return NULL if a is None else cnp.PyArray_DATA(<cnp.ndarray>a)
 
 
-def conv2d(x, x_zero_point, packed, kernel_shape, offset, scale=None, multiplier=None, shift=None,
-           out_zero_point=0, relu=False, strides=(1, 1), padding="valid", dilation=(1, 1), pool_size=(1, 1),
-           isa=None, out=None):
+def conv2d(x, x_zero_point, packed, kernel_shape, offset, scale, out_dtype="float32", out_zero_point=0, relu=False,
+           strides=(1, 1), padding="valid", dilation=(1, 1), pool_size=(1, 1), isa=None, out=None):
     """int8 convolution, optionally followed by a valid max pooling with windows = strides = `pool_size`.
 
     Parameters
@@ -166,11 +155,13 @@ def conv2d(x, x_zero_point, packed, kernel_shape, offset, scale=None, multiplier
     kernel_shape : tuple (KH, KW, C_in, C_out)
     offset : ndarray, shape (C_out,), int32
         Added to each int32 sum: ``bias_q - x_zero_point * kernel.sum((0, 1, 2))``.
-    scale : ndarray, shape (C_out,), float32, optional
-        float32 output ``(sum + offset) * scale``.
-    multiplier, shift : ndarray, shape (C_out,), int32, optional
-        uint8 output ``clip(out_zero_point + ((sum + offset) * multiplier + 2**(shift-1)) >> shift, 0, 255)``.
+    scale : ndarray, shape (C_out,), float32
+        float32 output: ``float32(sum + offset) * scale`` (``scale = s_x * s_w``). uint8 output:
+        ``clip(out_zero_point + rint(float32(sum + offset) * scale), 0, 255)`` (``scale = s_x * s_w / s_out``,
+        the product clipped to +-2**22 and rounded half to even).
+    out_dtype : 'float32' (default) or 'uint8'
     out_zero_point : int in [0, 255]
+        Of the uint8 output.
     relu : bool
         Negative ``sum + offset`` become 0 (the output's zero point).
     strides, padding, dilation : as Conv2D ('valid' or 'same')
@@ -193,7 +184,7 @@ def conv2d(x, x_zero_point, packed, kernel_shape, offset, scale=None, multiplier
         raise ValueError(f"x has {x.shape[3]} channels, kernel_shape {tuple(kernel_shape)} expects {cin}")
     packed = _typed(packed, "packed", np.int8, 1)
     check_shape(packed, "packed", (cx_q8_packed_size(kh * kw * cin, cout),))
-    offset, scale, multiplier, shift = _epilogue_arrays(cout, offset, scale, multiplier, shift)
+    offset, scale = _epilogue_arrays(cout, offset, scale, out_dtype)
     sh, sw = positive_pair(strides, "strides")
     dh, dw = positive_pair(dilation, "dilation")
     ph, pw = positive_pair(pool_size, "pool_size")
@@ -206,15 +197,13 @@ def conv2d(x, x_zero_point, packed, kernel_shape, offset, scale=None, multiplier
                          f"{x.shape[1]}x{x.shape[2]} and kernel {kh}x{kw}")
     cdef int code = _isa_code(isa)
     cdef cnp.ndarray y = output_array(out, "out", (x.shape[0], oh // ph, ow // pw, cout),
-                                      np.float32 if scale is not None else np.uint8)
+                                      np.dtype(out_dtype))
     cdef cx_q8_epilogue epi
     epi.offset = <const int32_t *>_ptr(offset)
     epi.scale = <const float *>_ptr(scale)
-    epi.mult = <const int32_t *>_ptr(multiplier)
-    epi.shift = <const int32_t *>_ptr(shift)
     epi.zp_out = zo
     epi.relu = bool(relu)
-    epi.out_u8 = scale is None
+    epi.out_u8 = out_dtype == "uint8"
     cdef cx_int n = x.shape[0], h = x.shape[1], w = x.shape[2]
     cdef cx_int csh = sh, csw = sw, cdh = dh, cdw = dw, cpt = pad_t, cpl = pad_l, coh = oh, cow = ow
     cdef cx_int cph = ph, cpw = pw
@@ -230,8 +219,8 @@ def conv2d(x, x_zero_point, packed, kernel_shape, offset, scale=None, multiplier
     return y
 
 
-def dense(x, x_zero_point, packed, units, offset, scale=None, multiplier=None, shift=None, out_zero_point=0,
-          relu=False, isa=None, out=None):
+def dense(x, x_zero_point, packed, units, offset, scale, out_dtype="float32", out_zero_point=0, relu=False, isa=None,
+          out=None):
     """int8 dense layer: ``x`` (N, K) uint8 times the packed (K, units) kernel; the epilogue as in
     :func:`conv2d`. Returns (N, units), float32 or uint8."""
     x = _typed(x, "x", np.uint8, 2)
@@ -239,5 +228,5 @@ def dense(x, x_zero_point, packed, units, offset, scale=None, multiplier=None, s
         raise ValueError(f"units must be a positive int, got {units!r}")
     y4 = None if out is None else out.reshape(out.shape[0], 1, 1, -1) if out.ndim == 2 else out
     y = conv2d(x.reshape(x.shape[0], 1, 1, x.shape[1]), x_zero_point, packed, (1, 1, x.shape[1], int(units)),
-               offset, scale, multiplier, shift, out_zero_point, relu, isa=isa, out=y4)
+               offset, scale, out_dtype, out_zero_point, relu, isa=isa, out=y4)
     return y.reshape(x.shape[0], int(units))

@@ -14,7 +14,8 @@ A quantized layer holds, in this order (Keras 3's int8 Dense order, then convx's
 The kernels' epilogue takes ``bias_q = rint(bias / (s_x s_w))`` and the zero point's correction
 ``-z_x * sum(kernel)`` as one int32 per channel, and returns ``(sum + offset) * s_x s_w`` in
 float32 (see ``convx._kernels.quant``), or, along a chain of static int8 layers inside a model's
-plan (:func:`link_chains`), uint8 in the next layer's input scale by a fixed-point multiplier.
+plan (:func:`link_chains`), uint8 in the next layer's input scale (``rint((sum + offset) * s_x s_w /
+s_next) + z_next``, the float32 product rounded as the quantizer rounds).
 Those constants and the packed kernel are cached and rebuilt when a weight is assigned
 (``set_weights``, ``load_weights``, ``Variable.assign``).
 """
@@ -99,22 +100,11 @@ class Int8State:
 
 
     def requant(self, layer, s_x, target):
-        """(multiplier, shift) per channel of the uint8 epilogue into ``target``'s input scale, or None
-        when a channel's factor s_x s_w / s_next has no int32 fixed-point form with shift in [1, 62]."""
+        """The uint8 epilogue's scale per channel into ``target``'s input scale: s_x s_w / s_next (float32)."""
         key = ("requant", s_x, float(target.input_scale.value))
-        if key in self._constants:
-            return self._constants[key]
-        factor = s_x * self.weight_scale / float(target.input_scale.value)
-        exponent = np.floor(np.log2(factor)).astype(np.int64)
-        mult = np.rint(factor * np.exp2(30 - exponent)).astype(np.int64)  # in [2^30, 2^31]
-        carry = mult == 2 ** 31
-        mult[carry] //= 2
-        shift = 30 - exponent - carry
-        result = None
-        if np.all((shift >= 1) & (shift <= 62)):
-            result = (mult.astype(np.int32), shift.astype(np.int32))
-        self._constants[key] = result
-        return result
+        if key not in self._constants:
+            self._constants[key] = (s_x * self.weight_scale / float(target.input_scale.value)).astype(np.float32)
+        return self._constants[key]
 
 
 def activation_params(low, high):
@@ -177,10 +167,8 @@ def _uint8_output(layer, s_x, mode):
             or layer.activation not in ("relu", "linear")):
         return None
     target = chain[0]
-    factors = layer._int8.requant(layer, s_x, target)
-    if factors is None:
-        return None
-    return dict(multiplier=factors[0], shift=factors[1], out_zero_point=int(target.input_zero_point.value))
+    return dict(scale=layer._int8.requant(layer, s_x, target), out_dtype="uint8",
+                out_zero_point=int(target.input_zero_point.value))
 
 
 def _finish(y, act, params):

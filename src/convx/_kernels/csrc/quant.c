@@ -211,6 +211,16 @@ static inline __attribute__((always_inline)) void im2col_row(const q8_geometry *
         *dst++ = 0;
 }
 
+/* A little-endian 32-bit word as the CPU reads it (byte order of the 3x3 one-channel im2col). */
+static inline uint32_t cx_le32(uint32_t v)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    return __builtin_bswap32(v);
+#else
+    return v;
+#endif
+}
+
 /* The im2col rows of output row oy, columns 0..count-1, when no patch reaches the padding and
  * dilation is 1 (valid convolutions): each kernel row is a contiguous run of kw * cin bytes. */
 static inline __attribute__((always_inline)) void im2col_inside(const q8_geometry *g, cx_int img, cx_int oy,
@@ -219,7 +229,22 @@ static inline __attribute__((always_inline)) void im2col_inside(const q8_geometr
     const cx_int cin = g->cin, run = g->kw * cin, step = g->sw * cin;
     const uint8_t *rows = g->x + ((img * g->h + oy * g->sh) * g->w) * cin;
     const cx_int pitch = g->w * cin;
-    for (cx_int ox = 0; ox < count; ox++, dst += g->kp) {
+    cx_int ox = 0;
+    if (run == 3 && g->kh == 3 && g->kp == 12) {
+        /* 3x3 kernels on one channel (grey images): each 12-byte row from three 4-byte loads (the last
+         * column goes the byte way: its loads would read past the row, maybe past x) */
+        for (; ox + 1 < count; ox++, dst += 12) {
+            const uint8_t *src = rows + ox * step;
+            uint32_t w0, w1, w2, out[3];
+            memcpy(&w0, src, 4), memcpy(&w1, src + pitch, 4), memcpy(&w2, src + 2 * pitch, 4);
+            w0 = cx_le32(w0), w1 = cx_le32(w1), w2 = cx_le32(w2);
+            out[0] = cx_le32((w0 & 0xFFFFFFu) | (w1 << 24));
+            out[1] = cx_le32(((w1 >> 8) & 0xFFFFu) | (w2 << 16));
+            out[2] = cx_le32((w2 >> 16) & 0xFFu);
+            memcpy(dst, out, 12);
+        }
+    }
+    for (; ox < count; ox++, dst += g->kp) {
         uint8_t *d = dst;
         for (cx_int a = 0; a < g->kh; a++, d += run) {
             const uint8_t *src = rows + a * pitch + ox * step;
@@ -235,8 +260,33 @@ static inline __attribute__((always_inline)) void im2col_inside(const q8_geometr
     }
 }
 
-static inline __attribute__((always_inline)) void epilogue_row(const cx_q8_epilogue *e, const int32_t *restrict acc, cx_int cout, void *y,
-                                cx_int index)
+#ifdef CX_Q8_X86
+/* The uint8 epilogue on 8 channels at a time, the same operations as the scalar loop (cvtps2dq
+ * rounds half to even as the magic constant does); returns the channels done. */
+__attribute__((target("avx2"))) static cx_int requantize_avx2(const int32_t *acc, const int32_t *offset,
+                                                              const float *scale, cx_int cout, int zp, int lo,
+                                                              uint8_t *out)
+{
+    const __m256 low = _mm256_set1_ps(-4194304.0f), high = _mm256_set1_ps(4194304.0f);
+    const __m256i vzp = _mm256_set1_epi32(zp), vlo = _mm256_set1_epi32(lo), vhi = _mm256_set1_epi32(255);
+    cx_int c = 0;
+    for (; c + 8 <= cout; c += 8) {
+        const __m256i v = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(acc + c)),
+                                           _mm256_loadu_si256((const __m256i *)(offset + c)));
+        __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(v), _mm256_loadu_ps(scale + c));
+        f = _mm256_min_ps(_mm256_max_ps(f, low), high);
+        __m256i r = _mm256_add_epi32(_mm256_cvtps_epi32(f), vzp);
+        r = _mm256_min_epi32(_mm256_max_epi32(r, vlo), vhi);
+        const __m256i w = _mm256_packus_epi32(r, r), b = _mm256_packus_epi16(w, w);
+        const __m128i both = _mm_unpacklo_epi32(_mm256_castsi256_si128(b), _mm256_extracti128_si256(b, 1));
+        _mm_storel_epi64((__m128i *)(out + c), both);
+    }
+    return c;
+}
+#endif
+
+static inline __attribute__((always_inline)) void epilogue_row(const cx_q8_epilogue *e, const int32_t *restrict acc,
+                                                                cx_int cout, void *y, cx_int index, int avx2)
 {
     const int32_t *restrict offset = e->offset;
     if (!e->out_u8) {
@@ -253,14 +303,22 @@ static inline __attribute__((always_inline)) void epilogue_row(const cx_q8_epilo
         }
         return;
     }
+    /* the quantizer's arithmetic (cx_q8_quantize) on the float32 product */
     uint8_t *restrict out = (uint8_t *)y + index;
-    const int lo = e->relu ? (e->zp_out < 0 ? 0 : e->zp_out) : 0;
-    for (cx_int c = 0; c < cout; c++) {
-        const int64_t v = (int64_t)acc[c] + offset[c];
-        const int s = e->shift[c];
-        int64_t r = ((v * e->mult[c] + ((int64_t)1 << (s - 1))) >> s) + e->zp_out;
-        r = r < lo ? lo : (r > 255 ? 255 : r);
-        out[c] = (uint8_t)r;
+    const float *restrict scale = e->scale;
+    const float magic = 12582912.0f, limit = 4194304.0f;
+    const int zp = e->zp_out, lo = e->relu ? e->zp_out : 0;
+    cx_int c = 0;
+#ifdef CX_Q8_X86
+    if (avx2)
+        c = requantize_avx2(acc, offset, scale, cout, zp, lo, out);
+#endif
+    for (; c < cout; c++) {
+        float v = (float)(acc[c] + offset[c]) * scale[c];
+        v = v > -limit ? v : -limit;
+        v = v < limit ? v : limit;
+        const int r = (int)((v + magic) - magic) + zp;
+        out[c] = (uint8_t)(r < lo ? lo : (r > 255 ? 255 : r));
     }
 }
 
@@ -271,18 +329,20 @@ static inline __attribute__((always_inline)) void max_into(int32_t *restrict bes
 }
 
 /* Max over the ph x pw window (rows of the task's sum tile) of each channel, then the epilogue. */
-static inline __attribute__((always_inline)) void pool_epilogue(const int32_t *c, cx_int ldc, cx_int owu, cx_int ph, cx_int pw, cx_int px, cx_int cout,
-                          int32_t *best, const cx_q8_epilogue *e, void *y, cx_int index)
+static inline __attribute__((always_inline)) void pool_epilogue(const int32_t *c, cx_int ldc, cx_int owu, cx_int ph,
+                                                                 cx_int pw, cx_int px, cx_int cout, int32_t *best,
+                                                                 const cx_q8_epilogue *e, void *y, cx_int index,
+                                                                 int avx2)
 {
     if (ph == 1 && pw == 1) {
-        epilogue_row(e, c + px * ldc, cout, y, index);
+        epilogue_row(e, c + px * ldc, cout, y, index, avx2);
         return;
     }
     memcpy(best, c + px * pw * ldc, (size_t)cout * sizeof(int32_t));
     for (cx_int r = 0; r < ph; r++)
         for (cx_int s = 0; s < pw; s++)
             max_into(best, c + (r * owu + px * pw + s) * ldc, cout);
-    epilogue_row(e, best, cout, y, index);
+    epilogue_row(e, best, cout, y, index, avx2);
 }
 
 #define Q8_TASK_ROWS 64
@@ -300,7 +360,8 @@ typedef struct {
 /* One task: im2col of `group` units (ph conv rows each), the GEMM, pooling and epilogue. Written
  * once, inlined into a baseline and an AVX2 copy (the epilogue and pooling loops vectorise there;
  * no FMA is enabled, so the arithmetic is the same). */
-static inline __attribute__((always_inline)) void run_task(const q8_job *j, cx_int t, uint8_t *abuf, int32_t *cbuf)
+static inline __attribute__((always_inline)) void run_task(const q8_job *j, cx_int t, uint8_t *abuf, int32_t *cbuf,
+                                                            int avx2)
 {
     const cx_int u0 = t * j->group, u1 = u0 + j->group < j->units ? u0 + j->group : j->units;
     const cx_int rows = (u1 - u0) * j->unit_rows, kp = j->g.kp, ldc = j->ldc;
@@ -322,15 +383,18 @@ static inline __attribute__((always_inline)) void run_task(const q8_job *j, cx_i
     for (cx_int u = u0; u < u1; u++)
         for (cx_int px = 0; px < j->pow_; px++)
             pool_epilogue(cbuf + (u - u0) * j->unit_rows * ldc, ldc, j->owu, j->ph, j->pw, px, j->cout,
-                          cbuf + j->max_rows * ldc, j->epi, j->y, (u * j->pow_ + px) * j->cout);
+                          cbuf + j->max_rows * ldc, j->epi, j->y, (u * j->pow_ + px) * j->cout, avx2);
 }
 
-static void run_task_generic(const q8_job *j, cx_int t, uint8_t *abuf, int32_t *cbuf) { run_task(j, t, abuf, cbuf); }
+static void run_task_generic(const q8_job *j, cx_int t, uint8_t *abuf, int32_t *cbuf)
+{
+    run_task(j, t, abuf, cbuf, 0);
+}
 
 #ifdef CX_Q8_X86
 __attribute__((target("avx2"))) static void run_task_avx2(const q8_job *j, cx_int t, uint8_t *abuf, int32_t *cbuf)
 {
-    run_task(j, t, abuf, cbuf);
+    run_task(j, t, abuf, cbuf, 1);
 }
 #endif
 

@@ -8,8 +8,8 @@
  * Epilogue, per output channel c, with v = acc_c + offset[c]  (offset = bias_q[c] - z_x colsum_c,
  * bias_q = round(bias / (s_x s_w[c])), computed by the caller):
  *   float32 output: y = (float)v * scale[c]            (one IEEE multiply: the same bits everywhere)
- *   u8 output:      q = clamp(z_out + ((v * mult[c] + 2^(shift[c]-1)) >> shift[c]), lo, 255)
- *                   (mult / 2^shift ~ s_x s_w[c] / s_out, int64 arithmetic: round half up)
+ *   u8 output:      q = clamp(z_out + rint((float)v * scale[c]), lo, 255), scale = s_x s_w[c] / s_out
+ *                   (float32 multiply, then round half to even of the product clamped to +-2^22)
  *   relu: v < 0 -> 0 (float) / lo = z_out (u8).
  * Max pooling (windows tiling the output) takes the maximum of v before the epilogue, which is
  * monotone per channel: pool(epilogue(v)) == epilogue(pool(v)).
@@ -28,10 +28,8 @@ enum cx_q8_isa {
 
 typedef struct {
     const int32_t *offset; /* (cout,) */
-    const float *scale;    /* (cout,) float32 output */
-    const int32_t *mult;   /* (cout,) u8 output */
-    const int32_t *shift;  /* (cout,) u8 output, in [1, 62] */
-    int zp_out;
+    const float *scale;    /* (cout,) */
+    int zp_out;            /* u8 output */
     int relu;
     int out_u8;
 } cx_q8_epilogue;
