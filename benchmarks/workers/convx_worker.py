@@ -154,7 +154,8 @@ def compression(spec):
     """The seed model, trained briefly, then side by side in this process at one batch size: its float
     predict, its int8 form (model.quantize, static calibration), ONNX Runtime's float and static int8
     (quantize_static) runs of the same network, and the model with half its filters removed
-    (prune_filters). Rounds alternate the contenders; medians per contender."""
+    (prune_filters). Rounds alternate the contenders, each round starting with the next one;
+    medians (and minima) per contender."""
     import tempfile
 
     import numpy as np
@@ -190,10 +191,11 @@ def compression(spec):
     times = {name: [] for name in contenders}
     for name, fn in contenders.items():
         fn()  # warm-up
-    for _ in range(spec["rounds"]):
-        for name, fn in contenders.items():
+    names = list(contenders)
+    for round_ in range(spec["rounds"]):
+        for name in names[round_ % len(names):] + names[:round_ % len(names)]:  # each goes first in turn
             t0 = time.perf_counter()
-            fn()
+            contenders[name]()
             times[name].append(time.perf_counter() - t0)
     from convx._kernels import quant
 

@@ -103,4 +103,7 @@ def session(path, threads):
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # ONNX Runtime's threads spin after each run by default, which would slow whatever runs next in
+    # this process (the contenders alternate): they sleep instead, as convx's do
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
