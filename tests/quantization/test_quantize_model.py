@@ -140,3 +140,25 @@ def test_static_int8_layers_chain_in_uint8(trained, mnist):
     dynamic.quantize("int8")
     dynamic.predict(xt[:4], verbose=0)
     assert all(layer._int8.chain is None for layer in dynamic.layers if layer._int8 is not None)
+
+
+def test_seven_bit_activations(trained, mnist, tmp_path):
+    """activation_bits=7: inputs in [0, 127] (AVX2 runs them without splitting bytes), saved with the model."""
+    x, _, xt, _ = mnist
+    model = convx.models.load_model(trained)
+    float_pred = model.predict(xt, verbose=0)
+    model.quantize("int8", calibration_data=x[:300], activation_bits=7)
+    pred = model.predict(xt, verbose=0)
+    assert np.mean(pred.argmax(1) == float_pred.argmax(1)) > 0.98
+    first = model.layers[0]
+    assert first._int8.qmax == 127
+    from convx.quantization.layers import quantize_input
+
+    assert quantize_input(first, xt[:8] * 5.0)[0].max() == 127  # beyond the calibrated range: clipped
+    path = tmp_path / "int8_7bit.keras"
+    model.save(path)
+    restored = convx.models.load_model(path)
+    assert restored.layers[0]._int8.qmax == 127
+    np.testing.assert_array_equal(restored.predict(xt, verbose=0), pred)
+    with pytest.raises(ValueError, match="activation_bits"):
+        convx.models.load_model(trained).quantize("int8", calibration_data=x[:10], activation_bits=4)

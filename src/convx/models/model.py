@@ -382,13 +382,14 @@ class Model(Layer):
         if self.optimizer is not None:
             self.optimizer.reset_state()
 
-    def quantize(self, mode, calibration_data=None, filters=None, method="minmax", percentile=99.99, batch_size=256):
+    def quantize(self, mode, calibration_data=None, filters=None, method="minmax", percentile=99.99, batch_size=256,
+                 activation_bits=None):
         """Quantize the Conv2D and Dense layers to int8 in place (Keras 3's method, plus static
         calibration on ``calibration_data``); see :func:`convx.quantization.quantize_model`."""
         from convx.quantization import quantize_model
 
         quantize_model(self, mode, calibration_data=calibration_data, filters=filters, method=method,
-                       percentile=percentile, batch_size=batch_size)
+                       percentile=percentile, batch_size=batch_size, activation_bits=activation_bits)
 
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False, show_trainable=False,
                 layer_range=None):
