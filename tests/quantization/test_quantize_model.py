@@ -65,7 +65,7 @@ def test_int8_model_keeps_accuracy_and_api(trained, mnist, tmp_path, calibrated)
     model.save(path)
     restored = convx.models.load_model(path)
     np.testing.assert_array_equal(restored.predict(xt, verbose=0), pred)
-    assert restored.layers[0].get_config()["dtype"]["config"]["name"] == "int8_from_float32"
+    assert restored.layers[0].get_config()["dtype"]["config"] == {"mode": "int8", "source_name": "float32"}
     assert path.stat().st_size * 3 < trained.stat().st_size
     lines = []
     restored.summary(print_fn=lines.append)
@@ -162,3 +162,25 @@ def test_seven_bit_activations(trained, mnist, tmp_path):
     np.testing.assert_array_equal(restored.predict(xt, verbose=0), pred)
     with pytest.raises(ValueError, match="activation_bits"):
         convx.models.load_model(trained).quantize("int8", calibration_data=x[:10], activation_bits=4)
+
+
+def test_keras_loads_a_dynamic_int8_dense_model(tmp_path):
+    """Keras 3 reads convx's int8 Dense as its own int8 layer: the int8 kernel and kernel_scale as saved
+    (its inputs are quantized per row, convx's per tensor: predictions agree to ~1e-2)."""
+    from conftest import optional
+
+    keras = optional("keras", "test")
+    model = convx.Sequential([convx.layers.Dense(16, activation="relu", input_shape=(8,)), convx.layers.Dense(4)])
+    model.build((None, 8))
+    weights = model.get_weights()
+    weights[1][:] = 0.1
+    model.set_weights(weights)
+    model.quantize("int8")
+    x = np.random.default_rng(0).normal(size=(5, 8)).astype(np.float32)
+    path = tmp_path / "dense_int8.keras"
+    model.save(path)
+    restored = keras.models.load_model(path)
+    assert restored.layers[0].quantization_mode == "int8"
+    np.testing.assert_array_equal(np.asarray(restored.layers[0]._kernel), model.layers[0].kernel.value)
+    np.testing.assert_allclose(np.asarray(restored.layers[0].kernel_scale), model.layers[0].kernel_scale.value)
+    np.testing.assert_allclose(restored.predict(x, verbose=0), model.predict(x, verbose=0), atol=0.05)

@@ -567,7 +567,9 @@ class Layer:
             from convx.pruning import magnitude
 
             return magnitude.from_config(cls, config)
-        if _dtype_name(config.get("dtype")) == "int8_from_float32":
+        dtype = config.get("dtype")
+        if _dtype_name(dtype) == "int8_from_float32" or (isinstance(dtype, dict)
+                                                         and (dtype.get("config") or {}).get("mode") == "int8"):
             from convx.quantization import layers as int8_layers
 
             return int8_layers.from_config(cls, config)

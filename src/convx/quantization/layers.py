@@ -28,8 +28,9 @@ from convx._kernels import quant as _quant
 from convx.layers.base import Variable
 
 INT8_POLICY_NAME = "int8_from_float32"
+# Keras 3's QuantizedDTypePolicy.get_config(): its mode and source dtype (the name is "int8_from_float32")
 INT8_POLICY = {"module": "keras", "class_name": "QuantizedDTypePolicy",
-               "config": {"name": INT8_POLICY_NAME, "source_name": "float32"}, "registered_name": None}
+               "config": {"mode": "int8", "source_name": "float32"}, "registered_name": None}
 KERAS_EPSILON = 1e-7
 _BIAS_LIMIT = 2 ** 30  # |bias_q| bound: with the sums (|sum| < 2^31 - 2^30 for K < 33000) no int32 overflow
 
