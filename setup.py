@@ -4,6 +4,8 @@ Each kernel family under ``src/convx/_kernels/`` is one extension module: a
 typed Cython wrapper (``<family>.pyx``) over C sources in ``csrc/``. OpenMP is
 used when a test compile with the platform's flag succeeds, and can be turned
 off with ``CONVX_NO_OPENMP=1``; the serial build gives identical results.
+``CONVX_SANITIZE=1`` builds with AddressSanitizer and UndefinedBehaviorSanitizer
+(GCC/Clang; for tests only: ``.ci/run`` runs the kernel tests under it).
 
 No flag here ties the build to the building CPU (no native-CPU tuning): SIMD
 variants are compiled per function with target attributes and chosen at run
@@ -100,10 +102,14 @@ class BuildExt(build_ext):
         msvc = self.compiler.compiler_type == "msvc"
         base = ["/O2", "/fp:precise"] if msvc else ["-O3", "-fno-math-errno"]
         if not msvc:
-            base += ["-fno-semantic-interposition", "-Wno-unused-function"]
+            base += ["-fno-semantic-interposition"]
         openmp = _openmp_flags(self.compiler)
         cflags, ldflags = openmp if openmp else ([], [])
         print(f"convx: OpenMP {'enabled: ' + ' '.join(cflags) if openmp else 'disabled (serial build)'}")
+        if os.environ.get("CONVX_SANITIZE", "") not in ("", "0"):
+            sanitize = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
+            print(f"convx: sanitizers: {' '.join(sanitize)}")
+            cflags, ldflags = cflags + sanitize, ldflags + sanitize
         for ext in self.extensions:
             ext.extra_compile_args = base + cflags
             ext.extra_link_args = list(ldflags)

@@ -17,28 +17,29 @@ cimport numpy as cnp
 
 from convx._kernels cimport threads
 from convx._kernels cimport _checks
+from convx._kernels._common cimport *
 
 cnp.import_array()
 
+# The dtype-generic names of csrc/epilogue.h and csrc/activations.h: arrays' data as void pointers, the dtype first.
 cdef extern from "epilogue.h" nogil:
-    void cx_act_forward_f32(float *y, cnp.int64_t rows, cnp.int64_t cols, const float *bias, int act,
-                            const double *params, int n_threads)
-    void cx_act_forward_f64(double *y, cnp.int64_t rows, cnp.int64_t cols, const double *bias, int act,
-                            const double *params, int n_threads)
+    void cx_act_forward(cx_dtype dtype, void *y, cx_int rows, cx_int cols, const void *bias, int act,
+                        const double *params, int n_threads)
 
 cdef extern from "activations.h" nogil:
-    void cx_act_backward_x_f32(const float *x, const float *y, const float *dy, float *dx, cnp.int64_t rows,
-                               cnp.int64_t cols, int act, const double *params, int n_threads)
-    void cx_act_backward_x_f64(const double *x, const double *y, const double *dy, double *dx, cnp.int64_t rows,
-                               cnp.int64_t cols, int act, const double *params, int n_threads)
+    void cx_act_backward_x(cx_dtype dtype, const void *x, const void *y, const void *dy, void *dx, cx_int rows,
+                           cx_int cols, int act, const double *params, int n_threads)
     int cx_act_input_needed(int act, const double *params)
     int cx_act_vector_kernels()
 
-# Must match enum convx_activation in csrc/convx_common.h.
+# The codes of enum convx_activation (csrc/convx_common.h, through _common.pxd) by Keras name.
 ACTIVATION_CODES = {
-    "linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "softmax": 4, "softplus": 5, "softsign": 6, "elu": 7,
-    "selu": 8, "gelu": 9, "gelu_tanh": 10, "silu": 11, "hard_sigmoid": 12, "hard_silu": 13, "leaky_relu": 14,
-    "relu6": 15, "mish": 16, "exponential": 17, "log_softmax": 18, "relu_general": 19,
+    "linear": CX_ACT_LINEAR, "relu": CX_ACT_RELU, "sigmoid": CX_ACT_SIGMOID, "tanh": CX_ACT_TANH,
+    "softmax": CX_ACT_SOFTMAX, "softplus": CX_ACT_SOFTPLUS, "softsign": CX_ACT_SOFTSIGN, "elu": CX_ACT_ELU,
+    "selu": CX_ACT_SELU, "gelu": CX_ACT_GELU, "gelu_tanh": CX_ACT_GELU_TANH, "silu": CX_ACT_SILU,
+    "hard_sigmoid": CX_ACT_HARD_SIGMOID, "hard_silu": CX_ACT_HARD_SILU, "leaky_relu": CX_ACT_LEAKY_RELU,
+    "relu6": CX_ACT_RELU6, "mish": CX_ACT_MISH, "exponential": CX_ACT_EXPONENTIAL,
+    "log_softmax": CX_ACT_LOG_SOFTMAX, "relu_general": CX_ACT_RELU_GENERAL,
 }
 # Defaults of the parameterised codes (csrc/activations_math.h, cx_act_params_for).
 PARAM_DEFAULTS = {"elu": (1.0,), "leaky_relu": (0.2,), "relu_general": (0.0, math.inf, 0.0)}
@@ -125,7 +126,7 @@ def _output(out, like, name="out"):
     return out
 
 
-cdef void _rows_cols(cnp.ndarray a, cnp.int64_t *rows, cnp.int64_t *cols):
+cdef void _rows_cols(cnp.ndarray a, cx_int *rows, cx_int *cols):
     # The last axis is the softmax axis; a 0-d array is one row of one element.
     cols[0] = a.shape[a.ndim - 1] if a.ndim > 0 else 1
     rows[0] = a.size // cols[0] if cols[0] > 0 else 0
@@ -158,20 +159,16 @@ def activation_forward(x, activation, out=None, params=None):
     xc = _checks.float_array(x, "x").reshape(x.shape)
     y = _output(out, xc)
     if y is not xc:
-        np.copyto(y, xc)
-    cdef cnp.ndarray ya = y
-    cdef cnp.int64_t rows, cols
-    _rows_cols(ya, &rows, &cols)
+        np.copyto(y, xc)  # NumPy copies through a buffer where y overlaps x: then in place, any out is safe
+    cdef cx_int rows, cols
+    _rows_cols(y, &rows, &cols)
     cdef int n_threads = threads.effective_num_threads()
-    cdef void *data = cnp.PyArray_DATA(ya)
-    cdef bint single = ya.dtype == np.float32
+    cdef void *data = data_of(y)
+    cdef cx_dtype dt = dtype_of(y)
     if rows == 0:
         return y
     with nogil:
-        if single:
-            cx_act_forward_f32(<float *>data, rows, cols, NULL, act, pp, n_threads)
-        else:
-            cx_act_forward_f64(<double *>data, rows, cols, NULL, act, pp, n_threads)
+        cx_act_forward(dt, data, rows, cols, NULL, act, pp, n_threads)
     return y
 
 
@@ -218,22 +215,19 @@ def activation_backward(y, dy, activation, out=None, x=None, params=None):
         xc = _checks.float_array(x, "x", None, yc.dtype).reshape(x.shape)
         _checks.check_shape(xc, "x", yc.shape)
     dx = _output(out, yc)
-    cdef cnp.ndarray ya = yc, dya = dyc, dxa = dx
-    cdef void *px = NULL if xc is None else cnp.PyArray_DATA(<cnp.ndarray>xc)
-    cdef cnp.int64_t rows, cols
-    _rows_cols(ya, &rows, &cols)
+    # elementwise and row by row, each value read before its own is written: dx may be y, dy or x, not
+    # partly over them
+    _checks.check_distinct((dx,), ("out",), (yc, dyc, xc), ("y", "dy", "x"), True)
+    cdef cx_int rows, cols
+    _rows_cols(yc, &rows, &cols)
     cdef int n_threads = threads.effective_num_threads()
-    cdef void *py = cnp.PyArray_DATA(ya)
-    cdef void *pdy = cnp.PyArray_DATA(dya)
-    cdef void *pdx = cnp.PyArray_DATA(dxa)
-    cdef bint single = ya.dtype == np.float32
+    cdef const void *px = data_of(xc)
+    cdef const void *py = data_of(yc)
+    cdef const void *pdy = data_of(dyc)
+    cdef void *pdx = data_of(dx)
+    cdef cx_dtype dt = dtype_of(yc)
     if rows == 0:
         return dx
     with nogil:
-        if single:
-            cx_act_backward_x_f32(<const float *>px, <const float *>py, <const float *>pdy, <float *>pdx, rows, cols,
-                                  act, pp, n_threads)
-        else:
-            cx_act_backward_x_f64(<const double *>px, <const double *>py, <const double *>pdy, <double *>pdx, rows,
-                                  cols, act, pp, n_threads)
+        cx_act_backward_x(dt, px, py, pdy, pdx, rows, cols, act, pp, n_threads)
     return dx

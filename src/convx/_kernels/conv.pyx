@@ -9,9 +9,9 @@ cimport numpy as cnp
 from libc.stdint cimport uint8_t
 
 from convx._kernels._checks cimport (
-    check_shape, empty_output_error, float_array, output_array, output_arrays, output_length, padding_mode,
-    positive_pair,
+    check_shape, conv_geometry, float_array, output_array, output_arrays, positive_pair,
 )
+from convx._kernels._common cimport CX_ERR_BAD_INDEX, cx_dtype, cx_int, data_of, dtype_of, raise_for_status
 from convx._kernels.activations import ACTIVATION_CODES, activation_code
 from convx._kernels.threads cimport effective_num_threads
 
@@ -20,63 +20,34 @@ cnp.import_array()
 #: Largest patch (KH * KW * C_in) that :func:`conv2d_maxpool_backward` takes.
 SMALL_PATCH = CX_SMALL_PATCH
 
-ctypedef long long cx_int
-
+# The dtype-generic names of csrc/conv.h: arrays' data as void pointers, the dtype first.
 cdef extern from "conv.h" nogil:
     enum: CX_SMALL_PATCH
     ctypedef struct cx_conv_shape:
         cx_int n, h, w, cin, kh, kw, cout, oh, ow, sh, sw, dh, dw, pad_top, pad_left
-    int cx_conv2d_forward_f32(const cx_conv_shape *s, const float *x, const float *kernel,
-                               const float *bias, int act, float *y, cx_int used_h, cx_int used_w,
-                               int n_threads)
-    int cx_conv2d_forward_f64(const cx_conv_shape *s, const double *x, const double *kernel,
-                               const double *bias, int act, double *y, cx_int used_h, cx_int used_w,
-                               int n_threads)
-    int cx_conv2d_maxpool_forward_f32(const cx_conv_shape *s, const float *x, const float *kernel,
-                                      const float *bias, int act, cx_int ph, cx_int pw, float *pooled,
-                                      uint8_t *codes, int n_threads)
-    int cx_conv2d_maxpool_forward_f64(const cx_conv_shape *s, const double *x, const double *kernel,
-                                      const double *bias, int act, cx_int ph, cx_int pw, double *pooled,
-                                      uint8_t *codes, int n_threads)
-    int cx_conv2d_maxpool_backward_codes_f32(const cx_conv_shape *s, const float *x, const float *kernel, int act,
-                                             cx_int ph, cx_int pw, const float *dy, const float *pooled,
-                                             const uint8_t *codes, float *dx, float *dkernel, float *dbias,
-                                             int n_threads)
-    int cx_conv2d_maxpool_backward_codes_f64(const cx_conv_shape *s, const double *x, const double *kernel,
-                                             int act, cx_int ph, cx_int pw, const double *dy, const double *pooled,
-                                             const uint8_t *codes, double *dx, double *dkernel, double *dbias,
-                                             int n_threads)
-    int cx_conv2d_maxpool_backward_f32(const cx_conv_shape *s, const float *x, const float *kernel,
-                                       const float *bias, int act, cx_int ph, cx_int pw, const float *dy,
-                                       const float *pooled, float *dkernel, float *dbias, int n_threads)
-    int cx_conv2d_maxpool_backward_f64(const cx_conv_shape *s, const double *x, const double *kernel,
-                                       const double *bias, int act, cx_int ph, cx_int pw, const double *dy,
-                                       const double *pooled, double *dkernel, double *dbias, int n_threads)
-    int cx_conv2d_backward_f32(const cx_conv_shape *s, const float *x, const float *kernel, const float *dz,
-                               float *dx, float *dkernel, float *dbias, int n_threads)
-    int cx_conv2d_backward_f64(const cx_conv_shape *s, const double *x, const double *kernel, const double *dz,
-                               double *dx, double *dkernel, double *dbias, int n_threads)
+    int cx_conv2d_forward(cx_dtype dtype, const cx_conv_shape *s, const void *x, const void *kernel,
+                          const void *bias, int act, void *y, cx_int used_h, cx_int used_w, int n_threads)
+    int cx_conv2d_maxpool_forward(cx_dtype dtype, const cx_conv_shape *s, const void *x, const void *kernel,
+                                  const void *bias, int act, cx_int ph, cx_int pw, void *pooled, uint8_t *codes,
+                                  int n_threads)
+    int cx_conv2d_maxpool_backward_codes(cx_dtype dtype, const cx_conv_shape *s, const void *x, const void *kernel,
+                                         int act, cx_int ph, cx_int pw, const void *dy, const void *pooled,
+                                         const uint8_t *codes, void *dx, void *dkernel, void *dbias, int n_threads)
+    int cx_conv2d_maxpool_backward(cx_dtype dtype, const cx_conv_shape *s, const void *x, const void *kernel,
+                                   const void *bias, int act, cx_int ph, cx_int pw, const void *dy,
+                                   const void *pooled, void *dkernel, void *dbias, int n_threads)
+    int cx_conv2d_backward(cx_dtype dtype, const cx_conv_shape *s, const void *x, const void *kernel, const void *dz,
+                           void *dx, void *dkernel, void *dbias, int n_threads)
 
 
 cdef cx_conv_shape _geometry(x, kernel, strides, padding, dilation) except *:
     """Validate x/kernel/options and return the convolution's shape record."""
     cdef cx_conv_shape s
-    sh, sw = positive_pair(strides, "strides")
-    dh, dw = positive_pair(dilation, "dilation")
-    same = padding_mode(padding)
-    if kernel.shape[2] != x.shape[3]:
-        raise ValueError(
-            f"kernel must have C_in = {x.shape[3]} (the channels of x) on axis 2, got kernel shape {kernel.shape}"
-        )
-    if min(kernel.shape) < 1:
-        raise ValueError(f"kernel dimensions must be >= 1, got kernel shape {kernel.shape}")
+    s.oh, s.ow, s.pad_top, s.pad_left, s.sh, s.sw, s.dh, s.dw = conv_geometry(
+        x.shape, kernel.shape, strides, padding, dilation, "conv2d", "C_in"
+    )
     s.n, s.h, s.w, s.cin = x.shape
     s.kh, s.kw, _, s.cout = kernel.shape
-    s.oh, s.pad_top = output_length(s.h, s.kh, sh, dh, same)
-    s.ow, s.pad_left = output_length(s.w, s.kw, sw, dw, same)
-    if s.oh < 1 or s.ow < 1:
-        raise empty_output_error(s.oh, s.ow, f"conv2d with kernel {s.kh}x{s.kw}, dilation {(dh, dw)}", s.h, s.w)
-    s.sh, s.sw, s.dh, s.dw = sh, sw, dh, dw
     return s
 
 
@@ -92,10 +63,6 @@ def _bias(bias, dtype, cout):
         bias = float_array(bias, "bias", 1, dtype)
         check_shape(bias, "bias", (cout,))
     return bias
-
-
-cdef void *_data(cnp.ndarray a):
-    return cnp.PyArray_DATA(a) if a is not None else NULL
 
 
 def conv2d_forward(x, kernel, bias=None, strides=(1, 1), padding="valid", dilation=(1, 1), activation="linear",
@@ -127,27 +94,22 @@ def conv2d_forward(x, kernel, bias=None, strides=(1, 1), padding="valid", dilati
     cdef int act = activation_code(activation)
     cdef cx_conv_shape s = _geometry(x, kernel, strides, padding, dilation)
     bias = _bias(bias, x.dtype, s.cout)
-    cdef cnp.ndarray y = output_array(out, "out", (s.n, s.oh, s.ow, s.cout), x.dtype)
+    cdef cnp.ndarray y = output_array(out, "out", (s.n, s.oh, s.ow, s.cout), x.dtype, (x, kernel, bias),
+                                      ("x", "kernel", "bias"))
     cdef cx_int used_h = s.oh, used_w = s.ow
     if output_window is not None:
         used_h, used_w = positive_pair(output_window, "output_window")
         if used_h > s.oh or used_w > s.ow:
             raise ValueError(f"output_window must fit the output ({s.oh}, {s.ow}), got {output_window!r}")
-    cdef void *px = _data(x)
-    cdef void *pk = _data(kernel)
-    cdef void *pb = _data(bias)
-    cdef void *py = _data(y)
+    cdef void *px = data_of(x)
+    cdef void *pk = data_of(kernel)
+    cdef void *pb = data_of(bias)
+    cdef void *py = data_of(y)
+    cdef cx_dtype dt = dtype_of(x)
     cdef int nt = effective_num_threads(), status
-    if x.dtype == np.float32:
-        with nogil:
-            status = cx_conv2d_forward_f32(&s, <float *>px, <float *>pk, <float *>pb, act, <float *>py, used_h,
-                                           used_w, nt)
-    else:
-        with nogil:
-            status = cx_conv2d_forward_f64(&s, <double *>px, <double *>pk, <double *>pb, act, <double *>py,
-                                           used_h, used_w, nt)
-    if status != 0:
-        raise MemoryError("conv2d_forward: could not allocate scratch buffers")
+    with nogil:
+        status = cx_conv2d_forward(dt, &s, px, pk, pb, act, py, used_h, used_w, nt)
+    raise_for_status(status, "conv2d_forward")
     return y
 
 
@@ -192,27 +154,23 @@ def conv2d_maxpool_forward(x, kernel, bias=None, strides=(1, 1), padding="valid"
     ph, pw = _pooling(s, pool_size)
     bias = _bias(bias, x.dtype, s.cout)
     pooled_shape = (s.n, s.oh // ph, s.ow // pw, s.cout)
-    cdef cnp.ndarray pooled = output_array(out, "out", pooled_shape, x.dtype)
+    cdef cnp.ndarray pooled = output_array(out, "out", pooled_shape, x.dtype, (x, kernel, bias),
+                                           ("x", "kernel", "bias"))
     cdef cnp.ndarray codes_ = None
     if codes is not None:
         _check_code_range(ph, pw)
-        codes_ = output_array(codes, "codes", pooled_shape, np.dtype(np.uint8))
-    cdef void *px = _data(x)
-    cdef void *pk = _data(kernel)
-    cdef void *pb = _data(bias)
-    cdef void *pp = _data(pooled)
-    cdef uint8_t *pc = <uint8_t *>_data(codes_)
+        codes_ = output_array(codes, "codes", pooled_shape, np.dtype(np.uint8), (x, kernel, bias, pooled),
+                              ("x", "kernel", "bias", "out"))
+    cdef void *px = data_of(x)
+    cdef void *pk = data_of(kernel)
+    cdef void *pb = data_of(bias)
+    cdef void *pp = data_of(pooled)
+    cdef uint8_t *pc = <uint8_t *>data_of(codes_)
+    cdef cx_dtype dt = dtype_of(x)
     cdef int nt = effective_num_threads(), status
-    if x.dtype == np.float32:
-        with nogil:
-            status = cx_conv2d_maxpool_forward_f32(&s, <float *>px, <float *>pk, <float *>pb, act, ph, pw,
-                                                   <float *>pp, pc, nt)
-    else:
-        with nogil:
-            status = cx_conv2d_maxpool_forward_f64(&s, <double *>px, <double *>pk, <double *>pb, act, ph, pw,
-                                                   <double *>pp, pc, nt)
-    if status != 0:
-        raise MemoryError("conv2d_maxpool_forward: could not allocate scratch buffers")
+    with nogil:
+        status = cx_conv2d_maxpool_forward(dt, &s, px, pk, pb, act, ph, pw, pp, pc, nt)
+    raise_for_status(status, "conv2d_maxpool_forward")
     return pooled
 
 
@@ -233,10 +191,12 @@ cdef tuple _pooled_inputs(dy, pooled, tuple pooled_shape, dtype):
     return dy, pooled
 
 
-cdef tuple _gradient_outputs(out, x, kernel, cx_int cout, bint need_dx):
-    """(dx or None, dkernel, dbias) of a backward pass, from `out` or new."""
+cdef tuple _gradient_outputs(out, x, kernel, cx_int cout, bint need_dx, tuple inputs, tuple in_names):
+    """(dx or None, dkernel, dbias) of a backward pass, from `out` or new; given ones apart from x, kernel and
+    `inputs` (named `in_names`)."""
     return output_arrays(
-        out, ("dx", "dkernel", "dbias"), (x.shape if need_dx else None, kernel.shape, (cout,)), (x.dtype,) * 3
+        out, ("dx", "dkernel", "dbias"), (x.shape if need_dx else None, kernel.shape, (cout,)), (x.dtype,) * 3,
+        (x, kernel) + inputs, ("x", "kernel") + in_names
     )
 
 
@@ -279,27 +239,22 @@ def conv2d_maxpool_backward(x, kernel, dy, pooled, bias=None, strides=(1, 1), pa
     ph, pw = _pooling(s, pool_size)
     bias = _bias(bias, x.dtype, s.cout)
     dy, pooled = _pooled_inputs(dy, pooled, (s.n, s.oh // ph, s.ow // pw, s.cout), x.dtype)
-    dkernel_, dbias_ = output_arrays(out, ("dkernel", "dbias"), (kernel.shape, (s.cout,)), (x.dtype,) * 2)
+    dkernel_, dbias_ = output_arrays(out, ("dkernel", "dbias"), (kernel.shape, (s.cout,)), (x.dtype,) * 2,
+                                     (x, kernel, bias, dy, pooled), ("x", "kernel", "bias", "dy", "pooled"))
     cdef cnp.ndarray dkernel = dkernel_
     cdef cnp.ndarray dbias = dbias_
-    cdef void *px = _data(x)
-    cdef void *pk = _data(kernel)
-    cdef void *pb = _data(bias)
-    cdef void *pdy = _data(dy)
-    cdef void *pp = _data(pooled)
-    cdef void *pdk = _data(dkernel)
-    cdef void *pdb = _data(dbias)
+    cdef void *px = data_of(x)
+    cdef void *pk = data_of(kernel)
+    cdef void *pb = data_of(bias)
+    cdef void *pdy = data_of(dy)
+    cdef void *pp = data_of(pooled)
+    cdef void *pdk = data_of(dkernel)
+    cdef void *pdb = data_of(dbias)
+    cdef cx_dtype dt = dtype_of(x)
     cdef int nt = effective_num_threads(), status
-    if x.dtype == np.float32:
-        with nogil:
-            status = cx_conv2d_maxpool_backward_f32(&s, <float *>px, <float *>pk, <float *>pb, act, ph, pw,
-                                                    <float *>pdy, <float *>pp, <float *>pdk, <float *>pdb, nt)
-    else:
-        with nogil:
-            status = cx_conv2d_maxpool_backward_f64(&s, <double *>px, <double *>pk, <double *>pb, act, ph, pw,
-                                                    <double *>pdy, <double *>pp, <double *>pdk, <double *>pdb, nt)
-    if status != 0:
-        raise MemoryError("conv2d_maxpool_backward: could not allocate scratch buffers")
+    with nogil:
+        status = cx_conv2d_maxpool_backward(dt, &s, px, pk, pb, act, ph, pw, pdy, pp, pdk, pdb, nt)
+    raise_for_status(status, "conv2d_maxpool_backward")
     return dkernel, dbias
 
 
@@ -352,33 +307,26 @@ def conv2d_maxpool_backward_codes(x, kernel, dy, pooled, codes, strides=(1, 1), 
         raise TypeError(f"codes must be a uint8 numpy.ndarray, got {getattr(codes, 'dtype', type(codes).__name__)}")
     check_shape(codes, "codes", pooled_shape)
     codes = np.ascontiguousarray(codes)
-    dx_, dkernel_, dbias_ = _gradient_outputs(out, x, kernel, s.cout, need_dx)
+    dx_, dkernel_, dbias_ = _gradient_outputs(out, x, kernel, s.cout, need_dx, (dy, pooled, codes),
+                                              ("dy", "pooled", "codes"))
     cdef cnp.ndarray dkernel = dkernel_
     cdef cnp.ndarray dbias = dbias_
     cdef cnp.ndarray dx = dx_
-    cdef void *px = _data(x)
-    cdef void *pk = _data(kernel)
-    cdef void *pdy = _data(dy)
-    cdef void *pp = _data(pooled)
-    cdef const uint8_t *pc = <const uint8_t *>_data(codes)
-    cdef void *pdk = _data(dkernel)
-    cdef void *pdb = _data(dbias)
-    cdef void *pdx = _data(dx)
+    cdef void *px = data_of(x)
+    cdef void *pk = data_of(kernel)
+    cdef void *pdy = data_of(dy)
+    cdef void *pp = data_of(pooled)
+    cdef const uint8_t *pc = <const uint8_t *>data_of(codes)
+    cdef void *pdk = data_of(dkernel)
+    cdef void *pdb = data_of(dbias)
+    cdef void *pdx = data_of(dx)
+    cdef cx_dtype dt = dtype_of(x)
     cdef int nt = effective_num_threads(), status
-    if x.dtype == np.float32:
-        with nogil:
-            status = cx_conv2d_maxpool_backward_codes_f32(&s, <float *>px, <float *>pk, act, ph, pw, <float *>pdy,
-                                                          <float *>pp, pc, <float *>pdx, <float *>pdk, <float *>pdb,
-                                                          nt)
-    else:
-        with nogil:
-            status = cx_conv2d_maxpool_backward_codes_f64(&s, <double *>px, <double *>pk, act, ph, pw,
-                                                          <double *>pdy, <double *>pp, pc, <double *>pdx,
-                                                          <double *>pdk, <double *>pdb, nt)
-    if status == -3:  # checked in C, where the codes are read anyway
+    with nogil:
+        status = cx_conv2d_maxpool_backward_codes(dt, &s, px, pk, act, ph, pw, pdy, pp, pc, pdx, pdk, pdb, nt)
+    if status == CX_ERR_BAD_INDEX:  # checked in C, where the codes are read anyway
         raise ValueError(f"codes must be < {ph * pw} (positions in {ph}x{pw} windows), got {codes.max()}")
-    if status != 0:
-        raise MemoryError("conv2d_maxpool_backward_codes: could not allocate scratch buffers")
+    raise_for_status(status, "conv2d_maxpool_backward_codes")
     return dx, dkernel, dbias
 
 
@@ -409,25 +357,19 @@ def conv2d_backward(x, kernel, dz, strides=(1, 1), padding="valid", dilation=(1,
     cdef cx_conv_shape s = _geometry(x, kernel, strides, padding, dilation)
     dz = float_array(dz, "dz", 4, x.dtype)
     check_shape(dz, "dz", (s.n, s.oh, s.ow, s.cout))
-    dx_, dkernel_, dbias_ = _gradient_outputs(out, x, kernel, s.cout, need_dx)
+    dx_, dkernel_, dbias_ = _gradient_outputs(out, x, kernel, s.cout, need_dx, (dz,), ("dz",))
     cdef cnp.ndarray dkernel = dkernel_
     cdef cnp.ndarray dbias = dbias_
     cdef cnp.ndarray dx = dx_
-    cdef void *px = _data(x)
-    cdef void *pk = _data(kernel)
-    cdef void *pdz = _data(dz)
-    cdef void *pdk = _data(dkernel)
-    cdef void *pdb = _data(dbias)
-    cdef void *pdx = _data(dx)
+    cdef void *px = data_of(x)
+    cdef void *pk = data_of(kernel)
+    cdef void *pdz = data_of(dz)
+    cdef void *pdk = data_of(dkernel)
+    cdef void *pdb = data_of(dbias)
+    cdef void *pdx = data_of(dx)
+    cdef cx_dtype dt = dtype_of(x)
     cdef int nt = effective_num_threads(), status
-    if x.dtype == np.float32:
-        with nogil:
-            status = cx_conv2d_backward_f32(&s, <float *>px, <float *>pk, <float *>pdz, <float *>pdx, <float *>pdk,
-                                            <float *>pdb, nt)
-    else:
-        with nogil:
-            status = cx_conv2d_backward_f64(&s, <double *>px, <double *>pk, <double *>pdz, <double *>pdx,
-                                            <double *>pdk, <double *>pdb, nt)
-    if status != 0:
-        raise MemoryError("conv2d_backward: could not allocate scratch buffers")
+    with nogil:
+        status = cx_conv2d_backward(dt, &s, px, pk, pdz, pdx, pdk, pdb, nt)
+    raise_for_status(status, "conv2d_backward")
     return dx, dkernel, dbias

@@ -5,22 +5,18 @@ import numpy as np
 cimport numpy as cnp
 
 from convx._kernels._checks cimport check_shape, float_array, output_array, output_arrays
+from convx._kernels._common cimport cx_dtype, cx_int, data_of, dtype_of, raise_for_status
 from convx._kernels.activations import activation_code
 from convx._kernels.threads cimport effective_num_threads
 
 cnp.import_array()
 
-ctypedef long long cx_int
-
+# The dtype-generic names of csrc/dense.h: arrays' data as void pointers, the dtype first.
 cdef extern from "dense.h" nogil:
-    void cx_dense_forward_f32(cx_int n, cx_int nin, cx_int nout, const float *x, const float *kernel,
-                              const float *bias, int act, float *y, int n_threads)
-    void cx_dense_forward_f64(cx_int n, cx_int nin, cx_int nout, const double *x, const double *kernel,
-                              const double *bias, int act, double *y, int n_threads)
-    void cx_dense_backward_f32(cx_int n, cx_int nin, cx_int nout, const float *x, const float *kernel,
-                               const float *dz, float *dx, float *dkernel, float *dbias, int n_threads)
-    void cx_dense_backward_f64(cx_int n, cx_int nin, cx_int nout, const double *x, const double *kernel,
-                               const double *dz, double *dx, double *dkernel, double *dbias, int n_threads)
+    int cx_dense_forward(cx_dtype dtype, cx_int n, cx_int nin, cx_int nout, const void *x, const void *kernel,
+                         const void *bias, int act, void *y, int n_threads)
+    int cx_dense_backward(cx_dtype dtype, cx_int n, cx_int nin, cx_int nout, const void *x, const void *kernel,
+                          const void *dz, void *dx, void *dkernel, void *dbias, int n_threads)
 
 
 def _inputs(x, kernel):
@@ -31,10 +27,6 @@ def _inputs(x, kernel):
             f"kernel must have {x.shape[1]} rows (the features of x), got kernel shape {kernel.shape}"
         )
     return x, kernel
-
-
-cdef void *_data(cnp.ndarray a):
-    return cnp.PyArray_DATA(a) if a is not None else NULL
 
 
 def dense_forward(x, kernel, bias=None, activation="linear", out=None):
@@ -60,18 +52,16 @@ def dense_forward(x, kernel, bias=None, activation="linear", out=None):
     if bias is not None:
         bias = float_array(bias, "bias", 1, x.dtype)
         check_shape(bias, "bias", (nout,))
-    cdef cnp.ndarray y = output_array(out, "out", (n, nout), x.dtype)
-    cdef void *px = _data(x)
-    cdef void *pk = _data(kernel)
-    cdef void *pb = _data(bias)
-    cdef void *py = _data(y)
-    cdef int nt = effective_num_threads()
-    if x.dtype == np.float32:
-        with nogil:
-            cx_dense_forward_f32(n, nin, nout, <float *>px, <float *>pk, <float *>pb, act, <float *>py, nt)
-    else:
-        with nogil:
-            cx_dense_forward_f64(n, nin, nout, <double *>px, <double *>pk, <double *>pb, act, <double *>py, nt)
+    cdef cnp.ndarray y = output_array(out, "out", (n, nout), x.dtype, (x, kernel, bias), ("x", "kernel", "bias"))
+    cdef void *px = data_of(x)
+    cdef void *pk = data_of(kernel)
+    cdef void *pb = data_of(bias)
+    cdef void *py = data_of(y)
+    cdef cx_dtype dt = dtype_of(x)
+    cdef int nt = effective_num_threads(), status
+    with nogil:
+        status = cx_dense_forward(dt, n, nin, nout, px, pk, pb, act, py, nt)
+    raise_for_status(status, "dense_forward")
     return y
 
 
@@ -98,23 +88,22 @@ def dense_backward(x, kernel, dz, need_dx=True, out=None):
     cdef cx_int n = x.shape[0], nin = x.shape[1], nout = kernel.shape[1]
     dz = float_array(dz, "dz", 2, x.dtype)
     check_shape(dz, "dz", (n, nout))
-    dx_, dkernel_, dbias_ = output_arrays(out, ("dx", "dkernel", "dbias"), ((n, nin) if need_dx else None, (nin, nout), (nout,)), (x.dtype,) * 3)
+    dx_, dkernel_, dbias_ = output_arrays(
+        out, ("dx", "dkernel", "dbias"), ((n, nin) if need_dx else None, (nin, nout), (nout,)), (x.dtype,) * 3,
+        (x, kernel, dz), ("x", "kernel", "dz")
+    )
     cdef cnp.ndarray dkernel = dkernel_
     cdef cnp.ndarray dbias = dbias_
     cdef cnp.ndarray dx = dx_
-    cdef void *px = _data(x)
-    cdef void *pk = _data(kernel)
-    cdef void *pdz = _data(dz)
-    cdef void *pdx = _data(dx)
-    cdef void *pdk = _data(dkernel)
-    cdef void *pdb = _data(dbias)
-    cdef int nt = effective_num_threads()
-    if x.dtype == np.float32:
-        with nogil:
-            cx_dense_backward_f32(n, nin, nout, <float *>px, <float *>pk, <float *>pdz, <float *>pdx,
-                                  <float *>pdk, <float *>pdb, nt)
-    else:
-        with nogil:
-            cx_dense_backward_f64(n, nin, nout, <double *>px, <double *>pk, <double *>pdz, <double *>pdx,
-                                  <double *>pdk, <double *>pdb, nt)
+    cdef void *px = data_of(x)
+    cdef void *pk = data_of(kernel)
+    cdef void *pdz = data_of(dz)
+    cdef void *pdx = data_of(dx)
+    cdef void *pdk = data_of(dkernel)
+    cdef void *pdb = data_of(dbias)
+    cdef cx_dtype dt = dtype_of(x)
+    cdef int nt = effective_num_threads(), status
+    with nogil:
+        status = cx_dense_backward(dt, n, nin, nout, px, pk, pdz, pdx, pdk, pdb, nt)
+    raise_for_status(status, "dense_backward")
     return dx, dkernel, dbias

@@ -10,43 +10,31 @@ import numpy as np
 cimport numpy as cnp
 
 from convx._kernels._checks cimport (
-    check_shape, empty_output_error, float_array, output_array, output_arrays, output_length, padding_mode,
-    positive_pair,
+    check_shape, conv_geometry, float_array, output_array, output_arrays, output_length, padding_mode, positive_pair,
 )
+from convx._kernels._common cimport cx_dtype, cx_int, data_of, dtype_of, raise_for_status
 from convx._kernels.activations import activation_code
 from convx._kernels.conv import _bias, _inputs
 from convx._kernels.threads cimport effective_num_threads
 
 cnp.import_array()
 
-ctypedef long long cx_int
-
 #: Largest kernel height the kernels take.
 MAX_KERNEL_HEIGHT = 64
 
+# The dtype-generic names of csrc/depthwise.h: arrays' data as void pointers, the dtype first.
 cdef extern from "depthwise.h" nogil:
     ctypedef struct cx_dw_shape:
         cx_int n, h, w, c, m, kh, kw, oh, ow, sh, sw, dh, dw, pad_top, pad_left
     ctypedef struct cx_conv_shape:
         cx_int n, h, w, cin, kh, kw, cout, oh, ow, sh, sw, dh, dw, pad_top, pad_left
-    int cx_depthwise_forward_f32(const cx_dw_shape *s, const float *x, const float *kernel, const float *bias,
-                                 int act, float *y, int n_threads)
-    int cx_depthwise_forward_f64(const cx_dw_shape *s, const double *x, const double *kernel, const double *bias,
-                                 int act, double *y, int n_threads)
-    int cx_depthwise_backward_f32(const cx_dw_shape *s, const float *x, const float *kernel, const float *dz,
-                                  float *dx, float *dkernel, float *dbias, int n_threads)
-    int cx_depthwise_backward_f64(const cx_dw_shape *s, const double *x, const double *kernel, const double *dz,
-                                  double *dx, double *dkernel, double *dbias, int n_threads)
-    int cx_column_sums_f32(const float *m, cx_int rows, cx_int cols, float *sum, int n_threads)
-    int cx_column_sums_f64(const double *m, cx_int rows, cx_int cols, double *sum, int n_threads)
-    int cx_conv_transpose_forward_f32(const cx_conv_shape *s, const float *x, const float *kernel,
-                                      const float *bias, int act, float *y, int n_threads)
-    int cx_conv_transpose_forward_f64(const cx_conv_shape *s, const double *x, const double *kernel,
-                                      const double *bias, int act, double *y, int n_threads)
-
-
-cdef void *_data(cnp.ndarray a):
-    return cnp.PyArray_DATA(a) if a is not None else NULL
+    int cx_depthwise_forward(cx_dtype dtype, const cx_dw_shape *s, const void *x, const void *kernel,
+                             const void *bias, int act, void *y, int n_threads)
+    int cx_depthwise_backward(cx_dtype dtype, const cx_dw_shape *s, const void *x, const void *kernel,
+                              const void *dz, void *dx, void *dkernel, void *dbias, int n_threads)
+    int cx_column_sums(cx_dtype dtype, const void *m, cx_int rows, cx_int cols, void *sum, int n_threads)
+    int cx_conv_transpose_forward(cx_dtype dtype, const cx_conv_shape *s, const void *x, const void *kernel,
+                                  const void *bias, int act, void *y, int n_threads)
 
 
 def _check_kernel_height(kh):
@@ -57,24 +45,12 @@ def _check_kernel_height(kh):
 cdef cx_dw_shape _geometry(x, kernel, strides, padding, dilation) except *:
     """Validate x/kernel/options and return the depthwise convolution's shape record."""
     cdef cx_dw_shape s
-    sh, sw = positive_pair(strides, "strides")
-    dh, dw = positive_pair(dilation, "dilation")
-    same = padding_mode(padding)
-    if kernel.shape[2] != x.shape[3]:
-        raise ValueError(
-            f"kernel must have C = {x.shape[3]} (the channels of x) on axis 2, got kernel shape {kernel.shape}"
-        )
-    if min(kernel.shape) < 1:
-        raise ValueError(f"kernel dimensions must be >= 1, got kernel shape {kernel.shape}")
+    s.oh, s.ow, s.pad_top, s.pad_left, s.sh, s.sw, s.dh, s.dw = conv_geometry(
+        x.shape, kernel.shape, strides, padding, dilation, "depthwise conv2d", "C"
+    )
     _check_kernel_height(kernel.shape[0])
     s.n, s.h, s.w, s.c = x.shape
     s.kh, s.kw, _, s.m = kernel.shape
-    s.oh, s.pad_top = output_length(s.h, s.kh, sh, dh, same)
-    s.ow, s.pad_left = output_length(s.w, s.kw, sw, dw, same)
-    if s.oh < 1 or s.ow < 1:
-        raise empty_output_error(s.oh, s.ow, f"depthwise conv2d with kernel {s.kh}x{s.kw}, dilation {(dh, dw)}",
-                                 s.h, s.w)
-    s.sh, s.sw, s.dh, s.dw = sh, sw, dh, dw
     return s
 
 
@@ -102,22 +78,17 @@ def depthwise_forward(x, kernel, bias=None, strides=(1, 1), padding="valid", dil
     cdef int act = activation_code(activation)
     cdef cx_dw_shape s = _geometry(x, kernel, strides, padding, dilation)
     bias = _bias(bias, x.dtype, s.c * s.m)
-    cdef cnp.ndarray y = output_array(out, "out", (s.n, s.oh, s.ow, s.c * s.m), x.dtype)
-    cdef void *px = _data(x)
-    cdef void *pk = _data(kernel)
-    cdef void *pb = _data(bias)
-    cdef void *py = _data(y)
+    cdef cnp.ndarray y = output_array(out, "out", (s.n, s.oh, s.ow, s.c * s.m), x.dtype, (x, kernel, bias),
+                                      ("x", "kernel", "bias"))
+    cdef void *px = data_of(x)
+    cdef void *pk = data_of(kernel)
+    cdef void *pb = data_of(bias)
+    cdef void *py = data_of(y)
+    cdef cx_dtype dt = dtype_of(x)
     cdef int nt = effective_num_threads(), status
-    if x.dtype == np.float32:
-        with nogil:
-            status = cx_depthwise_forward_f32(&s, <float *>px, <float *>pk, <float *>pb, act, <float *>py, nt)
-    else:
-        with nogil:
-            status = cx_depthwise_forward_f64(&s, <double *>px, <double *>pk, <double *>pb, act, <double *>py, nt)
-    if status == -2:  # checked above; the C kernels keep the kernel rows' list on the stack
-        raise ValueError(f"kernel height must be <= {MAX_KERNEL_HEIGHT}, got {s.kh}")
-    if status != 0:
-        raise MemoryError("depthwise_forward: could not allocate scratch buffers")
+    with nogil:
+        status = cx_depthwise_forward(dt, &s, px, pk, pb, act, py, nt)
+    raise_for_status(status, "depthwise_forward")
     return y
 
 
@@ -152,29 +123,21 @@ def depthwise_backward(x, kernel, dz, strides=(1, 1), padding="valid", dilation=
     check_shape(dz, "dz", (s.n, s.oh, s.ow, s.c * s.m))
     dx_, dkernel_, dbias_ = output_arrays(out, ("dx", "dkernel", "dbias"),
                                           (x.shape if need_dx else None, kernel.shape, (s.c * s.m,)),
-                                          (x.dtype,) * 3)
+                                          (x.dtype,) * 3, (x, kernel, dz), ("x", "kernel", "dz"))
     cdef cnp.ndarray dx = dx_
     cdef cnp.ndarray dkernel = dkernel_
     cdef cnp.ndarray dbias = dbias_
-    cdef void *px = _data(x)
-    cdef void *pk = _data(kernel)
-    cdef void *pdz = _data(dz)
-    cdef void *pdx = _data(dx)
-    cdef void *pdk = _data(dkernel)
-    cdef void *pdb = _data(dbias)
+    cdef void *px = data_of(x)
+    cdef void *pk = data_of(kernel)
+    cdef void *pdz = data_of(dz)
+    cdef void *pdx = data_of(dx)
+    cdef void *pdk = data_of(dkernel)
+    cdef void *pdb = data_of(dbias)
+    cdef cx_dtype dt = dtype_of(x)
     cdef int nt = effective_num_threads(), status
-    if x.dtype == np.float32:
-        with nogil:
-            status = cx_depthwise_backward_f32(&s, <float *>px, <float *>pk, <float *>pdz, <float *>pdx,
-                                               <float *>pdk, <float *>pdb, nt)
-    else:
-        with nogil:
-            status = cx_depthwise_backward_f64(&s, <double *>px, <double *>pk, <double *>pdz, <double *>pdx,
-                                               <double *>pdk, <double *>pdb, nt)
-    if status == -2:  # checked above; the C kernels keep the kernel rows' list on the stack
-        raise ValueError(f"kernel height must be <= {MAX_KERNEL_HEIGHT}, got {s.kh}")
-    if status != 0:
-        raise MemoryError("depthwise_backward: could not allocate scratch buffers")
+    with nogil:
+        status = cx_depthwise_backward(dt, &s, px, pk, pdz, pdx, pdk, pdb, nt)
+    raise_for_status(status, "depthwise_backward")
     return dx, dkernel, dbias
 
 
@@ -195,20 +158,16 @@ def column_sums(m, out=None):
         raise ValueError(f"m must be at least 1-D, got a {m.ndim}-D array")
     cdef cx_int cols = m.shape[m.ndim - 1]
     cdef cx_int rows = m.size // cols if cols else 0
-    cdef cnp.ndarray total = output_array(out, "out", (cols,), m.dtype)
-    cdef void *pm = _data(m)
-    cdef void *ps = _data(total)
+    cdef cnp.ndarray total = output_array(out, "out", (cols,), m.dtype, (m,), ("m",))
+    cdef void *pm = data_of(m)
+    cdef void *ps = data_of(total)
+    cdef cx_dtype dt = dtype_of(m)
     cdef int nt = effective_num_threads(), status
     if cols == 0:
         return total
-    if m.dtype == np.float32:
-        with nogil:
-            status = cx_column_sums_f32(<float *>pm, rows, cols, <float *>ps, nt)
-    else:
-        with nogil:
-            status = cx_column_sums_f64(<double *>pm, rows, cols, <double *>ps, nt)
-    if status != 0:
-        raise MemoryError("column_sums: could not allocate scratch buffers")
+    with nogil:
+        status = cx_column_sums(dt, pm, rows, cols, ps, nt)
+    raise_for_status(status, "column_sums")
     return total
 
 
@@ -269,21 +228,19 @@ def conv_transpose_forward(x, kernel, output_size, bias=None, strides=(1, 1), pa
             f"with kernel {(s.kh, s.kw)}, strides {(sh, sw)}, dilation {(dh, dw)} and padding {padding!r} gives "
             f"{(gh, gw)}"
         )
-    s.sh, s.sw, s.dh, s.dw = sh, sw, dh, dw
+    # x has one row (column) per axis whose stride is at least the output's length, and any such stride
+    # gives the same result: capped there, the stride phases (sh * sw of them) stay as few as the pixels
+    s.sh, s.sw, s.dh, s.dw = min(sh, oh), min(sw, ow), dh, dw
     bias = _bias(bias, x.dtype, s.cin)
-    cdef cnp.ndarray y = output_array(out, "out", (s.n, oh, ow, s.cin), x.dtype)
-    cdef void *px = _data(x)
-    cdef void *pk = _data(kernel)
-    cdef void *pb = _data(bias)
-    cdef void *py = _data(y)
+    cdef cnp.ndarray y = output_array(out, "out", (s.n, oh, ow, s.cin), x.dtype, (x, kernel, bias),
+                                      ("x", "kernel", "bias"))
+    cdef void *px = data_of(x)
+    cdef void *pk = data_of(kernel)
+    cdef void *pb = data_of(bias)
+    cdef void *py = data_of(y)
+    cdef cx_dtype dt = dtype_of(x)
     cdef int nt = effective_num_threads(), status
-    if x.dtype == np.float32:
-        with nogil:
-            status = cx_conv_transpose_forward_f32(&s, <float *>px, <float *>pk, <float *>pb, act, <float *>py, nt)
-    else:
-        with nogil:
-            status = cx_conv_transpose_forward_f64(&s, <double *>px, <double *>pk, <double *>pb, act,
-                                                   <double *>py, nt)
-    if status != 0:
-        raise MemoryError("conv_transpose_forward: could not allocate scratch buffers")
+    with nogil:
+        status = cx_conv_transpose_forward(dt, &s, px, pk, pb, act, py, nt)
+    raise_for_status(status, "conv_transpose_forward")
     return y

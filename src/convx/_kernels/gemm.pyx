@@ -4,12 +4,11 @@ import numpy as np
 
 cimport numpy as cnp
 
-from convx._kernels._checks cimport check_shape, float_array
+from convx._kernels._checks cimport check_distinct, check_shape, float_array
+from convx._kernels._common cimport cx_dtype, cx_int, data_of, dtype_of, raise_for_status
 from convx._kernels.threads cimport effective_num_threads
 
 cnp.import_array()
-
-ctypedef long long cx_int
 
 cdef extern from "cpu_features.h":
     int CX_ISA_COUNT
@@ -17,13 +16,10 @@ cdef extern from "cpu_features.h":
     int cx_isa_selected() nogil
     const char *cx_isa_name(int isa) nogil
 
-cdef extern from "gemm.h":
-    void cx_gemm_f32(int trans_a, int trans_b, cx_int m, cx_int n, cx_int k,
-                     const float *a, cx_int lda, const float *b, cx_int ldb,
-                     float beta, float *c, cx_int ldc, int n_threads) nogil
-    void cx_gemm_f64(int trans_a, int trans_b, cx_int m, cx_int n, cx_int k,
-                     const double *a, cx_int lda, const double *b, cx_int ldb,
-                     double beta, double *c, cx_int ldc, int n_threads) nogil
+# The dtype-generic name of csrc/gemm.h: arrays' data as void pointers, the dtype first.
+cdef extern from "gemm.h" nogil:
+    int cx_gemm(cx_dtype dtype, int trans_a, int trans_b, cx_int m, cx_int n, cx_int k, const void *a, cx_int lda,
+                const void *b, cx_int ldb, double beta, void *c, cx_int ldc, int n_threads)
 
 
 def simd_variant():
@@ -67,25 +63,22 @@ def gemm(a, b, c=None, trans_a=False, trans_b=False, beta=0.0):
         if not isinstance(c, np.ndarray) or c.dtype != a.dtype:
             raise TypeError(f"c must be a {a.dtype.name} ndarray")
         check_shape(c, "c", (m, n))
-        if not c.flags.c_contiguous:
-            raise ValueError("c must be C-contiguous (it is written in place)")
+        if not c.flags.c_contiguous or not c.flags.writeable:
+            raise ValueError("c must be a writeable C-contiguous array (it is written in place)")
+        check_distinct((c,), ("c",), (a, b), ("a", "b"))
     _gemm(a, b, c, bool(trans_a), bool(trans_b), float(beta))
     return c
 
 
 cdef _gemm(cnp.ndarray a, cnp.ndarray b, cnp.ndarray c, bint trans_a, bint trans_b, double beta):
-    cdef int nt = effective_num_threads()
+    cdef int nt = effective_num_threads(), status
     cdef cx_int m = c.shape[0], n = c.shape[1]
     cdef cx_int k = a.shape[0] if trans_a else a.shape[1]
     cdef cx_int lda = a.shape[1], ldb = b.shape[1]
-    cdef void *pa = cnp.PyArray_DATA(a)
-    cdef void *pb = cnp.PyArray_DATA(b)
-    cdef void *pc = cnp.PyArray_DATA(c)
-    if a.dtype == np.float32:
-        with nogil:
-            cx_gemm_f32(trans_a, trans_b, m, n, k, <float *>pa, lda, <float *>pb, ldb, <float>beta,
-                        <float *>pc, n, nt)
-    else:
-        with nogil:
-            cx_gemm_f64(trans_a, trans_b, m, n, k, <double *>pa, lda, <double *>pb, ldb, beta,
-                        <double *>pc, n, nt)
+    cdef void *pa = data_of(a)
+    cdef void *pb = data_of(b)
+    cdef void *pc = data_of(c)
+    cdef cx_dtype dt = dtype_of(a)
+    with nogil:
+        status = cx_gemm(dt, trans_a, trans_b, m, n, k, pa, lda, pb, ldb, beta, pc, n, nt)
+    raise_for_status(status, "gemm")

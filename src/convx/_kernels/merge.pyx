@@ -21,11 +21,9 @@ from libc.stdint cimport int64_t
 
 from convx._kernels cimport threads
 from convx._kernels cimport _checks
+from convx._kernels._common cimport cx_int, raise_for_status
 
 cnp.import_array()
-
-cdef extern from "convx_common.h":
-    ctypedef int64_t cx_int
 
 cdef extern from "merge.h" nogil:
     void cx_merge_forward_f32(const float *const *inputs, int k, float *out, cx_int n, int mode, int n_threads)
@@ -96,28 +94,9 @@ cdef list _names(str name, Py_ssize_t k):
     return [f"{name}[{i}]" for i in range(k)]
 
 
-cdef bint _share_memory(cnp.ndarray a, cnp.ndarray b):
-    """Whether the bytes of two C-contiguous arrays overlap."""
-    cdef char *pa = <char *>cnp.PyArray_DATA(a)
-    cdef char *pb = <char *>cnp.PyArray_DATA(b)
-    cdef Py_ssize_t na = cnp.PyArray_NBYTES(a), nb = cnp.PyArray_NBYTES(b)
-    return na > 0 and nb > 0 and pa < pb + nb and pb < pa + na
-
-
 cdef _check_distinct(list outputs, list out_names, list read, list read_names):
     """Raise ValueError if an output (None entries skipped) shares memory with an array read or another output."""
-    cdef Py_ssize_t i, j
-    for i in range(len(outputs)):
-        if outputs[i] is None:
-            continue
-        for j in range(len(read)):
-            if _share_memory(outputs[i], read[j]):
-                raise ValueError(f"{out_names[i]} and {read_names[j]} must be distinct arrays, "
-                                 "got arrays that share memory")
-        for j in range(i):
-            if outputs[j] is not None and _share_memory(outputs[i], outputs[j]):
-                raise ValueError(f"{out_names[i]} and {out_names[j]} must be distinct arrays, "
-                                 "got arrays that share memory")
+    _checks.check_distinct(tuple(outputs), tuple(out_names), tuple(read), tuple(read_names))
 
 
 cdef tuple _gradient_buffers(object out, Py_ssize_t k, tuple shapes, object dtype):

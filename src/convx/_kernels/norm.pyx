@@ -20,11 +20,9 @@ from libc.stdint cimport int64_t
 
 from convx._kernels cimport threads
 from convx._kernels cimport _checks
+from convx._kernels._common cimport cx_int, raise_for_status
 
 cnp.import_array()
-
-cdef extern from "convx_common.h":
-    ctypedef int64_t cx_int
 
 cdef extern from "norm.h" nogil:
     int cx_bn_forward_train_f32(const float *x, cx_int outer, cx_int c, cx_int inner, const float *gamma,
@@ -161,11 +159,6 @@ cdef double _relu_max(object relu_max) except? -2.0:
     return value
 
 
-cdef _status(int status):
-    if status != 0:
-        raise MemoryError("norm kernel: could not allocate scratch memory")
-
-
 # ---------------------------------------------------------------- batch normalization
 
 
@@ -233,7 +226,7 @@ def batch_norm_train(x, gamma, beta, axis=-1, epsilon=1e-3, moving_mean=None, mo
             status = cx_bn_forward_train_f64(<const double *>p[0], o, cc, i, <const double *>p[1], <const double *>p[2],
                                              eps, top, <double *>p[3], <double *>p[4], <double *>p[5], <double *>p[6],
                                              <double *>p[7], mom, n_threads)
-    _status(status)
+    raise_for_status(status, "normalization kernel")
     return y, mean, invstd
 
 
@@ -294,7 +287,7 @@ def batch_norm_infer(x, mean, variance, gamma, beta, axis=-1, epsilon=1e-3, out=
             status = cx_bn_forward_infer_f64(<const double *>p[0], o, cc, i, <const double *>p[1], <const double *>p[2],
                                              <const double *>p[3], <const double *>p[4], eps, top,
                                              <double *>p[5], <double *>p[6], n_threads)
-    _status(status)
+    raise_for_status(status, "normalization kernel")
     return y
 
 
@@ -357,7 +350,7 @@ def batch_norm_backward(x, dy, mean, invstd, gamma, axis=-1, batch_stats=True, n
             status = cx_bn_backward_f64(<const double *>p[0], <const double *>p[1], <const double *>p[8], top, o, cc,
                                         i, <const double *>p[2], <const double *>p[3], <const double *>p[4], bs,
                                         <double *>p[5], <double *>p[6], <double *>p[7], n_threads)
-    _status(status)
+    raise_for_status(status, "normalization kernel")
     return dx, dgamma, dbeta
 
 
@@ -410,7 +403,7 @@ def fold_batch_norm(kernel, bias, mean, variance, gamma, beta, epsilon=1e-3, out
             status = cx_bn_fold_f64(<const double *>p[0], rows, cc, <const double *>p[1], <const double *>p[2],
                                     <const double *>p[3], <const double *>p[4], <const double *>p[5], eps,
                                     <double *>p[6], <double *>p[7])
-    _status(status)
+    raise_for_status(status, "normalization kernel")
     return k2, b2
 
 
@@ -461,7 +454,7 @@ cdef tuple _gn_forward(x, gamma, beta, tuple geometry, tuple param_shape, tuple 
             status = cx_gn_forward_f64(<const double *>p[0], cn, cs, cg, ck, ci, <const double *>p[1],
                                        <const double *>p[2], eps, r, <double *>p[3], <double *>p[4], <double *>p[5],
                                        n_threads)
-    _status(status)
+    raise_for_status(status, "normalization kernel")
     return y, mean, invstd
 
 
@@ -495,7 +488,7 @@ cdef tuple _gn_backward(x, dy, mean, invstd, gamma, tuple geometry, tuple param_
             status = cx_gn_backward_f64(<const double *>p[0], <const double *>p[1], cn, cs, cg, ck, ci,
                                         <const double *>p[2], <const double *>p[3], <const double *>p[4], r,
                                         <double *>p[5], <double *>p[6], <double *>p[7], n_threads)
-    _status(status)
+    raise_for_status(status, "normalization kernel")
     return dx, dgamma, dbeta
 
 

@@ -15,29 +15,23 @@ from libc.stdint cimport int64_t
 
 from convx._kernels cimport threads
 from convx._kernels cimport _checks
+from convx._kernels._common cimport cx_dtype, data_of, dtype_of
 
 cnp.import_array()
 
+# The dtype-generic names of csrc/pool.h: arrays' data as void pointers, the dtype first.
 cdef extern from "pool.h" nogil:
     ctypedef struct cx_pool_geom:
         int64_t n, h, w, c, oh, ow, kh, kw, sh, sw, ph, pw
-    void cx_max_pool2d_forward_f32(const float *x, float *y, int64_t *argmax, const cx_pool_geom *g, int n_threads)
-    void cx_max_pool2d_forward_f64(const double *x, double *y, int64_t *argmax, const cx_pool_geom *g,
+    void cx_max_pool2d_forward(cx_dtype dtype, const void *x, void *y, int64_t *argmax, const cx_pool_geom *g,
+                               int n_threads)
+    int64_t cx_max_pool2d_backward(cx_dtype dtype, const void *dy, const int64_t *argmax, const void *relu_x,
+                                   void *dx, int64_t n_images, int64_t per_image, int64_t c, int64_t image_size,
                                    int n_threads)
-    int64_t cx_max_pool2d_backward_f32(const float *dy, const int64_t *argmax, const float *relu_x, float *dx,
-                                       int64_t n_images, int64_t per_image, int64_t c, int64_t image_size,
-                                       int n_threads)
-    int64_t cx_max_pool2d_backward_f64(const double *dy, const int64_t *argmax, const double *relu_x, double *dx,
-                                       int64_t n_images, int64_t per_image, int64_t c, int64_t image_size,
-                                       int n_threads)
-    void cx_max_pool2d_backward_windows_f32(const float *dy, const float *x, const float *y, int through_relu,
-                                            float *dx, const cx_pool_geom *g, int n_threads)
-    void cx_max_pool2d_backward_windows_f64(const double *dy, const double *x, const double *y, int through_relu,
-                                            double *dx, const cx_pool_geom *g, int n_threads)
-    void cx_avg_pool2d_forward_f32(const float *x, float *y, const cx_pool_geom *g, int n_threads)
-    void cx_avg_pool2d_forward_f64(const double *x, double *y, const cx_pool_geom *g, int n_threads)
-    void cx_avg_pool2d_backward_f32(const float *dy, float *dx, const cx_pool_geom *g, int n_threads)
-    void cx_avg_pool2d_backward_f64(const double *dy, double *dx, const cx_pool_geom *g, int n_threads)
+    void cx_max_pool2d_backward_windows(cx_dtype dtype, const void *dy, const void *x, const void *y,
+                                        int through_relu, void *dx, const cx_pool_geom *g, int n_threads)
+    void cx_avg_pool2d_forward(cx_dtype dtype, const void *x, void *y, const cx_pool_geom *g, int n_threads)
+    void cx_avg_pool2d_backward(cx_dtype dtype, const void *dy, void *dx, const cx_pool_geom *g, int n_threads)
 
 
 cdef cx_pool_geom _geometry(shape, pool_size, strides, padding, what) except *:
@@ -94,53 +88,37 @@ def _x_shape(x_shape, dy_shape):
 cdef _max_forward(x, cx_pool_geom g, out=None, with_argmax=True):
     shape = (g.n, g.oh, g.ow, g.c)
     y, argmax = _checks.output_arrays(
-        out, ("y", "argmax"), (shape, shape if with_argmax else None), (x.dtype, np.dtype(np.int64))
+        out, ("y", "argmax"), (shape, shape if with_argmax else None), (x.dtype, np.dtype(np.int64)), (x,), ("x",)
     )
-    cdef cnp.ndarray xa = x, ya = y, aa
-    cdef void *px = cnp.PyArray_DATA(xa)
-    cdef void *py = cnp.PyArray_DATA(ya)
-    cdef int64_t *pa = NULL
-    if argmax is not None:
-        aa = argmax
-        pa = <int64_t *>cnp.PyArray_DATA(aa)
+    cdef void *px = data_of(x)
+    cdef void *py = data_of(y)
+    cdef int64_t *pa = <int64_t *>data_of(argmax)
+    cdef cx_dtype dt = dtype_of(x)
     cdef int n_threads = threads.effective_num_threads()
-    cdef bint single = x.dtype == np.float32
     with nogil:
-        if single:
-            cx_max_pool2d_forward_f32(<const float *>px, <float *>py, pa, &g, n_threads)
-        else:
-            cx_max_pool2d_forward_f64(<const double *>px, <double *>py, pa, &g, n_threads)
+        cx_max_pool2d_forward(dt, px, py, pa, &g, n_threads)
     return y, argmax
 
 
 cdef _max_backward(dy, argmax, x_shape, out=None, relu_input=None):
     """Scatter dy through argmax into dx of x_shape (zeroed by the kernel); raise if an index is not in its image and channel."""
-    dx = _checks.output_array(out, "out", x_shape, dy.dtype)
-    cdef const void *prelu = NULL
-    cdef cnp.ndarray relua
+    cdef cnp.ndarray relua = None
     if relu_input is not None:
         relua = _checks.float_array(relu_input, "relu_input", None, dy.dtype)
         _checks.check_shape(relua, "relu_input", tuple(x_shape))
-        if relua is dx:
-            raise ValueError("relu_input must not be the output array")
-        prelu = cnp.PyArray_DATA(relua)
-    cdef cnp.ndarray dya = dy, aa = argmax, dxa = dx
+    dx = _checks.output_array(out, "out", x_shape, dy.dtype, (dy, argmax, relua), ("dy", "argmax", "relu_input"))
     cdef int64_t n_images = x_shape[0], c = x_shape[3]
     cdef int64_t image_size = x_shape[1] * x_shape[2] * x_shape[3]
     cdef int64_t per_image = dy.size // (n_images * c) if n_images * c > 0 else 0
-    cdef void *pdy = cnp.PyArray_DATA(dya)
-    cdef const int64_t *pa = <const int64_t *>cnp.PyArray_DATA(aa)
-    cdef void *pdx = cnp.PyArray_DATA(dxa)
+    cdef const void *prelu = data_of(relua)
+    cdef void *pdy = data_of(dy)
+    cdef const int64_t *pa = <const int64_t *>data_of(argmax)
+    cdef void *pdx = data_of(dx)
+    cdef cx_dtype dt = dtype_of(dy)
     cdef int n_threads = threads.effective_num_threads()
-    cdef bint single = dy.dtype == np.float32
     cdef int64_t bad
     with nogil:
-        if single:
-            bad = cx_max_pool2d_backward_f32(<const float *>pdy, pa, <const float *>prelu, <float *>pdx, n_images,
-                                             per_image, c, image_size, n_threads)
-        else:
-            bad = cx_max_pool2d_backward_f64(<const double *>pdy, pa, <const double *>prelu, <double *>pdx, n_images,
-                                             per_image, c, image_size, n_threads)
+        bad = cx_max_pool2d_backward(dt, pdy, pa, prelu, pdx, n_images, per_image, c, image_size, n_threads)
     if bad:
         raise ValueError(
             f"argmax has {bad} index(es) outside the image and channel of their gradient for x_shape {x_shape}: "
@@ -150,32 +128,24 @@ cdef _max_backward(dy, argmax, x_shape, out=None, relu_input=None):
 
 
 cdef _avg_forward(x, cx_pool_geom g, out=None):
-    y = _checks.output_array(out, "out", (g.n, g.oh, g.ow, g.c), x.dtype)
-    cdef cnp.ndarray xa = x, ya = y
-    cdef void *px = cnp.PyArray_DATA(xa)
-    cdef void *py = cnp.PyArray_DATA(ya)
+    y = _checks.output_array(out, "out", (g.n, g.oh, g.ow, g.c), x.dtype, (x,), ("x",))
+    cdef void *px = data_of(x)
+    cdef void *py = data_of(y)
+    cdef cx_dtype dt = dtype_of(x)
     cdef int n_threads = threads.effective_num_threads()
-    cdef bint single = x.dtype == np.float32
     with nogil:
-        if single:
-            cx_avg_pool2d_forward_f32(<const float *>px, <float *>py, &g, n_threads)
-        else:
-            cx_avg_pool2d_forward_f64(<const double *>px, <double *>py, &g, n_threads)
+        cx_avg_pool2d_forward(dt, px, py, &g, n_threads)
     return y
 
 
 cdef _avg_backward(dy, cx_pool_geom g, out=None):
-    dx = _checks.output_array(out, "out", (g.n, g.h, g.w, g.c), dy.dtype)
-    cdef cnp.ndarray dya = dy, dxa = dx
-    cdef void *pdy = cnp.PyArray_DATA(dya)
-    cdef void *pdx = cnp.PyArray_DATA(dxa)
+    dx = _checks.output_array(out, "out", (g.n, g.h, g.w, g.c), dy.dtype, (dy,), ("dy",))
+    cdef void *pdy = data_of(dy)
+    cdef void *pdx = data_of(dx)
+    cdef cx_dtype dt = dtype_of(dy)
     cdef int n_threads = threads.effective_num_threads()
-    cdef bint single = dy.dtype == np.float32
     with nogil:
-        if single:
-            cx_avg_pool2d_backward_f32(<const float *>pdy, <float *>pdx, &g, n_threads)
-        else:
-            cx_avg_pool2d_backward_f64(<const double *>pdy, <double *>pdx, &g, n_threads)
+        cx_avg_pool2d_backward(dt, pdy, pdx, &g, n_threads)
     return dx
 
 
@@ -276,24 +246,16 @@ def max_pool2d_backward_windows(dy, x, y, pool_size, strides=None, padding="vali
         )
     _checks.check_shape(dy, "dy", (g.n, g.oh, g.ow, g.c))
     _checks.check_shape(y, "y", (g.n, g.oh, g.ow, g.c))
-    dx = _checks.output_array(out, "out", x.shape, dy.dtype)
-    if dx is x or dx is y or dx is dy:
-        raise ValueError("out must not be x, y or dy")
-    cdef cnp.ndarray dya = dy, xa = x, ya = y, dxa = dx
-    cdef const void *pdy = cnp.PyArray_DATA(dya)
-    cdef const void *px = cnp.PyArray_DATA(xa)
-    cdef const void *py = cnp.PyArray_DATA(ya)
-    cdef void *pdx = cnp.PyArray_DATA(dxa)
+    dx = _checks.output_array(out, "out", x.shape, dy.dtype, (x, y, dy), ("x", "y", "dy"))
+    cdef const void *pdy = data_of(dy)
+    cdef const void *px = data_of(x)
+    cdef const void *py = data_of(y)
+    cdef void *pdx = data_of(dx)
+    cdef cx_dtype dt = dtype_of(dy)
     cdef int n_threads = threads.effective_num_threads()
-    cdef bint single = dy.dtype == np.float32
     cdef int relu = bool(through_relu)
     with nogil:
-        if single:
-            cx_max_pool2d_backward_windows_f32(<const float *>pdy, <const float *>px, <const float *>py, relu,
-                                               <float *>pdx, &g, n_threads)
-        else:
-            cx_max_pool2d_backward_windows_f64(<const double *>pdy, <const double *>px, <const double *>py, relu,
-                                               <double *>pdx, &g, n_threads)
+        cx_max_pool2d_backward_windows(dt, pdy, px, py, relu, pdx, &g, n_threads)
     return dx
 
 

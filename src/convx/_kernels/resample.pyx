@@ -26,11 +26,9 @@ from libc.stdint cimport int64_t
 
 from convx._kernels cimport threads
 from convx._kernels cimport _checks
+from convx._kernels._common cimport cx_int, raise_for_status
 
 cnp.import_array()
-
-cdef extern from "convx_common.h":
-    ctypedef int64_t cx_int
 
 cdef extern from "resample.h" nogil:
     int cx_resize_forward_f32(const float *x, float *y, cx_int n, cx_int h, cx_int w, cx_int c, cx_int oh,
@@ -127,8 +125,7 @@ cdef object _run(Op op, object src, object dst, object transforms, Geometry s, i
         else:
             status = cx_transform_backward_f64(<double *>a, <double *>b, t, s.n, s.h, s.w, s.c, s.oh, s.ow, mode,
                                                fill, n_threads)
-    if status == -1:
-        raise MemoryError("resample kernel: out of memory for its scratch tables")
+    raise_for_status(status, "resample kernel")
     return dst
 
 

@@ -25,4 +25,7 @@ int cx_act_input_needed(int act, const double *params);
 /* 1 when the AVX2 float32 kernels of activations_avx2.h are in use in this process. */
 int cx_act_vector_kernels(void);
 
+/* dtype-generic names for the Cython wrappers (convx_common.h) */
+#define cx_act_backward_x(dtype, ...) CX_BY_DTYPE(dtype, cx_act_backward_x, __VA_ARGS__)
+
 #endif

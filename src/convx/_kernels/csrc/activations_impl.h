@@ -1,9 +1,5 @@
 /* Activation backward, written once for `real` (see activations.c). */
 
-/* Below this many elements a parallel region costs more than it saves. */
-#ifndef CX_ACT_PARALLEL_MIN
-#define CX_ACT_PARALLEL_MIN 131072
-#endif
 /* Elementwise work is split in flat blocks so that one long row still spreads. */
 #ifndef CX_ACT_BLOCK
 #define CX_ACT_BLOCK 8192

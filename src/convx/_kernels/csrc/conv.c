@@ -26,17 +26,13 @@ enum { CX_SLOT_TILE, CX_SLOT_APACK, CX_SLOT_BPACK, CX_SLOT_KERNEL, CX_SLOT_PARTI
 /* Winograd F(2x2, 3x3) (conv_winograd.h): tiles per block, the fewest input
  * and output channels for which its 16 products beat the direct one, and the
  * fewest tiles per call (the kernel's transform costs about 16 x C_in x C_out
- * x a few operations; batch-1 calls and the seed's 3x3 conv3 outputs stay direct). */
+ * x a few operations; batch-1 calls and the MNIST example model's 3x3 conv3 outputs stay direct). */
 #define CX_WINO_TILES 48
 #define CX_WINO_MIN_CHANNELS 16
 #define CX_WINO_MIN_TILES 256
 /* (C_in, C_out) pairs per task of the Winograd kernel transform. */
 #define CX_WINO_KERNEL_CHUNK 256
 
-/* Multiply-adds below which a call stays on the calling thread. */
-#define CX_CONV_PARALLEL_MIN 1048576
-/* dz values below which the backward's zero-row scan stays on the calling thread. */
-#define CX_SCAN_PARALLEL_MIN 65536
 /* Images per chunk of the row scans and gathers, taken dynamically: a worker that wakes late (~50 us after a
  * sleep) or runs slower takes fewer, instead of the other thread waiting for its static half. */
 #define CX_ROW_SCAN_IMAGES 4
@@ -47,7 +43,10 @@ enum { CX_SLOT_TILE, CX_SLOT_APACK, CX_SLOT_BPACK, CX_SLOT_KERNEL, CX_SLOT_PARTI
 #define CX_WINO_INPUT_AVX2 wino_input_avx2_f32
 #define CX_WINO_OUTPUT_AVX2 wino_output_avx2_f32
 #endif
-#include "conv_impl.h"
+#include "conv_tiles_impl.h"
+#include "conv_forward_impl.h"
+#include "conv_backward_impl.h"
+#include "conv_pool_impl.h"
 #undef CX_WINO_INPUT_AVX2
 #undef CX_WINO_OUTPUT_AVX2
 #undef real
@@ -55,6 +54,9 @@ enum { CX_SLOT_TILE, CX_SLOT_APACK, CX_SLOT_BPACK, CX_SLOT_KERNEL, CX_SLOT_PARTI
 
 #define real double
 #define FN(name) name##_f64
-#include "conv_impl.h"
+#include "conv_tiles_impl.h"
+#include "conv_forward_impl.h"
+#include "conv_backward_impl.h"
+#include "conv_pool_impl.h"
 #undef real
 #undef FN

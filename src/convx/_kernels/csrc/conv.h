@@ -74,11 +74,38 @@ int cx_conv2d_maxpool_backward_codes_f64(const cx_conv_shape *s, const double *x
                                          const uint8_t *codes, double *dx, double *dkernel, double *dbias,
                                          int n_threads);
 
+/* CX_OK when every size the kernels compute from `s` (the input, output and
+ * kernel element counts, a patch times the output rows) fits in cx_int, else
+ * CX_ERR_OVERFLOW; each entry point checks it first. */
+static inline cx_status cx_conv_shape_check(const cx_conv_shape *s)
+{
+    const cx_int patch = cx_mul(cx_mul(s->kh, s->kw), s->cin);
+    const cx_int rows = cx_mul(cx_mul(s->n, s->oh), s->ow);
+    const cx_int in = cx_mul(cx_mul(cx_mul(s->n, s->h), s->w), s->cin);
+    const cx_int span_h = cx_mul(s->kh - 1, s->dh), span_w = cx_mul(s->kw - 1, s->dw);
+    const cx_int reach_h = cx_mul(CX_MAX(s->oh - 1, 0), s->sh), reach_w = cx_mul(CX_MAX(s->ow - 1, 0), s->sw);
+    /* multiply-adds of a pass (what the team sizes compare), twice over for the backward's two products */
+    const cx_int work = cx_mul(cx_mul(cx_mul(rows, patch), s->cout), 2);
+    if (patch < 0 || rows < 0 || in < 0 || span_h < 0 || span_w < 0 || reach_h < 0 || reach_w < 0 || work < 0 ||
+        s->sh < 1 || s->sw < 1 || s->dh < 1 || s->dw < 1 || s->cout < 0 || s->pad_top < 0 || s->pad_left < 0 ||
+        span_h > INT64_MAX - reach_h || span_w > INT64_MAX - reach_w)
+        return CX_ERR_OVERFLOW;
+    return CX_OK;
+}
+
 /* Gradients from dz, the gradient w.r.t. the pre-activation output: dkernel,
  * dbias (may be NULL) and, unless dx is NULL, the input gradient dx. */
 int cx_conv2d_backward_f32(const cx_conv_shape *s, const float *x, const float *kernel, const float *dz,
                            float *dx, float *dkernel, float *dbias, int n_threads);
 int cx_conv2d_backward_f64(const cx_conv_shape *s, const double *x, const double *kernel, const double *dz,
                            double *dx, double *dkernel, double *dbias, int n_threads);
+
+/* dtype-generic names for the Cython wrappers (convx_common.h) */
+#define cx_conv2d_forward(dtype, ...) CX_BY_DTYPE(dtype, cx_conv2d_forward, __VA_ARGS__)
+#define cx_conv2d_maxpool_forward(dtype, ...) CX_BY_DTYPE(dtype, cx_conv2d_maxpool_forward, __VA_ARGS__)
+#define cx_conv2d_maxpool_backward(dtype, ...) CX_BY_DTYPE(dtype, cx_conv2d_maxpool_backward, __VA_ARGS__)
+#define cx_conv2d_maxpool_backward_codes(dtype, ...) \
+    CX_BY_DTYPE(dtype, cx_conv2d_maxpool_backward_codes, __VA_ARGS__)
+#define cx_conv2d_backward(dtype, ...) CX_BY_DTYPE(dtype, cx_conv2d_backward, __VA_ARGS__)
 
 #endif

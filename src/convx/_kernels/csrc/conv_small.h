@@ -14,9 +14,8 @@
 
 #include <string.h>
 
+#include "convx_common.h"
 #include "cpu_features.h"
-#include "gemm_ukernels.h"
-
 
 /* y[r, :] = bias + sum_p a[r, p] * kernel[p, :] for `rows` patch rows, then
  * relu(y) when `relu` (`v < 0 ? 0 : v`, NaN kept, as the epilogue does). */
@@ -66,9 +65,6 @@ CX_SMALL_WGRAD(float, small_wgrad_generic_f32, )
 CX_SMALL_WGRAD(double, small_wgrad_generic_f64, )
 
 /* Off x86 the "avx2" twins are plain copies that cx_isa_selected() never picks. */
-#ifndef CX_HAVE_X86
-#define CX_TARGET_AVX2
-#endif
 CX_SMALL_FORWARD(float, small_forward_loops_avx2_f32, CX_TARGET_AVX2)
 CX_SMALL_FORWARD(double, small_forward_avx2_f64, CX_TARGET_AVX2)
 CX_SMALL_WGRAD(float, small_wgrad_loops_avx2_f32, CX_TARGET_AVX2)

@@ -1,6 +1,6 @@
 /* Winograd F(2x2, 3x3) forward for 3x3, stride-1, undilated convolutions with
  * at least CX_WINO_MIN_CHANNELS input and output channels; included by
- * conv_impl.h (per dtype).
+ * conv_tiles_impl.h (per dtype).
  *
  * Each 2x2 block of outputs ("tile") comes from the 4x4 input patch under it:
  * V = B^T d B per input channel, M = sum over input channels of V (.) U, where
@@ -146,7 +146,7 @@ static int FN(winograd_forward)(const cx_conv_shape *s, const real *x, const rea
     real *u = cx_scratch(CX_SLOT_KT, sizeof(real) * 16 * cin * cout);
     real *upack = cx_scratch(CX_SLOT_KERNEL, sizeof(real) * 16 * packed);
     if (!u || !upack)
-        return -1;
+        return CX_ERR_NOMEM;
     int nt = FN(team_for)(tiles * 16 * cin * cout, blocks, n_threads), failed = 0;
 #pragma omp parallel num_threads(nt) if (nt > 1) reduction(| : failed)
     {
@@ -204,5 +204,5 @@ static int FN(winograd_forward)(const cx_conv_shape *s, const real *x, const rea
             }
         }
     }
-    return failed ? -1 : 0;
+    return failed ? CX_ERR_NOMEM : CX_OK;
 }

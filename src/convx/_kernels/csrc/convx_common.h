@@ -22,6 +22,34 @@
 
 typedef int64_t cx_int;
 
+/* What a kernel that can fail returns. The Cython wrappers pass it to
+ * _checks.raise_for_status, which maps each code to its Python exception; the
+ * wrappers validate arguments first, so only CX_ERR_NOMEM happens in practice
+ * (the others guard the C entry points against callers that skip the checks). */
+typedef enum {
+    CX_OK = 0,
+    CX_ERR_NOMEM = -1,       /* scratch memory could not be allocated: MemoryError */
+    CX_ERR_UNSUPPORTED = -2, /* a geometry or activation this kernel does not handle: ValueError */
+    CX_ERR_BAD_INDEX = -3,   /* an index read from an input (pooling codes) is out of range: ValueError */
+    CX_ERR_OVERFLOW = -4     /* a size does not fit in cx_int: ValueError */
+} cx_status;
+
+/* The two instances of every kernel: `name##_f32` and `name##_f64`. The Cython
+ * wrappers call a kernel by its dtype-generic name with the arrays' data as
+ * void pointers and the dtype of the first array (_common.pxd: dtype_of); each
+ * family's header defines those names with CX_BY_DTYPE, e.g.
+ *     #define cx_dense_forward(dtype, ...) CX_BY_DTYPE(dtype, cx_dense_forward, __VA_ARGS__) */
+typedef enum { CX_F32 = 0, CX_F64 = 1 } cx_dtype;
+#define CX_BY_DTYPE(dtype, name, ...) ((dtype) == CX_F32 ? name##_f32(__VA_ARGS__) : name##_f64(__VA_ARGS__))
+
+/* a * b, or -1 when either is negative or the product does not fit in cx_int. */
+static inline cx_int cx_mul(cx_int a, cx_int b)
+{
+    if (a < 0 || b < 0 || (a != 0 && b > INT64_MAX / a))
+        return -1;
+    return a * b;
+}
+
 /* Activation codes shared by the fused epilogues and the activation kernels. */
 enum convx_activation {
     CX_ACT_LINEAR = 0,
@@ -47,16 +75,37 @@ enum convx_activation {
 };
 #define CX_ACT_COUNT 20
 
-/* 64-byte aligned scratch memory for packed panels (SIMD loads, cache lines). */
 #include <stdlib.h>
+
+/* Test hook: when the environment has CONVX_TEST_ALLOC_FAIL as a module
+ * loads, every allocation of that module's kernels fails, so that the tests
+ * can prove each out-of-memory path reaches Python as a MemoryError
+ * (tests/kernels/test_status.py). Read once per translation unit. */
+static inline int cx_alloc_fails(void)
+{
+    static int fails = -1;
+    if (fails < 0)
+        fails = getenv("CONVX_TEST_ALLOC_FAIL") != NULL;
+    return fails;
+}
+
+/* Plain heap memory for kernels' own tables (free with free()). */
+static inline void *cx_malloc(size_t bytes) { return cx_alloc_fails() ? NULL : malloc(bytes ? bytes : 1); }
+
+/* 64-byte aligned scratch memory for packed panels (SIMD loads, cache lines). */
 #ifdef _MSC_VER
 #include <malloc.h>
-static inline void *cx_aligned_alloc(size_t bytes) { return _aligned_malloc(bytes ? bytes : 64, 64); }
+static inline void *cx_aligned_alloc(size_t bytes)
+{
+    return cx_alloc_fails() ? NULL : _aligned_malloc(bytes ? bytes : 64, 64);
+}
 static inline void cx_aligned_free(void *p) { _aligned_free(p); }
 #else
 static inline void *cx_aligned_alloc(size_t bytes)
 {
     void *p = NULL;
+    if (cx_alloc_fails())
+        return NULL;
     return posix_memalign(&p, 64, bytes ? bytes : 64) == 0 ? p : NULL;
 }
 static inline void cx_aligned_free(void *p) { free(p); }
@@ -64,7 +113,7 @@ static inline void cx_aligned_free(void *p) { free(p); }
 
 /* Per-thread scratch kept between calls: the buffers of a training step are the
  * same every step, and fresh allocations of that size come back from the OS as
- * zero-filled pages (page faults, measured at ~6% of a seed training step).
+ * zero-filled pages (page faults; benchmarks/run.py --cases train shows them).
  * Each translation unit has its own slots; a buffer only grows, and stays
  * allocated for the life of its thread (OpenMP workers live as long as the
  * process), except that cx_scratch_trim() frees the calling thread's buffers
@@ -109,5 +158,7 @@ static inline void cx_scratch_trim(void)
 
 #define CX_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define CX_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+#include "cx_tuning.h"
 
 #endif

@@ -7,7 +7,6 @@
 #include "cpu_features.h"
 #include "epilogue.h"
 #include "gemm.h"
-#include "gemm_ukernels.h" /* CX_HAVE_X86, CX_TARGET_AVX2 */
 
 /* Largest kernel height (rows of a tap list kept on the stack). */
 #define CX_DW_MAX_TAPS 64

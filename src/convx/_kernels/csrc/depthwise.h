@@ -53,4 +53,10 @@ int cx_conv_transpose_forward_f32(const cx_conv_shape *s, const float *x, const 
 int cx_conv_transpose_forward_f64(const cx_conv_shape *s, const double *x, const double *kernel,
                                   const double *bias, int act, double *y, int n_threads);
 
+/* dtype-generic names for the Cython wrappers (convx_common.h) */
+#define cx_depthwise_forward(dtype, ...) CX_BY_DTYPE(dtype, cx_depthwise_forward, __VA_ARGS__)
+#define cx_depthwise_backward(dtype, ...) CX_BY_DTYPE(dtype, cx_depthwise_backward, __VA_ARGS__)
+#define cx_column_sums(dtype, ...) CX_BY_DTYPE(dtype, cx_column_sums, __VA_ARGS__)
+#define cx_conv_transpose_forward(dtype, ...) CX_BY_DTYPE(dtype, cx_conv_transpose_forward, __VA_ARGS__)
+
 #endif

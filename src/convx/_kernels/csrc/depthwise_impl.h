@@ -202,8 +202,8 @@ static void FN(dw_run_avx2)(cx_int cc, cx_int count, const real *xs, cx_int xste
  * go through dw_pixels_avx2. Taken for pixels of at most 128 bytes (32 floats):
  * with wider pixels the 8-channel blocks stride through memory (a block of 6
  * pixels reads 24 pixels' worth of lines per block) and the plain loop, which
- * walks each pixel's channels in order, was faster (C = 128: 10.7 vs 15.6 ms for
- * 32 x 56 x 56 images; C = 64: 22.2 vs 25.7 ms for 32 x 112 x 112, 1 thread). */
+ * walks each pixel's channels in order, is faster (benchmarks/run.py's
+ * MobileNet-style model cases show it). */
 CX_TARGET_AVX2
 static void FN(dw_run3_avx2)(cx_int cc, int ntaps, const real *const *src, const real *const *ker,
                              const real *init, int relu, real *out, cx_int count)
@@ -330,7 +330,7 @@ static void FN(dw_run)(cx_int cc, cx_int count, const real *xs, cx_int xstep, co
  * falls inside the input: 0 <= ox * sw + off < w. */
 static inline void FN(dw_columns)(cx_int off, cx_int sw, cx_int w, cx_int ow, cx_int *lo, cx_int *hi)
 {
-    *lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
+    *lo = off >= 0 ? 0 : (-off - 1) / sw + 1; /* ceil(-off / sw) without overflow for any sw */
     *hi = w - 1 - off < 0 ? 0 : CX_MIN((w - 1 - off) / sw + 1, ow);
     if (*lo > *hi)
         *lo = *hi;
@@ -349,10 +349,7 @@ static const real *FN(dw_source_row)(const cx_dw_shape *s, const real *x, cx_int
     return wide;
 }
 
-/* Work (multiply-adds) below which a call stays on the calling thread. */
-#ifndef CX_DW_PARALLEL_MIN
-#define CX_DW_PARALLEL_MIN 262144
-#endif
+/* Serial below CX_DW_PARALLEL_MIN multiply-adds (cx_tuning.h). */
 
 static int FN(dw_team)(cx_int work, cx_int units, int n_threads)
 {
@@ -419,7 +416,7 @@ int FN(cx_depthwise_forward)(const cx_dw_shape *s, const real *x, const real *ke
     if (total == 0 || s->ow == 0 || cc == 0)
         return 0;
     if (s->kh > CX_DW_MAX_TAPS) /* the per-row lists of kernel rows are on the stack */
-        return -2;
+        return CX_ERR_UNSUPPORTED;
     const int nt = FN(dw_team)(total * s->ow * cc * taps, total, n_threads);
     int failed = 0;
 #pragma omp parallel num_threads(nt) if (nt > 1) reduction(| : failed)
@@ -432,7 +429,7 @@ int FN(cx_depthwise_forward)(const cx_dw_shape *s, const real *x, const real *ke
             if (!failed)
                 FN(dw_forward_row)(s, x, kernel, bias, act, r / s->oh, r % s->oh, wide, ptrs, ptrs + taps, y);
     }
-    return failed ? -1 : 0;
+    return failed ? CX_ERR_NOMEM : CX_OK;
 }
 
 /* ---- backward ------------------------------------------------------------ */
@@ -565,7 +562,7 @@ int FN(cx_depthwise_backward)(const cx_dw_shape *s, const real *x, const real *k
 {
     const cx_int cc = s->c * s->m, taps = s->kh * s->kw, total = s->n * s->oh, wsize = taps * cc;
     if (s->kh > CX_DW_MAX_TAPS) /* the per-row lists of kernel rows are on the stack */
-        return -2;
+        return CX_ERR_UNSUPPORTED;
     if (total == 0 || s->ow == 0) {
         memset(dkernel, 0, sizeof(real) * wsize);
         if (dbias)
@@ -580,7 +577,7 @@ int FN(cx_depthwise_backward)(const cx_dw_shape *s, const real *x, const real *k
     if (ngroups > 1) {
         partial = cx_scratch(CX_DW_SLOT_PARTIAL, sizeof(real) * ngroups * (wsize + cc));
         if (!partial)
-            return -1;
+            return CX_ERR_NOMEM;
         partial_b = partial + ngroups * wsize;
     }
     const int nt = FN(dw_team)(total * s->ow * cc * taps * (dx ? 2 : 1), ngroups + in_rows, n_threads);
@@ -627,7 +624,7 @@ int FN(cx_depthwise_backward)(const cx_dw_shape *s, const real *x, const real *k
         }
     }
     cx_scratch_trim();
-    return failed ? -1 : 0;
+    return failed ? CX_ERR_NOMEM : CX_OK;
 }
 
 /* ---- column sums (bias gradients) ---------------------------------------- */
@@ -642,7 +639,7 @@ int FN(cx_column_sums)(const real *m, cx_int rows, cx_int cols, real *sum, int n
     if (ngroups > 1) {
         partial = cx_scratch(CX_DW_SLOT_PARTIAL, sizeof(real) * ngroups * cols);
         if (!partial)
-            return -1;
+            return CX_ERR_NOMEM;
     }
     const int nt = FN(dw_team)(rows * cols, ngroups, n_threads);
 #pragma omp parallel for num_threads(nt) if (nt > 1) schedule(dynamic, 1)
@@ -743,18 +740,20 @@ static void FN(tc_row)(const cx_conv_shape *s, const real *x, const cx_int *meta
 int FN(cx_conv_transpose_forward)(const cx_conv_shape *s, const real *x, const real *kernel, const real *bias,
                                   int act, real *y, int n_threads)
 {
+    if (cx_conv_shape_check(s) != CX_OK || cx_mul(s->sh, s->sw) < 0)
+        return CX_ERR_OVERFLOW;
     const cx_int nphase = s->sh * s->sw, taps = s->kh * s->kw, F = s->cin, C = s->cout, rows = s->n * s->h;
     if (rows == 0 || s->w == 0 || F == 0)
-        return 0;
+        return CX_OK;
     cx_int *meta = cx_scratch(CX_DW_SLOT_META, sizeof(cx_int) * (2 * nphase + 1 + taps));
     if (!meta)
-        return -1;
+        return CX_ERR_NOMEM;
     cx_int packed_size;
     const cx_int most = FN(tc_phases)(s, meta, &packed_size);
     real *kt = cx_scratch(CX_DW_SLOT_KT, sizeof(real) * taps * C * F);
     real *packed = cx_scratch(CX_DW_SLOT_KPACK, sizeof(real) * packed_size);
     if (!kt || !packed)
-        return -1;
+        return CX_ERR_NOMEM;
     const cx_int *start = meta, *offset = meta + nphase + 1, *list = offset + nphase;
     const cx_int mr = FN(cx_gemm_mr)(), per_row = (s->w + s->sw - 1) / s->sw;
     const int nt = FN(dw_team)(rows * s->w * F * taps * C / nphase, rows, n_threads);
@@ -784,5 +783,5 @@ int FN(cx_conv_transpose_forward)(const cx_conv_shape *s, const real *x, const r
                 FN(tc_row)(s, x, meta, packed, bias, act, r / s->h, r % s->h, zeros, ptrs, y);
     }
     cx_scratch_trim();
-    return failed ? -1 : 0;
+    return failed ? CX_ERR_NOMEM : CX_OK;
 }

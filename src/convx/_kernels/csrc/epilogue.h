@@ -42,4 +42,7 @@ static inline double cx_sigmoid_f64(double x)
     return e / (1.0 + e);
 }
 
+/* dtype-generic names for the Cython wrappers (convx_common.h) */
+#define cx_act_forward(dtype, ...) CX_BY_DTYPE(dtype, cx_act_forward, __VA_ARGS__)
+
 #endif

@@ -1,9 +1,5 @@
 /* Bias + activation epilogue, written once for `real` (see epilogue.c). */
 
-/* Below this many elements a parallel region costs more than it saves. */
-#ifndef CX_EPILOGUE_PARALLEL_MIN
-#define CX_EPILOGUE_PARALLEL_MIN 131072
-#endif
 /* Elementwise work on a flat array is split in blocks of this size, so that a
  * single long row (rows = 1) still spreads over the team. */
 #ifndef CX_EPILOGUE_BLOCK

@@ -9,8 +9,9 @@
 /* cx_scratch slots of cx_gemm: the shared B panels, each thread's A block. */
 enum { CX_SLOT_GEMM_B, CX_SLOT_GEMM_A };
 
-/* m * n * k below which a product stays on the calling thread (gemm_impl.h). */
-#define CX_GEMM_PARALLEL_MIN 8388608.0
+/* The M and N blocks of cx_tuning.h in elements of `real`. */
+#define CX_MC_TARGET (CX_GEMM_MC_BYTES / (cx_int)sizeof(real))
+#define CX_NC_TARGET (CX_GEMM_NC_BYTES / (cx_int)sizeof(real))
 
 #define real float
 #define FN(name) name##_f32
@@ -34,11 +35,7 @@ static const ukernel_t_f32 *select_ukernel_f32(void)
 #endif
     return &generic;
 }
-#define CX_MC_TARGET 144
-#define CX_NC_TARGET 4096
 #include "gemm_impl.h"
-#undef CX_MC_TARGET
-#undef CX_NC_TARGET
 #undef real
 #undef FN
 
@@ -59,10 +56,6 @@ static const ukernel_t_f64 *select_ukernel_f64(void)
 #endif
     return &generic;
 }
-#define CX_MC_TARGET 72
-#define CX_NC_TARGET 2048
 #include "gemm_impl.h"
-#undef CX_MC_TARGET
-#undef CX_NC_TARGET
 #undef real
 #undef FN

@@ -6,21 +6,20 @@
  * micro-kernel chosen at run time (cpu_features.h). Every element of C is
  * accumulated in the same order whatever `n_threads` is, so results are
  * bit-identical for any thread count. When beta == 0, C is not read.
+ * cx_gemm returns CX_OK, or CX_ERR_NOMEM (C then unspecified) when its
+ * packing buffers cannot be allocated.
  */
 #ifndef CONVX_GEMM_H
 #define CONVX_GEMM_H
 
 #include "convx_common.h"
 
-/* Rows of B per packed K block of cx_gemm and cx_gemm_pack_b. */
-#define CX_GEMM_KC 256
-
-void cx_gemm_f32(int trans_a, int trans_b, cx_int m, cx_int n, cx_int k,
-                 const float *a, cx_int lda, const float *b, cx_int ldb,
-                 float beta, float *c, cx_int ldc, int n_threads);
-void cx_gemm_f64(int trans_a, int trans_b, cx_int m, cx_int n, cx_int k,
-                 const double *a, cx_int lda, const double *b, cx_int ldb,
-                 double beta, double *c, cx_int ldc, int n_threads);
+cx_status cx_gemm_f32(int trans_a, int trans_b, cx_int m, cx_int n, cx_int k,
+                      const float *a, cx_int lda, const float *b, cx_int ldb,
+                      float beta, float *c, cx_int ldc, int n_threads);
+cx_status cx_gemm_f64(int trans_a, int trans_b, cx_int m, cx_int n, cx_int k,
+                      const double *a, cx_int lda, const double *b, cx_int ldb,
+                      double beta, double *c, cx_int ldc, int n_threads);
 
 /* Serial building blocks for callers that run their own parallel loop (conv):
  * B is packed once with cx_gemm_pack_b into cx_gemm_packed_b_size(k, n)
@@ -52,6 +51,9 @@ void cx_gemm_f64(int trans_a, int trans_b, cx_int m, cx_int n, cx_int k,
                                      cx_int kc_block, cx_int jp0, cx_int jp1, real *packed);           \
     void cx_gemm_indirect_##sfx(cx_int m, cx_int n, cx_int taps, cx_int cin, const real *const *ptrs,  \
                                 const real *packed_b, cx_int block_taps, real *c, cx_int ldc);
+/* dtype-generic name for the Cython wrapper (convx_common.h) */
+#define cx_gemm(dtype, ...) CX_BY_DTYPE(dtype, cx_gemm, __VA_ARGS__)
+
 CX_GEMM_PREPACKED_DECL(float, f32)
 CX_GEMM_PREPACKED_DECL(double, f64)
 #undef CX_GEMM_PREPACKED_DECL

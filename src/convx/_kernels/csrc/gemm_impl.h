@@ -197,15 +197,15 @@ void FN(cx_gemm_prepacked)(int trans_a, cx_int m, cx_int n, cx_int k, const real
     }
 }
 
-void FN(cx_gemm)(int trans_a, int trans_b, cx_int m, cx_int n, cx_int k,
-                 const real *a, cx_int lda, const real *b, cx_int ldb,
-                 real beta, real *c, cx_int ldc, int n_threads)
+cx_status FN(cx_gemm)(int trans_a, int trans_b, cx_int m, cx_int n, cx_int k,
+                      const real *a, cx_int lda, const real *b, cx_int ldb,
+                      real beta, real *c, cx_int ldc, int n_threads)
 {
     if (m <= 0 || n <= 0)
-        return;
+        return CX_OK;
     if (k <= 0) {
         FN(scale_c)(m, n, beta, c, ldc);
-        return;
+        return CX_OK;
     }
     const FN(ukernel_t) *uk = FN(select_ukernel)();
     const int MR = uk->mr, NR = uk->nr;
@@ -215,18 +215,19 @@ void FN(cx_gemm)(int trans_a, int trans_b, cx_int m, cx_int n, cx_int k,
     const cx_int kc_max = CX_MIN(CX_GEMM_KC, k);
 
     /* Threads only when the product is big enough to repay the fork/join and a
-     * barrier per K block: a sleeping (passive) worker starts ~50 us late. At
-     * 128^3 (the seed's dense layers at batch 128) two threads took 2.1-2.6x
-     * longer than one. */
-    int nt = (double)m * n * k < CX_GEMM_PARALLEL_MIN ? 1 : CX_MAX(n_threads, 1);
+     * barrier per K block (CX_GEMM_PARALLEL_MIN, cx_tuning.h). */
+    int nt = (double)m * n * k < CX_GEMM_PARALLEL_MIN ? 1 : CX_MAX(n_threads, 1), failed = 0;
     real *bpack = cx_scratch(CX_SLOT_GEMM_B, sizeof(real) * kc_max * nc_max);
     if (!bpack)
-        return;
+        return CX_ERR_NOMEM;
 
-#pragma omp parallel num_threads(nt) if (nt > 1)
+#pragma omp parallel num_threads(nt) if (nt > 1) reduction(| : failed)
     {
         real *apack = cx_scratch(CX_SLOT_GEMM_A, sizeof(real) * CX_MC_TARGET * kc_max + sizeof(real) * MR * kc_max);
         const int tid = convx_thread_id(), team = convx_team_size();
+        /* every thread runs every loop and barrier below (work-sharing loops must be met by the whole
+         * team); one without its A block skips the packing and multiplying only */
+        failed = apack == NULL;
         for (cx_int jc = 0; jc < n; jc += NC) {
             const cx_int nc = CX_MIN(NC, n - jc);
             const cx_int npanels = (nc + NR - 1) / NR;
@@ -249,6 +250,8 @@ void FN(cx_gemm)(int trans_a, int trans_b, cx_int m, cx_int n, cx_int k,
                     for (cx_int blk = 0; blk < blocks; blk++) {
                         const cx_int ic = panels * blk / blocks * MR;
                         const cx_int mc = CX_MIN(m, panels * (blk + 1) / blocks * MR) - ic;
+                        if (failed)
+                            continue;
                         FN(pack_a)(uk, trans_a, a, lda, ic, mc, pc, kc, apack);
                         FN(macro_kernel)(uk, mc, nc, kc, apack, bpack, 0, npanels,
                                          c + ic * ldc + jc, ldc, beta_block);
@@ -256,7 +259,7 @@ void FN(cx_gemm)(int trans_a, int trans_b, cx_int m, cx_int n, cx_int k,
                 } else {
                     /* Few rows: split the column panels, each thread packing A itself. */
                     const cx_int jp0 = npanels * tid / team, jp1 = npanels * (tid + 1) / team;
-                    for (cx_int ic = 0; ic < m && jp0 < jp1; ic += MC) {
+                    for (cx_int ic = 0; ic < m && jp0 < jp1 && !failed; ic += MC) {
                         const cx_int mc = CX_MIN(MC, m - ic);
                         FN(pack_a)(uk, trans_a, a, lda, ic, mc, pc, kc, apack);
                         FN(macro_kernel)(uk, mc, nc, kc, apack, bpack, jp0, jp1,
@@ -268,5 +271,6 @@ void FN(cx_gemm)(int trans_a, int trans_b, cx_int m, cx_int n, cx_int k,
         }
     }
     cx_scratch_trim();
+    return failed ? CX_ERR_NOMEM : CX_OK;
 }
 

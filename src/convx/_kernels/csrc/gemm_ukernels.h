@@ -6,16 +6,7 @@
 #define CONVX_GEMM_UKERNELS_H
 
 #include "convx_common.h"
-
-#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
-#define CX_HAVE_X86 1
-#define CX_TARGET_AVX2 __attribute__((target("avx2,fma")))
-#include <immintrin.h>
-#elif defined(_MSC_VER) && defined(_M_X64)
-#define CX_HAVE_X86 1
-#define CX_TARGET_AVX2
-#include <immintrin.h>
-#endif
+#include "cpu_features.h"
 
 /* Store an MR x NR accumulator tile held in memory into C with beta. */
 #define CX_STORE_TILE(real, acc, NR, c, ldc, mr, nr, beta)                       \
@@ -105,7 +96,7 @@ static inline void store_avx2_f32(const __m256 *rows, float *c, cx_int ldc, int 
 #define CX_ASM_AVX2_F32 1
 /* Four k steps of the 6 x 16 tile in assembly (x86-64: ymm12-15 are scratch): compilers given the same loop
  * as intrinsics rename and spill accumulators (GCC 12: two stack round trips
- * and several register moves per four steps, ~10% of the kernel's speed).
+ * and several register moves per four steps; benchmarks/run.py --cases gemm).
  * One step: two B loads, then per row a broadcast of A and two FMAs. */
 #define CX_ASM_STEP(i)                                                              \
     "vmovaps " #i "*64(%[b]), %%ymm12\n\t"                                          \
@@ -244,9 +235,7 @@ static void ukr_indirect_avx2_f64(cx_int taps, cx_int cin, const double *const *
 #undef CX_AVX2_F64_STORE
 #endif /* CX_HAVE_X86 */
 
-#if defined(__aarch64__) || defined(_M_ARM64)
-#define CX_HAVE_NEON 1
-#include <arm_neon.h>
+#ifdef CX_HAVE_NEON
 /* NEON (the arm64 baseline): 8 x 12 floats in 24 q-register accumulators, row
  * i's three vectors c<i>0..c<i>2; A is read as two vectors per k step (lanes
  * 0-3, 4-7) or, through pointers, broadcast value by value. */

@@ -1,9 +1,5 @@
 /* Loss kernels, written once for `real` (see losses.c and losses.h). */
 
-/* Below this many elements a parallel region costs more than it saves. */
-#ifndef CX_LOSS_PARALLEL_MIN
-#define CX_LOSS_PARALLEL_MIN 131072
-#endif
 
 /* One row: returns its loss and writes its gradient row `g` (already scaled by
  * `scale` = 1/n). `t` is the targets row (NULL for sparse forms), `label` the

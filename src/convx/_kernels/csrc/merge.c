@@ -17,10 +17,7 @@
 #undef real
 #undef FN
 
-/* Below this many elements in all a concatenation copies serially (measured with the merges). */
-#ifndef CX_CONCAT_PARALLEL_MIN
-#define CX_CONCAT_PARALLEL_MIN CX_MERGE_PARALLEL_MIN
-#endif
+/* A concatenation copies serially below CX_CONCAT_PARALLEL_MIN elements in all (cx_tuning.h). */
 
 void cx_concat(char *const *parts, const cx_int *part_len, int k, char *whole, cx_int outer, cx_int elem_size,
                int split, int n_threads)

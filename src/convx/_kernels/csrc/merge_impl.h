@@ -2,12 +2,7 @@
 
 #ifndef CX_MERGE_IMPL_ONCE
 #define CX_MERGE_IMPL_ONCE
-/* Below this many elements per input a merge runs serially. Measured here from Python, float32,
- * median of 500 calls, 1 vs 2 threads: add of 2 inputs 32768 elements 4.9 vs 4.0 us, 65536: 11.5
- * vs 8.8, 131072: 26.9 vs 9.4; maximum backward 65536: 53 vs 27; concatenation 65536: 18 vs 10. */
-#ifndef CX_MERGE_PARALLEL_MIN
-#define CX_MERGE_PARALLEL_MIN 65536
-#endif
+/* Serial below CX_MERGE_PARALLEL_MIN elements per input (cx_tuning.h). */
 /* Elements are taken in flat blocks: each block runs through every input while it is in cache,
  * and the blocks, not the threads, fix the partition. */
 #define CX_MERGE_BLOCK 2048

@@ -5,10 +5,6 @@
 /* Rows are taken in blocks of about this many elements: the blocks, fixed by the problem
  * size, partition every sum, never the threads. */
 #define CX_NORM_BLOCK 16384
-/* Below this many elements in all a kernel runs serially. */
-#ifndef CX_NORM_PARALLEL_MIN
-#define CX_NORM_PARALLEL_MIN 32768
-#endif
 /* Scratch slots: 0-1 taken by the calling thread before a parallel region, 2-7 by each
  * thread inside one (slots are per thread: the calling thread is thread 0 of the team). */
 enum { CX_NORM_SLOT_PART = 0, CX_NORM_SLOT_STATS = 1, CX_NORM_SLOT_T0 = 2 };
@@ -161,7 +157,7 @@ static int FN(bn_moments)(const real *x, cx_int outer, cx_int c, cx_int inner, d
     double *shift;
     cx_int b, ch;
     if (part == NULL)
-        return -1;
+        return CX_ERR_NOMEM;
     shift = part + nb * 2 * c;
     for (ch = 0; ch < c; ++ch)
         shift[ch] = outer > 0 ? (double)x[ch * inner] : 0.0;
@@ -223,7 +219,7 @@ int FN(cx_bn_forward_train)(const real *x, cx_int outer, cx_int c, cx_int inner,
     real *a, *bv;
     cx_int ch;
     if (stats == NULL || FN(bn_moments)(x, outer, c, inner, stats, n_threads) != 0)
-        return -1;
+        return CX_ERR_NOMEM;
     a = (real *)(stats + 2 * c);
     bv = a + c;
     for (ch = 0; ch < c; ++ch) {
@@ -248,7 +244,7 @@ int FN(cx_bn_forward_infer)(const real *x, cx_int outer, cx_int c, cx_int inner,
     real *a = (real *)cx_scratch(CX_NORM_SLOT_STATS, (size_t)(2 * c) * sizeof(real)), *bv, inv;
     cx_int ch;
     if (a == NULL)
-        return -1;
+        return CX_ERR_NOMEM;
     bv = a + c;
     for (ch = 0; ch < c; ++ch) {
         FN(bn_affine)(mean[ch], var[ch], gamma, beta, ch, eps, &inv, &a[ch], &bv[ch]);
@@ -274,7 +270,7 @@ int FN(cx_bn_backward)(const real *x, const real *dy, const real *y, double relu
     int failed = 0;
     cx_int b, ch;
     if (part == NULL || coef == NULL)
-        return -1;
+        return CX_ERR_NOMEM;
     shift = part + nb * 2 * c;
     for (ch = 0; ch < c; ++ch)
         shift[ch] = (double)mean[ch];
@@ -295,7 +291,7 @@ int FN(cx_bn_backward)(const real *x, const real *dy, const real *y, double relu
         FN(row_sums)(x + off, g, r1 - r0, c, inner, shift, s1, s2);
     }
     if (failed)
-        return -1;
+        return CX_ERR_NOMEM;
     {
         real *ca = coef, *cb = coef + c, *cc = coef + 2 * c;
         for (ch = 0; ch < c; ++ch) {
@@ -465,7 +461,7 @@ int FN(cx_gn_forward)(const real *x, cx_int n, cx_int s, cx_int g, cx_int k, cx_
             FN(row_write)(xs, NULL, s, cc, inner, a, bv, NULL, NULL, y + j * len);
         }
     }
-    return failed ? -1 : 0;
+    return failed ? CX_ERR_NOMEM : CX_OK;
 }
 
 int FN(cx_gn_backward)(const real *x, const real *dy, cx_int n, cx_int s, cx_int g, cx_int k, cx_int inner,
@@ -479,7 +475,7 @@ int FN(cx_gn_backward)(const real *x, const real *dy, cx_int n, cx_int s, cx_int
     int failed = 0;
     cx_int b, ch;
     if (part == NULL)
-        return -1;
+        return CX_ERR_NOMEM;
 #pragma omp parallel for num_threads(n_threads) schedule(static) \
     if (nb > 1 && n * len >= CX_NORM_PARALLEL_MIN && n_threads > 1)
     for (b = 0; b < nb; ++b) {
@@ -536,7 +532,7 @@ int FN(cx_gn_backward)(const real *x, const real *dy, cx_int n, cx_int s, cx_int
         }
     }
     if (failed)
-        return -1;
+        return CX_ERR_NOMEM;
     for (ch = 0; ch < cc; ++ch) {
         double t1 = 0, t2 = 0;
         for (b = 0; b < nb; ++b) {
@@ -557,7 +553,7 @@ int FN(cx_bn_fold)(const real *kernel, cx_int rows, cx_int c, const real *bias, 
     double *a = (double *)cx_scratch(CX_NORM_SLOT_STATS, (size_t)c * sizeof(double));
     cx_int r, ch;
     if (a == NULL)
-        return -1;
+        return CX_ERR_NOMEM;
     for (ch = 0; ch < c; ++ch) {
         const double b0 = bias != NULL ? (double)bias[ch] : 0.0;
         a[ch] = (gamma != NULL ? (double)gamma[ch] : 1.0) / sqrt((double)var[ch] + eps);

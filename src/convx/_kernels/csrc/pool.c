@@ -4,11 +4,6 @@
 
 #include "convx_omp.h"
 #include "cpu_features.h"
-#include "gemm_ukernels.h" /* CX_TARGET_AVX2 */
-
-#ifndef CX_HAVE_X86
-#define CX_TARGET_AVX2
-#endif
 
 #ifdef CX_HAVE_X86
 CX_TARGET_AVX2

@@ -55,4 +55,11 @@ void cx_avg_pool2d_forward_f64(const double *x, double *y, const cx_pool_geom *g
 void cx_avg_pool2d_backward_f32(const float *dy, float *dx, const cx_pool_geom *g, int n_threads);
 void cx_avg_pool2d_backward_f64(const double *dy, double *dx, const cx_pool_geom *g, int n_threads);
 
+/* dtype-generic names for the Cython wrappers (convx_common.h) */
+#define cx_max_pool2d_forward(dtype, ...) CX_BY_DTYPE(dtype, cx_max_pool2d_forward, __VA_ARGS__)
+#define cx_max_pool2d_backward(dtype, ...) CX_BY_DTYPE(dtype, cx_max_pool2d_backward, __VA_ARGS__)
+#define cx_max_pool2d_backward_windows(dtype, ...) CX_BY_DTYPE(dtype, cx_max_pool2d_backward_windows, __VA_ARGS__)
+#define cx_avg_pool2d_forward(dtype, ...) CX_BY_DTYPE(dtype, cx_avg_pool2d_forward, __VA_ARGS__)
+#define cx_avg_pool2d_backward(dtype, ...) CX_BY_DTYPE(dtype, cx_avg_pool2d_backward, __VA_ARGS__)
+
 #endif

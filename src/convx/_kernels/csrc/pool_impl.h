@@ -3,16 +3,8 @@
 #ifndef CX_POOL_IMPL_SHARED
 #define CX_POOL_IMPL_SHARED
 
-/* Below this many input elements a parallel region costs more than it saves.
- * Workers spin briefly before sleeping (convx/_kernels/__init__.py), so in a
- * training step they are usually awake; the row loops are scheduled
- * dynamically so that the caller does not wait for a late one. Pooling is
- * bound by memory traffic, which two cores move faster than one (the seed's
- * second pool at batch 32, 248k floats: 2 threads forward 1.25x, backward
- * 1.6x faster than one, in a step). */
-#ifndef CX_POOL_PARALLEL_MIN
-#define CX_POOL_PARALLEL_MIN 65536
-#endif
+/* Serial below CX_POOL_PARALLEL_MIN input elements (cx_tuning.h). The row loops are scheduled
+ * dynamically so that the caller does not wait for a worker that wakes late. */
 
 /* Output rows per dynamically scheduled chunk of a pooling loop. */
 #define CX_POOL_ROWS_PER_CHUNK 8
@@ -31,7 +23,7 @@ static inline void cx_pool_covering(cx_int i, cx_int stride, cx_int pad, cx_int 
                                     cx_int *hi)
 {
     cx_int first = i + pad - k + 1; /* lowest window start that still reaches i */
-    *lo = first <= 0 ? 0 : (first + stride - 1) / stride;
+    *lo = first <= 0 ? 0 : (first - 1) / stride + 1; /* ceil(first / stride) without overflow */
     *hi = CX_MIN((i + pad) / stride + 1, out);
 }
 

@@ -8,10 +8,6 @@
 #include "convx_omp.h"
 #include "resample.h"
 
-/* Below this many output elements a call runs serially (a 32x32x3 image is 3072). */
-#ifndef CX_RESAMPLE_PARALLEL_MIN
-#define CX_RESAMPLE_PARALLEL_MIN 32768
-#endif
 /* Backward tasks are (image, block of this many channels): the partition depends on the
  * shape only, and each task visits its output pixels in one order. */
 #define CX_RESAMPLE_CBLOCK 16
@@ -55,7 +51,7 @@ static void nearest_axis(cx_int in, cx_int out, cx_axis_tap *taps)
 static cx_axis_tap *resize_taps(cx_int h, cx_int w, cx_int oh, cx_int ow, int interpolation,
                                 const cx_axis_tap **ty, const cx_axis_tap **tx)
 {
-    cx_axis_tap *taps = malloc((size_t)(oh + ow) * sizeof(cx_axis_tap));
+    cx_axis_tap *taps = cx_malloc((size_t)(oh + ow) * sizeof(cx_axis_tap));
     if (taps == NULL)
         return NULL;
     *ty = taps;
@@ -97,7 +93,7 @@ static void axis_spans(const cx_axis_tap *taps, cx_int out, cx_int in, cx_span *
 /* Spans of the rows (then of the columns) of a resize, malloc'ed in one block (free the result). */
 static cx_span *resize_spans(const cx_axis_tap *ty, const cx_axis_tap *tx, cx_int h, cx_int w, cx_int oh, cx_int ow)
 {
-    cx_span *spans = malloc((size_t)(h + w) * sizeof(cx_span));
+    cx_span *spans = cx_malloc((size_t)(h + w) * sizeof(cx_span));
     if (spans == NULL)
         return NULL;
     axis_spans(ty, oh, h, spans);

@@ -9,7 +9,7 @@ int FN(cx_resize_forward)(const real *x, real *y, cx_int n, cx_int h, cx_int w, 
     cx_axis_tap *taps = resize_taps(h, w, oh, ow, interpolation, &ty, &tx);
     cx_int r;
     if (taps == NULL)
-        return -1;
+        return CX_ERR_NOMEM;
 #pragma omp parallel for num_threads(n_threads) schedule(static) \
     if (rows > 1 && rows * ow * c >= CX_RESAMPLE_PARALLEL_MIN && n_threads > 1)
     for (r = 0; r < rows; ++r) {
@@ -91,7 +91,7 @@ int FN(cx_resize_backward)(const real *dy, real *dx, cx_int n, cx_int h, cx_int 
     if (t == NULL) {
         free(taps);
         free(spans);
-        return -1;
+        return CX_ERR_NOMEM;
     }
 #pragma omp parallel num_threads(n_threads) if (parallel)
     {
