@@ -33,7 +33,8 @@ DATA = REPO / "data" / "mnist"
 sys.path.insert(0, str(WORKERS))
 import _common  # noqa: E402
 
-CASES = ("train", "infer", "conv", "gemm", "import", "memory", "threads", "contention", "onnx", "compression") + _common.MODEL_CASES
+CASES = ("train", "infer", "conv", "gemm", "import", "memory", "threads", "contention", "onnx", "compression") + _common.MODEL_CASES + (
+    "residual_layer",)
 REFERENCES = ("torch", "tf", "numpy")
 THREADS = 2
 # environment variables that may pin OpenBLAS to a slower kernel; removed for the NumPy worker
@@ -138,6 +139,11 @@ def slots_for(case, cfg, frameworks):
         spec = {"case": "compression", "threads": THREADS, "batch": 256, "train_samples": 6000,
                 "calibration_samples": 1000, "rounds": cfg["compression_rounds"], "data": str(DATA)}
         return [[("convx", spec, False)]] if "convx" in frameworks else []
+    if case == "residual_layer":
+        # convx only: built-in vs custom-layer blocks alternate in one process
+        spec = {"case": case, "batch": MODEL_BATCH, "threads": THREADS, "steps": max(2, cfg["train_steps"] // 6),
+                "warmup": cfg["train_warmup"], "chunks": 6 if cfg["repeats"] > 1 else 1}
+        return [[("convx", spec, False)]]
     if case in _common.MODEL_CASES:
         # one process per framework times both training and predict
         spec = {"case": case, "batch": MODEL_BATCH, "predict_batch": MODEL_PREDICT_BATCH, "threads": THREADS,
@@ -338,6 +344,12 @@ def rows_for(case, slots):
                                 ("float", "filters50", "float / 50% filters (speed-up)")):
             a, b = times(num), times(den)
             rows.append(_row("compression predict b256", label, "x", "factor", {"convx": a / b if a and b else None}))
+    elif case == "residual_layer":
+        name = f"residual train b{MODEL_BATCH}"
+        for key, label in (("builtin", "built-in layers"), ("custom", "custom block layers")):
+            rows.append(_row(name, f"{label}", "ms/step", "factor",
+                             _per_fw(slots[0], lambda r, k=key: 1e3 * r[k]["s_per_step"])))
+        rows.append(_row(name, "custom / built-in", "ratio", "factor", _per_fw(slots[0], lambda r: r["ratio"])))
     elif case in _common.MODEL_CASES:
         train = f"{case} train b{MODEL_BATCH}"
         rows.append(_row(train, "time per step", "ms", "time", _per_fw(slots[0], lambda r: _ms_per_step(r["train"]))))

@@ -147,6 +147,37 @@ def keras_model(keras, name):
     return model
 
 
+def residual_block_layer(keras, ops):
+    """The `residual` case's block as a custom Layer, written as a Keras 3 user writes one
+    (``call()`` over sublayers and ``keras.ops``): the `residual_layer` case trains it against the
+    same network of built-in layers."""
+
+    class ResidualBlock(keras.layers.Layer):
+        def __init__(self, filters, strides, **kwargs):
+            super().__init__(**kwargs)
+            self.conv_1 = keras.layers.Conv2D(filters, 3, strides=strides, padding="same", activation="relu")
+            self.conv_2 = keras.layers.Conv2D(filters, 3, padding="same")
+            self.shortcut = keras.layers.Conv2D(filters, 1, strides=strides)
+
+        def call(self, inputs):
+            return ops.relu(self.conv_2(self.conv_1(inputs)) + self.shortcut(inputs))
+
+    return ResidualBlock
+
+
+def residual_layer_model(keras, ops):
+    """The `residual` network with each block one custom ``ResidualBlock`` layer."""
+    block = residual_block_layer(keras, ops)
+    inputs = keras.Input(shape=MODEL_INPUT)
+    x = keras.layers.Conv2D(32, 3, padding="same", activation="relu")(inputs)
+    for filters, strides in RESIDUAL_BLOCKS:
+        x = block(filters, strides)(x)
+    outputs = keras.layers.Dense(MODEL_CLASSES, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
 def _conv_bn(layers, x, filters, kernel, strides, activation):
     """Conv2D ('same', no bias) -> BatchNormalization -> activation ('relu', 'relu6' or None)."""
     x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False)(x)

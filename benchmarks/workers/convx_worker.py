@@ -202,6 +202,31 @@ def compression(spec):
     return {"median_s": {name: sorted(t)[len(t) // 2] for name, t in times.items()},
             "min_s": {name: min(t) for name, t in times.items()},
             "int8_isa": quant.isa(), "argmax_agreement_with_ort": agreement}
+def residual_layer(spec):
+    """The `residual` network of built-in layers and the same network with each block a custom Layer
+    (call() over convx.ops, trained through its tape), timed in this process in alternating chunks of
+    ``spec['steps']`` steps: the ratio is what writing the block as a custom layer costs."""
+    import numpy as np
+
+    keras = _import_convx(spec["threads"])
+    from convx import ops
+
+    batch, steps, chunks = spec["batch"], spec["steps"], spec["chunks"]
+    x, y = _common.synthetic_images(batch * steps, seed=0)
+    keras.utils.set_random_seed(0)
+    models = {"builtin": _common.keras_model(keras, "residual"), "custom": _common.residual_layer_model(keras, ops)}
+    times = {name: [] for name in models}
+    for model in models.values():
+        model.fit(x[: batch * spec["warmup"]], y[: batch * spec["warmup"]], batch_size=batch, epochs=1, verbose=0)
+    for _ in range(chunks):
+        for name, model in models.items():
+            t0 = time.perf_counter()
+            model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
+            times[name].append((time.perf_counter() - t0) / steps)
+    result = {name: {"s_per_step": float(np.median(t)), "params": int(models[name].count_params())}
+              for name, t in times.items()}
+    result["ratio"] = float(np.median(np.array(times["custom"]) / np.array(times["builtin"])))
+    return result
 
 
 def import_time(spec):
@@ -225,4 +250,5 @@ def versions():
 if __name__ == "__main__":
     _common.run({"train": train, "threads": threads, "infer": infer, "conv": conv, "gemm": gemm,
                  "import": import_time, "info": info, "onnx": onnx_runtime, "compression": compression,
+                 "residual_layer": residual_layer,
                  **{case: model_case for case in _common.MODEL_CASES}}, versions)

@@ -32,7 +32,16 @@ def _as_float(x):
     return x if x.dtype in (np.float32, np.float64) else x.astype(np.float32)
 
 
+def _traced(x):
+    """Whether ``x`` is a symbolic or taped tensor (or a Variable): then the activation is a convx op."""
+    return not isinstance(x, np.ndarray) and hasattr(x, "shape") and hasattr(x, "dtype")
+
+
 def _apply(x, name, params=None):
+    if _traced(x):
+        from convx.ops.nn import activation
+
+        return activation(x, name, params)
     return _k.activation_forward(_as_float(x), name, params=params)
 
 
@@ -158,6 +167,10 @@ def exponential(x):
 
 
 def _along_axis(x, axis, name):
+    if _traced(x):
+        from convx.ops import nn
+
+        return getattr(nn, name)(x, axis=axis)
     x = _as_float(x)
     ndim = x.ndim
     if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or not -max(ndim, 1) <= axis < max(ndim, 1):

@@ -28,7 +28,12 @@ import re
 import numpy as np
 
 from convx import activations, constraints, initializers, regularizers
+from convx.layers import custom as _custom
 from convx.layers.node import KerasHistory, KerasTensor, Node, is_symbolic
+from convx.layers.arguments import (_is_dtype, check_data_format, normalize_padding, normalize_shape,  # noqa: F401
+                                    normalize_tuple)
+from convx.layers.variables import Variable  # noqa: F401  (convx.layers.base.Variable)
+from convx.ops.core import TapeTensor, current_tape, current_training
 
 _name_counts = collections.defaultdict(int)
 _BUFFERS_PER_SLOT = 2
@@ -57,61 +62,6 @@ def format_shape(shape):
     return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
-class Variable:
-    """A weight: a float32 array (possibly a view into a model's flat buffer) and its gradient.
-
-    Attributes
-    ----------
-    value : numpy.ndarray
-        The current values; layers read it at every call, so rebinding it to a
-        view of a larger buffer is invisible to them.
-    grad : numpy.ndarray
-        Same shape; filled by the owning layer's ``backward``.
-    name, path : str
-        ``'kernel'`` and ``'dense/kernel'``, as in Keras.
-    regularizer : callable or None
-        Its penalty enters the training loss (``layer.losses``, ``model.losses``).
-    constraint : callable or None
-        Applied to the value after every optimizer update.
-    """
-
-    def __init__(self, value, name, path, trainable=True, regularizer=None, constraint=None, aggregation="none",
-                 overwrite_with_gradient=False, autocast=True):
-        self.value = value
-        self.grad = np.zeros_like(value)
-        self.name = name
-        self.path = path
-        self.trainable = trainable
-        self.regularizer = regularizer
-        self.constraint = constraint
-        self.aggregation = aggregation
-        self.overwrite_with_gradient = overwrite_with_gradient
-        self.autocast = autocast
-
-    @property
-    def shape(self):
-        return self.value.shape
-
-    @property
-    def dtype(self):
-        return self.value.dtype
-
-    def numpy(self):
-        """A copy of the values."""
-        return self.value.copy()
-
-    def assign(self, value):
-        """Copy ``value`` (same shape) into the variable in place."""
-        value = np.asarray(value)
-        if value.shape != self.value.shape:
-            raise ValueError(f"Variable {self.path!r} has shape {self.value.shape}, received value of shape {value.shape}")
-        np.copyto(self.value, value, casting="unsafe")
-
-    def __array__(self, dtype=None, copy=None):
-        return self.value if dtype is None else self.value.astype(dtype)
-
-    def __repr__(self):
-        return f"<Variable path={self.path}, shape={self.shape}, dtype={self.dtype.name}>"
 
 
 def _weight_penalties(variables):
@@ -181,6 +131,12 @@ class Layer:
     _supports_activity_regularizer = False
     # int8 form of a Conv2D / Dense (convx.quantization.layers.Int8State), None when float
     _int8 = None
+    # a subclass defining call() (Keras' way) runs it through convx.layers.custom instead of forward/backward
+    _has_call = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls._has_call = cls.call is not Layer.call and not getattr(cls, "_is_model", False)
 
     def __init__(self, *, name=None, trainable=True, dtype=None, activity_regularizer=None, **kwargs):
         input_dim = kwargs.pop("input_dim", None)
@@ -317,9 +273,21 @@ class Layer:
 
     @property
     def losses(self):
-        """The layer's penalties (float32 scalars), in Keras' order: the activity regularization of its
-        last call, then its weights' regularizers (Keras' ``layer.losses``)."""
-        return list(self._activity_losses) + _weight_penalties(self._weights)
+        """The layer's penalties (float32 scalars), in Keras' order: the activity regularization and
+        ``add_loss`` values of its last call (then its sublayers'), then its weights' regularizers
+        (Keras' ``layer.losses``)."""
+        layers = [self] + (_custom.flatten_layers(self) if self._has_call else [])
+        return [loss for layer in layers for loss in layer._activity_losses] + _weight_penalties(self.weights)
+
+    def add_loss(self, loss):
+        """Add a scalar to the training loss, from ``call()`` (Keras' ``add_loss``): in training its gradient
+        flows back through the ops that computed it."""
+        if isinstance(loss, KerasTensor):
+            return  # the symbolic call that finds the output shape
+        tape = current_tape()
+        if tape is not None:
+            tape.add_loss(loss)
+        self._activity_losses.append(np.float32(np.sum(loss.value if isinstance(loss, TapeTensor) else loss)))
 
     # ----- activity regularization (Keras: the regularizer of the output, divided by the batch size)
 
@@ -344,35 +312,39 @@ class Layer:
 
     @property
     def weights(self):
-        """Variables in Keras order (e.g. kernel then bias)."""
-        return list(self._weights)
+        """Variables in Keras order (e.g. kernel then bias; a layer with ``call()``: its trainable ones, its
+        non-trainable ones, then its sublayers')."""
+        return _custom.weights(self) if self._has_call else list(self._weights)
 
     @property
     def trainable_weights(self):
+        if self._has_call:
+            return _custom.trainable_weights(self)
         return [w for w in self._weights if self.trainable and w.trainable]
 
     @property
     def non_trainable_weights(self):
-        return [w for w in self._weights if not (self.trainable and w.trainable)]
+        trainable = {id(w) for w in self.trainable_weights}
+        return [w for w in self.weights if id(w) not in trainable]
 
     def get_weights(self):
         """Copies of the weights as NumPy arrays, in Keras order."""
-        return [w.numpy() for w in self._weights]
+        return [w.numpy() for w in self.weights]
 
     def set_weights(self, weights):
         """Assign arrays (Keras order and shapes) to the layer's weights."""
-        weights = list(weights)
-        if len(weights) != len(self._weights):
+        weights, variables = list(weights), self.weights
+        if len(weights) != len(variables):
             raise ValueError(
-                f"Layer {self.name!r} expects {len(self._weights)} weights "
-                f"{[w.shape for w in self._weights]}, but received {len(weights)}"
+                f"Layer {self.name!r} expects {len(variables)} weights "
+                f"{[w.shape for w in variables]}, but received {len(weights)}"
             )
-        for var, value in zip(self._weights, weights):
+        for var, value in zip(variables, weights):
             if np.shape(value) != var.shape:
                 raise ValueError(
                     f"Layer {self.name!r} weight {var.name!r} has shape {var.shape}, received value of shape {np.shape(value)}"
                 )
-        for var, value in zip(self._weights, weights):
+        for var, value in zip(variables, weights):
             var.assign(value)
 
     # ----- saving: Keras 3's protocol, called by convx.saving on every layer of a model
@@ -412,7 +384,7 @@ class Layer:
                 f"You tried to call `count_params` on layer '{self.name}', but the layer isn't built. "
                 "You can build it manually via: `layer.build(input_shape)`."
             )
-        return int(sum(math.prod(w.shape) for w in self._weights))
+        return int(sum(math.prod(w.shape) for w in self.weights))
 
     # ----- shapes and building -------------------------------------------------
 
@@ -431,7 +403,10 @@ class Layer:
         self.built = True
 
     def compute_output_shape(self, input_shape):
-        """Output shape for ``input_shape``; the default keeps the shape."""
+        """Output shape for ``input_shape``; the default keeps the shape (a layer with ``call()``: the shape
+        ``call()`` gives on symbolic inputs)."""
+        if self._has_call:
+            return _custom.traced_output_shape(self, input_shape)
         return tuple(input_shape)
 
     def build_for(self, input_shape):
@@ -440,7 +415,11 @@ class Layer:
         ``input_shape`` is one shape, or a list of shapes for layers called on a list.
         """
         input_shape = normalize_shape(input_shape)
-        if not self.built:
+        if not self.built and self._has_call:  # Keras: build, then the output shape (call() needs the weights)
+            self.build(input_shape)
+            self.built = True
+            self.input_shape, self.output_shape = input_shape, self.compute_output_shape(input_shape)
+        elif not self.built:
             output_shape = self.compute_output_shape(input_shape)
             self.build(input_shape)
             self.built = True
@@ -479,25 +458,42 @@ class Layer:
 
     # ----- computation ---------------------------------------------------------
 
+    def call(self, inputs, training=None):
+        """What a subclass computes, with ``convx.ops`` and other layers (Keras' ``Layer.call``)."""
+        raise NotImplementedError(f"Layer {type(self).__name__} does not define call()")
+
     def forward(self, x, training=False):
         """Output for a float32 batch ``x``; when ``training``, keep what backward needs.
 
         The result may be the layer's reused buffer: valid until the next call.
         """
+        if self._has_call:
+            return _custom.forward(self, x, training)
         raise NotImplementedError
 
-    def backward(self, dy):
+    def backward(self, dy, needed=None):
         """Gradient w.r.t. the input (None when not needed); fills ``variable.grad``."""
+        if self._has_call:
+            return _custom.backward(self, dy, needed)
         raise NotImplementedError
 
-    def __call__(self, x, training=False):
+    def __call__(self, x, training=None, **kwargs):
         """On arrays: the output for ``x`` (a new float32 array). On symbolic
         tensors (``convx.Input`` and what layers made of it): the symbolic
-        output, the call recorded for a functional model."""
+        output, the call recorded for a functional model. Inside a custom
+        layer's call in training: recorded on its tape."""
         if is_symbolic(x):
             return self._call_symbolic(x)
+        if current_tape() is not None and _custom.on_tape(x):
+            return _custom.call_on_tape(self, x, training, kwargs)
+        if training is None:
+            training = bool(current_training())
+        if kwargs and not self._has_call:
+            raise TypeError(f"{type(self).__name__}.__call__() got unexpected keyword arguments {sorted(kwargs)}")
         self._state = self._own_state
-        self._activity_losses.clear()
+        if current_training() is None:  # a top-level call: Keras forgets the losses of earlier calls
+            for layer in [self] + (_custom.flatten_layers(self) if self._has_call else []):
+                layer._activity_losses.clear()
         if isinstance(x, (list, tuple)):
             x = [np.asarray(v, dtype=np.float32) for v in x]
             self.build_for([(None,) + v.shape[1:] for v in x])
@@ -506,6 +502,8 @@ class Layer:
             if x.dtype != np.float32:
                 x = x.astype(np.float32)
             self.build_for((None,) + x.shape[1:])
+        if self._has_call:
+            return np.array(_custom.output_array(self, _custom.invoke(self, x, training, kwargs)))
         # forward may return the layer's reused buffer (or a view of x): the caller gets its own array
         return np.array(self.forward(x, training=training))
 
@@ -626,50 +624,3 @@ class ActivationOutput:
         y = state.y
         return activations.backward(y, dy, self.activation, out=self._buffer("dz", y.shape, y.dtype),
                                     x=state.logits, params=params)
-
-
-_DTYPE_NAMES = ("float16", "bfloat16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool")
-
-
-def _is_dtype(value):
-    """Whether ``value`` names a dtype (Keras' names, NumPy dtypes or types), not a weight name."""
-    if isinstance(value, str):
-        return value in _DTYPE_NAMES
-    return isinstance(value, np.dtype) or (isinstance(value, type) and issubclass(value, np.generic))
-
-
-def normalize_shape(shape):
-    """A shape as a tuple of ints and None; a list of shapes as a list of such tuples."""
-    if isinstance(shape, list) and shape and isinstance(shape[0], (tuple, list)):
-        return [normalize_shape(tuple(s)) for s in shape]
-    return tuple(None if s is None else int(s) for s in shape)
-
-
-def normalize_tuple(value, n, name, allow_zero=False):
-    """An int or a length-n sequence of positive ints, as a tuple (Keras' rule and message)."""
-    values = (value,) * n if isinstance(value, (int, np.integer)) and not isinstance(value, bool) else value
-    try:
-        values = tuple(values)
-    except TypeError:
-        values = None
-    low = 0 if allow_zero else 1
-    if (
-        values is None
-        or len(values) != n
-        or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= low for v in values)
-    ):
-        raise ValueError(
-            f"The `{name}` argument must be a tuple of {n} integers >= {low} (or a single one). Received {name}={value!r}"
-        )
-    return tuple(int(v) for v in values)
-
-
-def normalize_padding(value, allowed=("valid", "same")):
-    if isinstance(value, str) and value.lower() in allowed:
-        return value.lower()
-    raise ValueError(f"The `padding` argument must be one of {allowed}. Received padding={value!r}")
-
-
-def check_data_format(value):
-    if value not in (None, "channels_last"):
-        raise ValueError(f"convx supports only data_format='channels_last' (or None). Received data_format={value!r}")

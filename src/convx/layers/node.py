@@ -15,7 +15,7 @@ KerasHistory = collections.namedtuple("KerasHistory", ["operation", "node_index"
 
 _SYMBOLIC_ONLY = (
     "{what} is not supported on a symbolic KerasTensor: in a functional model or a subclassed model's call(), "
-    "tensors only go through convx layers (merges included: convx.layers.Add, Concatenate, ...). "
+    "tensors go through convx layers and convx.ops functions (Python's arithmetic operators included). "
     "Received {tensor!r}"
 )
 
@@ -55,13 +55,16 @@ class KerasTensor:
     def __repr__(self):
         return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"
 
-    # A symbolic tensor has no values: NumPy and Python arithmetic on it would
-    # silently build object arrays or fail deep inside; say what went wrong instead.
+    # A symbolic tensor has no values: converting it, or using it as a bool, would silently build object
+    # arrays or fail deep inside; say what went wrong instead. Arithmetic records convx.ops nodes.
     def __array__(self, dtype=None, copy=None):
         raise TypeError(_SYMBOLIC_ONLY.format(what="Converting to a NumPy array", tensor=self))
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        raise TypeError(_SYMBOLIC_ONLY.format(what=f"NumPy's {ufunc.__name__}", tensor=self))
+        def refuse(*args, **kw):
+            raise TypeError(_SYMBOLIC_ONLY.format(what=f"NumPy's {ufunc.__name__}", tensor=self))
+
+        return dispatch_ufunc(ufunc, method, inputs, kwargs, refuse)
 
     def __bool__(self):
         raise TypeError(_SYMBOLIC_ONLY.format(what="Using a symbolic tensor as a Python bool", tensor=self))
@@ -72,21 +75,68 @@ class KerasTensor:
     def __len__(self):
         raise TypeError(_SYMBOLIC_ONLY.format(what="len()", tensor=self))
 
-    def __getitem__(self, key):
-        raise TypeError(_SYMBOLIC_ONLY.format(what="Indexing", tensor=self))
+
+# NumPy ufuncs that are convx ops: np.exp(t) on a symbolic or taped tensor records the op
+_UFUNC_OPS = {
+    "add": "add", "subtract": "subtract", "multiply": "multiply", "true_divide": "divide", "divide": "divide",
+    "power": "power", "negative": "negative", "absolute": "abs", "exp": "exp", "log": "log", "sqrt": "sqrt",
+    "square": "square", "maximum": "maximum", "minimum": "minimum", "matmul": "matmul", "tanh": "tanh",
+    "less": "less", "less_equal": "less_equal", "greater": "greater", "greater_equal": "greater_equal",
+    "equal": "equal", "not_equal": "not_equal", "floor_divide": "floor_divide", "remainder": "mod", "sign": "sign",
+}
 
 
-def _operator(symbol):
-    def method(self, *args):
-        raise TypeError(_SYMBOLIC_ONLY.format(what=f"The operator {symbol}", tensor=self))
+def dispatch_ufunc(ufunc, method, inputs, kwargs, fallback):
+    """``ufunc(*inputs)`` as the convx op of the same name when there is one, else ``fallback``."""
+    name = _UFUNC_OPS.get(ufunc.__name__)
+    if method != "__call__" or name is None or kwargs:
+        return fallback(*inputs, **kwargs)
+    from convx import ops
+
+    return getattr(ops, name)(*inputs)
+
+
+def _binary_operator(op_name, reflected):
+    def method(self, other):
+        from convx.ops import numpy as ops_numpy
+
+        op = getattr(ops_numpy, op_name)
+        return op(other, self) if reflected else op(self, other)
 
     return method
 
 
-for _name, _symbol in [("add", "+"), ("radd", "+"), ("sub", "-"), ("rsub", "-"), ("mul", "*"), ("rmul", "*"),
-                       ("truediv", "/"), ("rtruediv", "/"), ("matmul", "@"), ("rmatmul", "@"), ("pow", "**"),
-                       ("neg", "unary -"), ("abs", "abs()"), ("lt", "<"), ("le", "<="), ("gt", ">"), ("ge", ">=")]:
-    setattr(KerasTensor, f"__{_name}__", _operator(_symbol))
+def _unary_operator(op_name):
+    def method(self):
+        from convx.ops import numpy as ops_numpy
+
+        return getattr(ops_numpy, op_name)(self)
+
+    return method
+
+
+def _get_item(self, key):
+    from convx.ops import numpy as ops_numpy
+
+    return ops_numpy.get_item(self, key)
+
+
+def install_operators(cls):
+    """Python's arithmetic, comparison and indexing operators on ``cls`` as convx ops (KerasTensor,
+    the taped tensors of custom layers' calls, Variables)."""
+    for name, op_name in [("add", "add"), ("sub", "subtract"), ("mul", "multiply"), ("truediv", "divide"),
+                          ("floordiv", "floor_divide"), ("mod", "mod"), ("matmul", "matmul"), ("pow", "power")]:
+        setattr(cls, f"__{name}__", _binary_operator(op_name, False))
+        setattr(cls, f"__r{name}__", _binary_operator(op_name, True))
+    for name, op_name in [("lt", "less"), ("le", "less_equal"), ("gt", "greater"), ("ge", "greater_equal")]:
+        setattr(cls, f"__{name}__", _binary_operator(op_name, False))
+    setattr(cls, "__neg__", _unary_operator("negative"))
+    setattr(cls, "__abs__", _unary_operator("abs"))
+    setattr(cls, "__pos__", lambda self: self)
+    setattr(cls, "__getitem__", _get_item)
+
+
+install_operators(KerasTensor)
 
 
 class Node:

@@ -36,6 +36,12 @@ class Functional(Model):
     def get_config(self):
         """Keras 3's functional config: layers with their inbound nodes, input and output layers."""
         graph = self._graph
+        if graph.has_ops:
+            raise NotImplementedError(
+                f"Model {self.name!r} applies convx.ops functions to symbolic tensors; convx cannot serialize those "
+                "yet: move them into a custom layer (with get_config, registered with "
+                "convx.saving.register_keras_serializable) to save the model"
+            )
 
         def tensor_ref(tensor):
             operation, node_index, tensor_index = tensor._keras_history

@@ -20,7 +20,9 @@ class Graph:
     nodes : list of Node
         Topologically sorted, inputs first.
     layers : list of Layer
-        Keras' order (see module doc); InputLayers included.
+        Keras' order (see module doc); InputLayers included, ``convx.ops`` calls (op layers) not.
+    has_ops : bool
+        Whether some nodes are ``convx.ops`` calls.
     nodes_by_depth : dict
         depth -> nodes, depth 0 at the outputs.
     """
@@ -48,7 +50,10 @@ class Graph:
                 order[layer] = -1
                 self.nodes_by_depth[0].append(tensor.node)
                 self.nodes.insert(0, tensor.node)
-        self.layers = sorted(depth_of_layer, key=lambda layer: (-depth_of_layer[layer], order[layer]))
+        ordered = sorted(depth_of_layer, key=lambda layer: (-depth_of_layer[layer], order[layer]))
+        # convx.ops calls are operations, not layers: Keras 3 leaves them out of model.layers (and weights)
+        self.layers = [layer for layer in ordered if not getattr(layer, "_is_op", False)]
+        self.has_ops = len(self.layers) != len(ordered)
         self.node_set = set(self.nodes)
         self._check_computable()
         self._check_unique_names()

@@ -25,8 +25,10 @@ from convx import optimizers as _optimizers
 from convx._summary import summary_text
 from convx.layers.base import Layer, _weight_penalties, format_shape, unique_name
 from convx.layers.node import KerasHistory, KerasTensor, Node, flatten
+from convx.models import custom_step as _custom_step
 from convx.models import data_adapters as _adapters
 from convx.models.plan import Plan
+from convx.ops.core import current_tape
 
 
 def _callback_list(callbacks, **kwargs):
@@ -322,8 +324,9 @@ class Model(Layer):
                 for w in layer.weights:
                     flags.setdefault(id(w), self.trainable and layer.trainable and inner[id(w)])
             else:
+                trains = {id(w) for w in layer.trainable_weights}
                 for w in layer.weights:
-                    flags.setdefault(id(w), self.trainable and layer.trainable and w.trainable)
+                    flags.setdefault(id(w), self.trainable and id(w) in trains)
         return flags
 
     @property
@@ -479,7 +482,7 @@ class Model(Layer):
     def _require_compiled(self, what):
         if not self.compiled:
             raise RuntimeError(f"You must call `compile()` before using the model for {what}.")
-        if self._loss_spec is None:
+        if self._loss_spec is None and not (self._overrides("train_step") or self._overrides("test_step")):
             raise ValueError(f"Model '{self.name}' was compiled without a loss; `{what}` needs one")
 
     @property
@@ -530,6 +533,12 @@ class Model(Layer):
         return prepared
 
     def _prepare_xy(self, x, y, name="x", y_name="y"):
+        custom = self._overrides("train_step") or self._overrides("test_step")
+        if y is None and custom:  # a custom step may train without targets (Keras passes it x alone)
+            x = self._prepare_x(x, name)
+            if self._metric_objects is None:
+                self._metric_objects = []
+            return x, [None] * len(self._graph.outputs)
         if y is None:
             raise ValueError(f"Argument `{y_name}` (targets) is required, received None")
         x = self._prepare_x(x, name)
@@ -557,6 +566,8 @@ class Model(Layer):
                     f"'{name}' sizes: {n}, '{y_name}' sizes: {len(target) if target.ndim else 'scalar'}"
                 )
             targets[ol.index] = ol.loss.prepare_targets(target, outputs[ol.index].shape)
+        if custom:  # the step's own code reads the targets of outputs without a compiled loss
+            targets = [np.asarray(t) if p is None and t is not None else p for p, t in zip(targets, ys)]
         if n == 0:
             raise ValueError(f"Argument `{name}` must contain at least one sample, received shape {x[0].shape}")
         if self._metric_objects is None:
@@ -686,6 +697,9 @@ class Model(Layer):
             metric.update_state(targets[k], outputs[k], sample_weight=sample_weight[k] if id(metric) in weighted else None)
 
     def _train_step(self, x, targets, plan, sample_weight=None):
+        self._step_logs = _custom_step.run_train_step(self, x, targets) if self._dispatches("train_step") else None
+        if self._step_logs is not None:
+            return
         penalties = self._penalties
         penalties.clear_activity()
         outputs = plan.forward(x, training=True)
@@ -698,6 +712,9 @@ class Model(Layer):
         self._update_trackers(loss_values, targets, outputs, penalty, sample_weight)
 
     def _test_step(self, x, targets, plan, sample_weight=None):
+        self._step_logs = _custom_step.run_test_step(self, x, targets) if self._dispatches("test_step") else None
+        if self._step_logs is not None:
+            return
         penalties = self._penalties
         penalties.clear_activity()
         outputs = plan.forward(x, training=False)
@@ -705,6 +722,8 @@ class Model(Layer):
         self._update_trackers(loss_values, targets, outputs, penalties.value(), sample_weight)
 
     def _reset_metrics(self):
+        for metric in self.metrics:  # an override of `metrics` lists its own (Keras resets them per epoch)
+            metric.reset_state()
         self._loss_tracker.reset_state()
         for tracker in getattr(self, "_output_loss_trackers", []):
             tracker.reset_state()
@@ -716,6 +735,8 @@ class Model(Layer):
         self._reset_metrics()
 
     def _logs(self):
+        if getattr(self, "_step_logs", None) is not None:  # what an overridden train_step/test_step returned
+            return dict(self._step_logs)
         # Keras 3 sorts log keys: 'accuracy', 'loss', 'val_accuracy', 'val_loss'
         logs = {name: metric.result() for name, _, metric in self._metric_objects}
         for tracker in self._output_loss_trackers:
@@ -890,8 +911,9 @@ class Model(Layer):
 
     @_one_at_a_time
     def _run_copy(self, x, training):
+        x = self._prepare_x(x)  # builds a subclassed model on its first call
         self._clear_activity_losses()
-        outputs = self._plan(bool(training), False).forward(self._prepare_x(x), training=bool(training))
+        outputs = self._plan(bool(training), False).forward(x, training=bool(training))
         # the plan's outputs are reused buffers (or the input itself): the caller gets its own arrays
         return self._structure([np.array(o) for o in outputs])
 
@@ -923,7 +945,52 @@ class Model(Layer):
 
         if is_symbolic(x) or isinstance(x, dict) and any(isinstance(v, KerasTensor) for v in x.values()):
             return self._call_symbolic(list(x.values()) if isinstance(x, dict) else x)
+        tape = current_tape()
+        if training and getattr(tape, "model", None) is self:  # self(x, training=True) in a train_step
+            return _custom_step.record_forward(self, tape, x)
         return self._run_copy(x, training)
+
+    # ----- custom training logic (train_step / test_step overrides; see convx.models.custom_step) ------------------
+
+    def train_step(self, data):
+        """One training step on ``data`` (``(x, y)``); returns the logs. Override it for custom training
+        logic: ``self(x, training=True)``, ``self.compute_loss(...)``, ``loss.backward()``,
+        ``self.optimizer.apply([v.grad for v in self.trainable_weights], self.trainable_weights)``."""
+        x, y = data if isinstance(data, tuple) else (data, None)
+        x, targets = self._prepare_xy(x, y)
+        self._train_step(x, targets, self._prepare_step()[0])
+        return self._logs()
+
+    def test_step(self, data):
+        """One evaluation step on ``data`` (``(x, y)``); returns the logs (override as ``train_step``)."""
+        x, y = data if isinstance(data, tuple) else (data, None)
+        x, targets = self._prepare_xy(x, y)
+        self._test_step(x, targets, self._prepare_step()[1])
+        return self._logs()
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The compiled loss(es) of ``y_pred`` against ``y`` plus ``sum(self.losses)`` (Keras 3's
+        ``compute_loss``); in a train_step a tape tensor whose ``backward()`` trains the model."""
+        _unsupported(sample_weight=sample_weight)
+        return _custom_step.compute_loss(self, y, y_pred)
+
+    @property
+    def metrics(self):
+        """The loss tracker and the compiled metrics (Keras 3's ``model.metrics``)."""
+        tracker = getattr(self, "_loss_tracker", None)
+        return ([tracker] if tracker is not None else []) + [m for _, _, m in self._metric_objects or []]
+
+    def zero_grad(self):
+        """Zero the trainable weights' gradients (the flat buffer)."""
+        if self._grads is not None:
+            self._grads.fill(0)
+
+    def _overrides(self, method):
+        return getattr(type(self), method) is not getattr(Model, method)
+
+    def _dispatches(self, method):
+        """Whether the loops call the user's ``method`` (not when it is already running: ``super().train_step``)."""
+        return self._overrides(method) and not self.__dict__.get("_in_custom_step", False)
 
     # ----- config and saving -------------------------------------------------------------------------------------
 
@@ -1007,7 +1074,8 @@ class _Penalties:
                     self.weights.append((w, w.regularizer, id(w) in trainable, np.empty_like(w.value)))
                 if w.constraint is not None and id(w) in trainable:
                     self.constraints.append((w, w.constraint, np.empty_like(w.value)))
-        self.activity_layers = [layer for layer in layers if layer.activity_regularizer is not None]
+        # layers with call() may add_loss; their values are collected like activity penalties
+        self.activity_layers = [layer for layer in layers if layer.activity_regularizer is not None or layer._has_call]
         self.active = bool(self.weights or self.activity_layers)
 
     def clear_activity(self):
@@ -1052,7 +1120,31 @@ def _all_layers(layers):
         graph = getattr(layer, "_graph", None)
         if graph is not None and getattr(layer, "_is_model", False):
             found.extend(_all_layers(graph.layers))
+        elif layer._has_call:
+            found.extend(_custom_sublayers(layer))
     return found
 
 
+def _custom_sublayers(layer):
+    from convx.layers.custom import flatten_layers
+
+    return flatten_layers(layer)
+
+
+def _float32_batch(array, name):
+    if array is None:
+        raise ValueError(f"Argument `{name}` must be an array, received None")
+    array = np.asarray(array)
+    if array.dtype.kind not in "biuf":
+        raise ValueError(f"Argument `{name}` must hold numbers, received dtype {array.dtype}")
+    if array.ndim < 1:
+        raise ValueError(f"Argument `{name}` must have a batch axis, received a scalar")
+    x32 = np.ascontiguousarray(array, dtype=np.float32)
+    # min and max propagate NaN and expose +-inf without a dataset-sized boolean temporary
+    if array.dtype.kind == "f" and x32.size and not (np.isfinite(x32.min()) and np.isfinite(x32.max())):
+        raise ValueError(
+            f"Argument `{name}` contains NaN or infinite values (or values too large for float32); "
+            "expected finite inputs"
+        )
+    return x32
 

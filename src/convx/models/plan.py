@@ -113,6 +113,7 @@ class Step:
         state.output_arena = self.arena
         state.in_frozen_model = self.in_frozen_model
         state.fused_relu_max = self.relu_max
+        state.records_tape = self.in_backward  # a layer with call() records its ops only when backward will run
 
     def forward(self, values, training):
         fold = self.fold
@@ -575,7 +576,7 @@ class Plan:
             if dy is None:
                 continue
             for slot, needed, dx in zip(step.inputs, step.needed, step.backward(dy)):
-                if needed:
+                if needed and dx is not None:  # None: an op without a gradient (a comparison, one_hot, ...)
                     self._add(grads, sums, slot, dx)
 
     def _add(self, grads, sums, slot, grad):
