@@ -327,6 +327,15 @@ class Layer:
         trainable = {id(w) for w in self.trainable_weights}
         return [w for w in self.weights if id(w) not in trainable]
 
+    @property
+    def trainable_variables(self):
+        """Keras 3's alias of ``trainable_weights``."""
+        return self.trainable_weights
+
+    @property
+    def non_trainable_variables(self):
+        return self.non_trainable_weights
+
     def get_weights(self):
         """Copies of the weights as NumPy arrays, in Keras order."""
         return [w.numpy() for w in self.weights]

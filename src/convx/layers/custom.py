@@ -77,13 +77,20 @@ def forward(layer, x, training):
     """The output of ``layer.call`` for ``x`` (an array or a list), on a tape when backward will run."""
     state = layer._state
     if not (training and getattr(state, "records_tape", False)):
-        return output_array(layer, invoke(layer, x, training, {}))
+        return _unaliased(output_array(layer, invoke(layer, x, training, {})), x)
     tape = Tape(state.__dict__.setdefault("tape_states", {}), training)
     inputs = [tape.watch(v) for v in x] if isinstance(x, list) else tape.watch(x)
     with tape:
         out = invoke(layer, inputs, training, {})
     state.tape, state.tape_inputs, state.tape_output = tape, inputs, out
-    return output_array(layer, out)
+    return _unaliased(output_array(layer, out), x)
+
+
+def _unaliased(out, x):
+    """``out``, copied when it shares memory with an input (``return inputs``, a reshape): the plan may
+    reuse an input's memory once its readers ran."""
+    inputs = x if isinstance(x, list) else [x]
+    return out.copy() if any(np.may_share_memory(out, v) for v in inputs) else out
 
 
 def backward(layer, dy, needed=None):

@@ -44,7 +44,7 @@ def _output_spec(name, impl, args):
     if first.ndim != second.ndim:
         raise ValueError(f"convx.ops.{name}: the rank of its output depends on the batch size")
     shape = tuple(a if a == b else None for a, b in zip(first.shape, second.shape))
-    return shape, first.dtype
+    return shape, np.float32 if first.dtype == np.float64 else first.dtype
 
 
 class OpLayer(Layer):
@@ -81,12 +81,13 @@ class OpLayer(Layer):
         state = self._state
         state.vjp = vjp if training else None
         state.input_shapes = [np.shape(v) for v in inputs]
-        return np.asarray(out)
+        out = np.asarray(out)
+        return out.astype(np.float32) if out.dtype == np.float64 else out  # models compute in float32
 
     def backward(self, dy, needed=None):
         state = self._state
-        if state.vjp is None:
-            raise RuntimeError(f"Op {self.name!r} has no gradient")
+        if state.vjp is None:  # an op without a gradient (a comparison, one_hot, ...)
+            return [None] * len(self._tensor_positions) if needed is not None else None
         grads = state.vjp(dy)
         result = []
         for position, shape in zip(self._tensor_positions, state.input_shapes):
@@ -94,8 +95,9 @@ class OpLayer(Layer):
             result.append(None if grad is None else np.ascontiguousarray(unbroadcast(grad, shape), dtype=dy.dtype))
         return result if needed is not None else result[0]
 
-    def differentiable(self, training_probe=None):
-        return True
+    def output_may_alias_input(self):
+        # reshape, transpose, slicing, ... return views of their one tensor argument
+        return len(self._tensor_positions) == 1
 
     def check_input_shape(self, input_shape):
         pass
