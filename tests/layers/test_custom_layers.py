@@ -205,3 +205,23 @@ def test_get_config_round_trip():
     deferred = layers["DeferredLinear"](64, name="lin")
     rebuilt = layers["DeferredLinear"].from_config(deferred.get_config())
     assert rebuilt.units == 64 and rebuilt.name == "lin" and rebuilt.get_config() == deferred.get_config()
+
+
+def test_saving_custom_layers_registered_or_through_custom_objects(rng, tmp_path):
+    convx.utils.clear_session()
+    layers = guide_layers(convx, ops)
+    block = convx.saving.register_keras_serializable(package="GuideTest")(layers["ResidualBlock"])
+    linear = layers["DeferredLinear"]  # not registered: found through custom_objects only
+    inputs = convx.Input(shape=(6, 6, 4))
+    x = convx.layers.GlobalAveragePooling2D()(block(4)(inputs))
+    model = convx.Model(inputs, linear(3, name="head")(x))
+    model.compile(optimizer="adam", loss="mse")
+    data = rng.normal(size=(4, 6, 6, 4)).astype(np.float32)
+    model.fit(data, rng.normal(size=(4, 3)), verbose=0)
+    path = str(tmp_path / "custom.keras")
+    model.save(path)
+    with pytest.raises(Exception, match="DeferredLinear"):
+        convx.models.load_model(path)
+    loaded = convx.models.load_model(path, custom_objects={"DeferredLinear": linear})
+    np.testing.assert_array_equal(loaded.predict(data, verbose=0), model.predict(data, verbose=0))
+    assert len(loaded.weights) == len(model.weights) == 6

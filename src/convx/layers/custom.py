@@ -26,7 +26,7 @@ import inspect
 import numpy as np
 
 from convx.layers.node import KerasTensor
-from convx.ops.core import Tape, TapeTensor, current_tape, is_variable, training_scope, value_of
+from convx.ops.core import Tape, TapeTensor, current_tape, training_scope, value_of
 
 _CALL_PARAMETERS = {}
 

@@ -30,17 +30,41 @@ def walk(model, path=""):
     from convx.models import Model
 
     yield path, model
+    yield from _walk_container(model.layers, f"{path}/layers" if path else "layers")
+
+
+def _walk_container(layers, path):
+    """Layers of a list, each at ``<path>/<snake_case class name>[_N]`` (numbered per list, as Keras does)."""
+    from convx.models import Model
+
     used = {}
-    for layer in model.layers:
+    for layer in layers:
         name = to_snake_case(type(layer).__name__)
         used[name] = used.get(name, -1) + 1
-        inner = f"{path}/layers/{name}" if path else f"layers/{name}"
-        if used[name]:
-            inner += f"_{used[name]}"
+        inner = f"{path}/{name}" + (f"_{used[name]}" if used[name] else "")
         if isinstance(layer, Model):
             yield from walk(layer, inner)
         else:
             yield inner, layer
+            if layer._has_call:
+                yield from _walk_sublayers(layer, inner)
+
+
+def _walk_sublayers(layer, path):
+    """The layers a custom layer holds, at ``<path>/<attribute>`` (a list: ``<path>/<attribute>/<name>``), in
+    sorted attribute order: Keras 3's addresses of a subclassed layer's children."""
+    from convx.layers.base import Layer
+    from convx.models import Model
+
+    for attribute, value in sorted(vars(layer).items()):
+        if isinstance(value, Model):
+            yield from walk(value, f"{path}/{attribute}")
+        elif isinstance(value, Layer):
+            yield f"{path}/{attribute}", value
+            if value._has_call:
+                yield from _walk_sublayers(value, f"{path}/{attribute}")
+        elif isinstance(value, (list, tuple)) and any(isinstance(v, Layer) for v in value):
+            yield from _walk_container([v for v in value if isinstance(v, Layer)], f"{path}/{attribute}")
 
 
 def write_weights(model, with_optimizer):
