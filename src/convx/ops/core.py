@@ -222,7 +222,21 @@ class Tape:
 
 def _accumulate(grads, tensor_id, grad):
     previous = grads.get(tensor_id)
-    grads[tensor_id] = grad if previous is None else previous + grad  # never in place: grads may alias
+    grads[tensor_id] = grad if previous is None else add_arrays(previous, grad)  # never in place: grads may alias
+
+
+_PARALLEL_ADD_MIN = 65536  # elements: below it NumPy's add is as fast as a kernel call
+
+
+def add_arrays(a, b):
+    """``a + b`` as a new array; large float arrays of one shape and dtype through the merge kernel (the
+    whole thread team, the same sums as NumPy's serial add)."""
+    if (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape and a.dtype == b.dtype
+            and a.dtype in (np.float32, np.float64) and a.size >= _PARALLEL_ADD_MIN):
+        from convx._kernels import merge
+
+        return merge.merge_forward([a, b], "add")
+    return np.add(a, b)
 
 
 def value_of(arg):

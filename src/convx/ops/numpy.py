@@ -9,7 +9,7 @@ import builtins
 
 import numpy as np
 
-from convx.ops.core import TapeTensor, apply, value_of
+from convx.ops.core import TapeTensor, add_arrays, apply, value_of
 from convx.layers.node import KerasTensor
 
 
@@ -33,7 +33,7 @@ def _binary(name, forward, grad_a, grad_b):
     return op
 
 
-add = _binary("add", np.add, lambda g, a, b, y: g, lambda g, a, b, y: g)
+add = _binary("add", add_arrays, lambda g, a, b, y: g, lambda g, a, b, y: g)
 subtract = _binary("subtract", np.subtract, lambda g, a, b, y: g, lambda g, a, b, y: -g)
 multiply = _binary("multiply", np.multiply, lambda g, a, b, y: g * b, lambda g, a, b, y: g * a)
 divide = _binary("divide", np.true_divide, lambda g, a, b, y: g / b, lambda g, a, b, y: -g * y / b)
