@@ -44,6 +44,7 @@ FAMILIES = {
     "depthwise": ["depthwise.c", "cpu_features.c", "epilogue.c", "gemm.c"],
     "resample": ["resample.c"],
     "quant": ["quant.c", "cpu_features.c"],
+    "embedding": ["embedding.c"],
 }
 
 OPENMP_PROBE = textwrap.dedent(

@@ -190,9 +190,58 @@ class GlobalMaxPooling2D(_GlobalPooling):
 
 
 class GlobalAveragePooling1D(_GlobalPooling):
-    """Mean over L: ``(N, L, C)`` -> ``(N, C)``."""
+    """Mean over L: ``(N, L, C)`` -> ``(N, C)``.
+
+    With a mask (bool ``(N, L)``, e.g. from ``Embedding(mask_zero=True)`` inside a model, or
+    ``layer(x, mask=...)``), the mean of the unmasked steps only, as Keras: a sample whose steps are all
+    masked gives NaN (0 / 0).
+    """
 
     rank = 1
+    uses_mask = True
+
+    def __call__(self, x, training=False, mask=None):
+        self._own_state.mask_source = None if mask is None else _GivenMask(mask)
+        return super().__call__(x, training=training)
+
+    def _mask(self, x):
+        source = getattr(self._state, "mask_source", None)
+        if source is None:
+            return None
+        mask = np.asarray(source.mask)
+        if mask.shape != x.shape[:2]:
+            raise ValueError(f'Layer "{self.name}" received a mask of shape {mask.shape} for an input of shape '
+                             f"{x.shape}: expected {x.shape[:2]}")
+        return mask
+
+    def forward(self, x, training=False):
+        mask = self._mask(x)
+        if mask is None:
+            self._state.weights = None
+            return super().forward(x, training)
+        # weights[n, l] = mask / count: the masked mean is one batched product, and its own gradient
+        weights = self._buffer("mask_weights", mask.shape, x.dtype)
+        np.copyto(weights, mask)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            np.divide(weights, weights.sum(axis=1, keepdims=True), out=weights)
+        y = np.matmul(weights[:, None, :], x, out=self._buffer("y", (x.shape[0], 1, x.shape[2]), x.dtype))
+        if training:
+            self._state.weights = weights
+        return y if self.keepdims else y.reshape(x.shape[0], x.shape[2])
+
+    def backward(self, dy):
+        weights = self._state.weights
+        if weights is None:
+            return super().backward(dy)
+        dy = dy.reshape(dy.shape[0], 1, dy.shape[-1])
+        return np.multiply(weights[:, :, None], dy, out=self._buffer("dx", weights.shape + dy.shape[2:], dy.dtype))
+
+
+class _GivenMask:
+    """A mask passed to a direct call (``layer(x, mask=m)``), read like an Embedding's call state."""
+
+    def __init__(self, mask):
+        self.mask = mask
 
 
 class GlobalMaxPooling1D(_GlobalPooling):

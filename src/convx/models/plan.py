@@ -35,13 +35,15 @@ import numpy as np
 
 from convx._kernels import merge as _merge
 from convx._kernels import norm as _norm
-from convx.layers.activations import Activation
+from convx.layers.activations import Activation, PReLU
 from convx.layers.base import ActivationOutput, CallState
 from convx.layers.convolutional import Conv1D, Conv2D, DepthwiseConv2D
-from convx.layers.core import Dense
+from convx.layers.core import Dense, Dropout
 from convx.layers.merging import Concatenate, Merge
-from convx.layers.normalization import BatchNormalization
+from convx.layers.normalization import BatchNormalization, LayerNormalization
 from convx.layers.pooling import _Pooling
+from convx.layers.preprocessing import Rescaling
+from convx.layers.regularization import ActivityRegularization, GaussianDropout, GaussianNoise
 
 
 class Arena:
@@ -397,6 +399,30 @@ def relu_into_batch_norm(plan):
     plan.steps = steps
 
 
+# Layers that hand their input's mask on to their output, as Keras' ``supports_masking`` ones do (a layer's own
+# ``supports_masking`` attribute, when it has one, decides instead). BatchNormalization passes it on but its
+# training statistics include the masked steps (Keras leaves them out).
+_MASK_PASSING = (Activation, PReLU, Dense, Dropout, BatchNormalization, LayerNormalization, GaussianNoise,
+                 GaussianDropout, ActivityRegularization, Rescaling)
+
+
+def route_masks(plan):
+    """Keras' mask propagation, resolved once per plan: a layer with ``mask_zero`` (Embedding) computes a mask
+    in its call state; single-input layers that support masking pass it on; any other layer drops it. A layer
+    that uses a mask (``uses_mask``: GlobalAveragePooling1D) gets ``state.mask_source``, the call state whose
+    ``mask`` holds it at run time."""
+    source = {}
+    for step in plan.steps:
+        layer = step.layer
+        if getattr(layer, "mask_zero", False):
+            source[step.output] = step.state
+        elif not step.list_input and step.inputs[0] in source and getattr(
+                layer, "supports_masking", isinstance(layer, _MASK_PASSING)):
+            source[step.output] = source[step.inputs[0]]
+        if getattr(layer, "uses_mask", False):
+            step.state.mask_source = source.get(step.inputs[0])
+
+
 REWRITES = [fold_batch_norm, relu_into_batch_norm, activation_into_loss, fuse_conv_pool, window_conv_outputs,
             relu_into_pool_backward]
 
@@ -426,6 +452,7 @@ class Plan:
         self.slot_count = 0
         self.states = {}  # call path -> CallState: the plan's own, so what a step sets on it is set once
         self._flatten(graph, (), trainable, None)
+        route_masks(self)
         self.output_slots = [self._slot_of[((), id(t))] for t in graph.outputs]
         self._index_readers()
         self.logits_steps = [None] * len(self.output_slots)
