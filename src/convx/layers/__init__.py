@@ -13,6 +13,7 @@ from convx.layers.convolutional import (
 )
 from convx.layers.core import Dense, Dropout, Flatten, Input, InputLayer
 from convx.layers.embedding import Embedding
+from convx.layers.text_vectorization import TextVectorization
 from convx.layers.merging import (
     Add,
     Average,
@@ -67,7 +68,7 @@ GlobalAvgPool1D = GlobalAveragePooling1D
 GlobalMaxPool1D = GlobalMaxPooling1D
 
 __all__ = [
-    "Layer", "Variable", "Input", "InputLayer", "Dense", "Dropout", "Flatten", "Embedding",
+    "Layer", "Variable", "Input", "InputLayer", "Dense", "Dropout", "Flatten", "Embedding", "TextVectorization",
     "Conv2D", "Conv1D", "DepthwiseConv2D", "SeparableConv2D", "DepthwiseConv1D", "SeparableConv1D", "SeparableConvolution1D", "Conv2DTranspose", "Conv1DTranspose",
     "Convolution2DTranspose", "Convolution1DTranspose", "SeparableConvolution2D", "MaxPooling2D", "AveragePooling2D", "MaxPooling1D", "AveragePooling1D",
     "GlobalAveragePooling2D", "GlobalMaxPooling2D", "GlobalAveragePooling1D", "GlobalMaxPooling1D",

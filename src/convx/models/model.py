@@ -516,8 +516,9 @@ class Model(Layer):
             raise ValueError(f"Argument `{name}` must be an array, received None")
         arrays, names = self._as_input_list(x, name)
         prepared = []
-        for array, array_name in zip(arrays, names):
-            prepared.append(_adapters.float32_batch(array, array_name))
+        for index, (array, array_name) in enumerate(zip(arrays, names)):
+            text = _text_batch(array)
+            prepared.append(_adapters.float32_batch(array, array_name) if text is None else self._shaped_text(text, index))
         if len({len(a) for a in prepared}) > 1:
             raise ValueError(
                 "Data cardinality is ambiguous: make sure all arrays contain the same number of samples. "
@@ -531,6 +532,13 @@ class Model(Layer):
             self._check_model_input_shapes([a.shape for a in prepared])
             self._checked_shapes = sample_shapes
         return prepared
+
+    def _shaped_text(self, text, index):
+        """Strings for a model input of shape (None, 1) given as (N,): Keras adds the axis."""
+        inputs = self._graph.inputs if self._graph is not None else None
+        if inputs is not None and len(inputs[index].shape) == text.ndim + 1 and inputs[index].shape[-1] == 1:
+            return text.reshape(text.shape + (1,))
+        return text
 
     def _prepare_xy(self, x, y, name="x", y_name="y"):
         custom = self._overrides("train_step") or self._overrides("test_step")
@@ -1148,3 +1156,13 @@ def _float32_batch(array, name):
         )
     return x32
 
+
+def _text_batch(array):
+    """``array`` as a NumPy array when it holds strings (for a TextVectorization first layer), else None."""
+    if isinstance(array, (list, tuple)):
+        array = np.asarray(array, dtype=object)
+    if not isinstance(array, np.ndarray) or array.dtype.kind not in "USO":
+        return None
+    if array.dtype.kind == "O" and not (array.size and isinstance(array.flat[0], (str, bytes))):
+        return None
+    return array
