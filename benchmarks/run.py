@@ -33,7 +33,7 @@ DATA = REPO / "data" / "mnist"
 sys.path.insert(0, str(WORKERS))
 import _common  # noqa: E402
 
-CASES = ("train", "infer", "conv", "gemm", "import", "memory", "threads", "contention", "onnx", "compression") + _common.MODEL_CASES + (
+CASES = ("train", "infer", "conv", "gemm", "import", "memory", "threads", "contention", "onnx", "compression", "textcnn") + _common.MODEL_CASES + (
     "residual_layer",)
 REFERENCES = ("torch", "tf", "numpy")
 THREADS = 2
@@ -52,6 +52,7 @@ SETTINGS = {
 }
 INFER_POINTS = [[1, "predict"], [1, "call"], [32, "predict"], [256, "predict"]]
 MODEL_BATCH, MODEL_PREDICT_BATCH = 64, 128  # the residual and inception cases' training and predict batches
+TEXT_BATCH, TEXT_PREDICT_BATCH = 50, 512  # the textcnn case's (Kim 2014's mini-batch of 50)
 GEMM_SIZES = [1024, 2048]
 ONNX_BATCHES = [1, 32, 256]  # the onnx case: convx predict vs ONNX Runtime on the exported seed model
 
@@ -144,6 +145,13 @@ def slots_for(case, cfg, frameworks):
         spec = {"case": case, "batch": MODEL_BATCH, "threads": THREADS, "steps": max(2, cfg["train_steps"] // 6),
                 "warmup": cfg["train_warmup"], "chunks": 6 if cfg["repeats"] > 1 else 1}
         return [[("convx", spec, False)]]
+
+
+    if case == "textcnn":
+        spec = {"case": case, "batch": TEXT_BATCH, "predict_batch": TEXT_PREDICT_BATCH, "threads": THREADS,
+                "steps": cfg["train_steps"], "warmup": cfg["train_warmup"], "iters": cfg["infer_iters"],
+                "max_seconds": cfg["infer_max_s"]}
+        return [[(fw, spec, False) for fw in models]]
     if case in _common.MODEL_CASES:
         # one process per framework times both training and predict
         spec = {"case": case, "batch": MODEL_BATCH, "predict_batch": MODEL_PREDICT_BATCH, "threads": THREADS,
@@ -350,6 +358,14 @@ def rows_for(case, slots):
             rows.append(_row(name, f"{label}", "ms/step", "factor",
                              _per_fw(slots[0], lambda r, k=key: 1e3 * r[k]["s_per_step"])))
         rows.append(_row(name, "custom / built-in", "ratio", "factor", _per_fw(slots[0], lambda r: r["ratio"])))
+
+
+    elif case == "textcnn":
+        train = f"textcnn train b{TEXT_BATCH}"
+        rows.append(_row(train, "time per step", "ms", "time", _per_fw(slots[0], lambda r: _ms_per_step(r["train"]))))
+        rows.append(_row(f"textcnn predict b{TEXT_PREDICT_BATCH}", "per batch", "ms", "time",
+                         _per_fw(slots[0], lambda r: 1e3 * r["predict"]["median_s"])))
+        rows.append(_row("textcnn", "parameters", "count", "factor", _per_fw(slots[0], lambda r: r["params"])))
     elif case in _common.MODEL_CASES:
         train = f"{case} train b{MODEL_BATCH}"
         rows.append(_row(train, "time per step", "ms", "time", _per_fw(slots[0], lambda r: _ms_per_step(r["train"]))))

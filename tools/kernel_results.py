@@ -149,6 +149,16 @@ def _kernel_calls(dtype):
     for name in ("gelu", "silu", "mish", "elu", "softplus", "leaky_relu"):
         yield f"act_{name}_forward", activations.activation_forward(x, name)
 
+    # embedding gather and scatter-add (many repeated rows), above the parallel threshold
+    from convx._kernels import embedding
+
+    idx = embedding.embedding_indices(rng.integers(0, 500, 4096) * (rng.random(4096) < 0.7), 3000)
+    table, dy = rand(3000, 64), rand(4096, 64)
+    yield "embedding_forward", embedding.embedding_forward(table, idx)
+    yield "embedding_backward", embedding.embedding_backward(dy, idx, 3000)[0]
+    values, _, count = embedding.embedding_backward(dy, idx, 3000, dense=False)
+    yield "embedding_backward_sparse", values[:count]
+
 
 def dump(path, threads, expect_openmp=None):
     """Run every kernel call in float32 and float64 and save the results."""

@@ -178,6 +178,53 @@ def residual_layer_model(keras, ops):
     return model
 
 
+# The text CNN case (Kim 2014 shapes, examples/text_cnn.py): token indices in, a sigmoid out
+TEXT_VOCAB, TEXT_LENGTH, TEXT_EMBEDDING, TEXT_FILTERS, TEXT_WIDTHS = 20000, 56, 128, 100, (3, 4, 5)
+
+
+def synthetic_tokens(count, seed=0):
+    """``count`` sequences of TEXT_LENGTH token indices (int32; 0 is padding, the tail of some rows) and 0/1 labels."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    x = rng.integers(2, TEXT_VOCAB, (count, TEXT_LENGTH), dtype=np.int32)
+    lengths = rng.integers(10, TEXT_LENGTH + 1, count)
+    x[np.arange(TEXT_LENGTH) >= lengths[:, None]] = 0
+    return x, rng.integers(0, 2, count).astype(np.float32)
+
+
+def keras_text_cnn(keras):
+    """Embedding -> Conv1D widths 3/4/5 (relu) -> GlobalMaxPooling1D -> Concatenate -> Dropout -> Dense(1, sigmoid)."""
+    layers = keras.layers
+    inputs = keras.Input(shape=(TEXT_LENGTH,), dtype="int32")
+    embedded = layers.Embedding(TEXT_VOCAB, TEXT_EMBEDDING)(inputs)
+    branches = [layers.GlobalMaxPooling1D()(layers.Conv1D(TEXT_FILTERS, w, activation="relu")(embedded))
+                for w in TEXT_WIDTHS]
+    outputs = layers.Dense(1, activation="sigmoid")(layers.Dropout(0.5)(layers.Concatenate()(branches)))
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    return model
+
+
+def time_keras_text_cnn(keras, spec):
+    """The `textcnn` case for a Keras-API framework: ``model.fit`` steps at spec['batch'] after a warm-up fit,
+    then ``model.predict`` of spec['predict_batch'] other sequences, one batch per call."""
+    batch, steps, warmup = spec["batch"], spec["steps"], spec["warmup"]
+    x, y = synthetic_tokens(batch * (warmup + steps), seed=0)
+    x_pred, _ = synthetic_tokens(spec["predict_batch"], seed=1)
+    baseline = rss_mb()
+    keras.utils.set_random_seed(0)
+    model = keras_text_cnn(keras)
+    model.fit(x[: batch * warmup], y[: batch * warmup], batch_size=batch, epochs=1, verbose=0)
+    t0 = time.perf_counter()
+    history = model.fit(x[batch * warmup:], y[batch * warmup:], batch_size=batch, epochs=1, verbose=0)
+    seconds = time.perf_counter() - t0
+    train = train_result(seconds, steps, batch, history.history["loss"][-1], baseline)
+    predict = time_calls(lambda: model.predict(x_pred, batch_size=len(x_pred), verbose=0), spec["iters"],
+                         spec["max_seconds"], warmup=2)
+    return {"train": train, "predict": predict, "params": int(model.count_params())}
+
+
 def _conv_bn(layers, x, filters, kernel, strides, activation):
     """Conv2D ('same', no bias) -> BatchNormalization -> activation ('relu', 'relu6' or None)."""
     x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False)(x)

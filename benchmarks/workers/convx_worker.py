@@ -229,6 +229,11 @@ def residual_layer(spec):
     return result
 
 
+def text_cnn(spec):
+    """The `textcnn` case: _common.keras_text_cnn built from ``convx`` as from ``keras``."""
+    return _common.time_keras_text_cnn(_import_convx(spec["threads"]), spec)
+
+
 def import_time(spec):
     return _common.time_imports(["convx"])
 
@@ -249,6 +254,6 @@ def versions():
 
 if __name__ == "__main__":
     _common.run({"train": train, "threads": threads, "infer": infer, "conv": conv, "gemm": gemm,
-                 "import": import_time, "info": info, "onnx": onnx_runtime, "compression": compression,
+                 "import": import_time, "textcnn": text_cnn, "info": info, "onnx": onnx_runtime, "compression": compression,
                  "residual_layer": residual_layer,
                  **{case: model_case for case in _common.MODEL_CASES}}, versions)

@@ -111,6 +111,14 @@ def model_case(spec):
     return _common.time_keras_model(keras, spec)
 
 
+def text_cnn(spec):
+    """The `textcnn` case: _common.keras_text_cnn."""
+    _import_tf(spec["threads"])
+    import keras
+
+    return _common.time_keras_text_cnn(keras, spec)
+
+
 def import_time(spec):
     return _common.time_imports(["tensorflow", "keras"])
 
@@ -124,4 +132,4 @@ def versions():
 
 
 if __name__ == "__main__":
-    _common.run({"train": train, "infer": infer, "conv": conv, "import": import_time, **{case: model_case for case in _common.MODEL_CASES}}, versions)
+    _common.run({"train": train, "infer": infer, "conv": conv, "import": import_time, "textcnn": text_cnn, **{case: model_case for case in _common.MODEL_CASES}}, versions)

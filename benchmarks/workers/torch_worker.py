@@ -235,6 +235,63 @@ def model_case(spec):
     return {"train": train, "predict": predict, "params": sum(p.numel() for p in model.parameters()) + buffers}
 
 
+def _text_cnn(torch):
+    """_common.keras_text_cnn as an nn.Module (NCL convolutions, logits out: BCEWithLogitsLoss trains it)."""
+    nn = torch.nn
+
+    class TextCNN(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embedding = nn.Embedding(_common.TEXT_VOCAB, _common.TEXT_EMBEDDING)
+            self.convs = nn.ModuleList(nn.Conv1d(_common.TEXT_EMBEDDING, _common.TEXT_FILTERS, w)
+                                       for w in _common.TEXT_WIDTHS)
+            self.dropout = nn.Dropout(0.5)
+            self.dense = nn.Linear(_common.TEXT_FILTERS * len(_common.TEXT_WIDTHS), 1)
+
+        def forward(self, x):
+            e = self.embedding(x).transpose(1, 2)
+            pooled = [conv(e).relu().amax(dim=2) for conv in self.convs]
+            return self.dense(self.dropout(torch.cat(pooled, dim=1)))
+
+    torch.manual_seed(0)
+    return TextCNN()
+
+
+def text_cnn(spec):
+    """The `textcnn` case: Adam + BCEWithLogitsLoss steps at spec['batch'], then the module call under
+    inference_mode (with the sigmoid, as predict returns probabilities) on spec['predict_batch'] sequences."""
+    torch = _import_torch(spec["threads"])
+    batch, steps, warmup = spec["batch"], spec["steps"], spec["warmup"]
+    x, y = _common.synthetic_tokens(batch * (warmup + steps), seed=0)
+    x_pred, _ = _common.synthetic_tokens(spec["predict_batch"], seed=1)
+    x, y, x_pred = torch.from_numpy(x).long(), torch.from_numpy(y)[:, None], torch.from_numpy(x_pred).long()
+    baseline = _common.rss_mb()
+    model = _text_cnn(torch)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+
+    def run_steps(first, count):
+        loss = None
+        for step in range(first, first + count):
+            rows = slice(step * batch, (step + 1) * batch)
+            optimizer.zero_grad()
+            loss = loss_fn(model(x[rows]), y[rows])
+            loss.backward()
+            optimizer.step()
+        return loss.item()
+
+    run_steps(0, warmup)
+    t0 = time.perf_counter()
+    final_loss = run_steps(warmup, steps)
+    seconds = time.perf_counter() - t0
+    train = _common.train_result(seconds, steps, batch, final_loss, baseline)
+    model.eval()
+    with torch.inference_mode():
+        predict = _common.time_calls(lambda: torch.sigmoid(model(x_pred)), spec["iters"], spec["max_seconds"],
+                                     warmup=2)
+    return {"train": train, "predict": predict, "params": sum(p.numel() for p in model.parameters())}
+
+
 def import_time(spec):
     return _common.time_imports(["torch"])
 
@@ -249,4 +306,4 @@ def versions():
 
 if __name__ == "__main__":
     _common.run({"train": train, "threads": threads, "infer": infer, "conv": conv, "gemm": gemm,
-                 "import": import_time, **{case: model_case for case in _common.MODEL_CASES}}, versions)
+                 "import": import_time, "textcnn": text_cnn, **{case: model_case for case in _common.MODEL_CASES}}, versions)

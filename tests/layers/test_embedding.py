@@ -80,9 +80,7 @@ def test_backward_bit_identical_for_any_thread_count(rng):
     def run():
         dense, rows, count = E.embedding_backward(dy, idx, vocab)
         values, _, _ = E.embedding_backward(dy, idx, vocab, dense=False)
-        updated = table.copy()
-        E.embedding_sgd_rows(updated, rows[:count], values, 0.1)
-        return dense, values[:count], E.embedding_forward(table, idx), updated
+        return dense, values[:count], E.embedding_forward(table, idx)
 
     assert_same_for_any_thread_count(run)
 
@@ -96,16 +94,6 @@ def test_out_of_range_or_fractional_indices_raise(bad):
         E.embedding_forward(np.zeros((5, 2), np.float32), np.array([0, 5]))
     with pytest.raises(ValueError, match=r"\[0, 5\)"):
         E.embedding_backward(np.zeros((2, 2), np.float32), np.array([0, -1]), 5)
-
-
-def test_sgd_rows_updates_only_the_given_rows(rng):
-    table = rng.standard_normal((8, 3)).astype(np.float32)
-    values = rng.standard_normal((2, 3)).astype(np.float32)
-    updated = table.copy()
-    E.embedding_sgd_rows(updated, np.array([2, 6]), values, 0.5)
-    expected = table.copy()
-    expected[[2, 6]] -= values * np.float32(0.5)
-    np.testing.assert_array_equal(updated, expected)
 
 
 # ----- layer -----------------------------------------------------------------------------------------------
@@ -165,8 +153,10 @@ def _text_model(vocab, dim, seq):
     return convx.Model(inputs, outputs)
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize("optimizer", ["sgd", "sgd_sparse", "adam"])
 def test_training_steps_match_torch(torch, rng, optimizer):
+    """convx's steps against torch's float64 gradients (nn.Embedding's dense, or sparse for 'sgd_sparse')
+    with Keras' update rules: SGD moves only the rows seen, Adam every row (its moments)."""
     vocab, dim, seq = 30, 6, 9
     model = _text_model(vocab, dim, seq)
     x = _indices_with_repeats(rng, vocab, (16, seq))
@@ -174,17 +164,17 @@ def test_training_steps_match_torch(torch, rng, optimizer):
     emb, kernel, bias, dense_k, dense_b = [w.astype(np.float64) for w in model.get_weights()]
     params = [torch.tensor(w, requires_grad=True) for w in (emb, kernel, bias, dense_k, dense_b)]
     moments = [[torch.zeros_like(p), torch.zeros_like(p)] for p in params]
-    model.compile(optimizer=optimizer, loss="binary_crossentropy")
+    model.compile(optimizer=optimizer.split("_")[0], loss="binary_crossentropy")
     for t in range(1, 4):
         model.train_on_batch(x, y)
-        e = torch.nn.functional.embedding(torch.from_numpy(x), params[0])       # (N, L, D)
+        e = torch.nn.functional.embedding(torch.from_numpy(x), params[0], sparse=optimizer == "sgd_sparse")
         h = torch.nn.functional.conv1d(e.transpose(1, 2), params[1].permute(2, 1, 0), params[2]).relu()
         p = torch.sigmoid(h.amax(dim=2) @ params[3] + params[4])
         grads = torch.autograd.grad(torch.nn.functional.binary_cross_entropy(p, torch.from_numpy(y).double()), params)
         with torch.no_grad():  # Keras 3's SGD and Adam updates on torch's float64 gradients (dense, every row)
             for w, g, (m, v) in zip(params, grads, moments):
-                if optimizer == "sgd":
-                    w -= 0.01 * g
+                if optimizer.startswith("sgd"):
+                    w.add_(g, alpha=-0.01)  # a sparse g: only its rows
                     continue
                 m += (g - m) * 0.1
                 v += (g * g - v) * 0.001

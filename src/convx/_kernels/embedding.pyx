@@ -1,4 +1,4 @@
-"""Embedding kernels (Keras Embedding): index checks, row gather, row scatter-add, lazy SGD row update.
+"""Embedding kernels (Keras Embedding): index checks, row gather, row scatter-add.
 
 A table is a (vocab, dim) float32 or float64 array. Indices are first checked
 and converted to int64 by :func:`embedding_indices`, which raises a
@@ -36,10 +36,6 @@ cdef extern from "embedding.h" nogil:
                                   int dense, float *out, int64_t *rows, cx_int *n_rows, int n_threads)
     int cx_embedding_backward_f64(const double *dy, const int64_t *idx, cx_int n, cx_int dim, cx_int vocab,
                                   int dense, double *out, int64_t *rows, cx_int *n_rows, int n_threads)
-    void cx_embedding_sgd_rows_f32(float *table, cx_int dim, const int64_t *rows, cx_int n_rows,
-                                   const float *values, double lr, int n_threads)
-    void cx_embedding_sgd_rows_f64(double *table, cx_int dim, const int64_t *rows, cx_int n_rows,
-                                   const double *values, double lr, int n_threads)
 
 _SUPPORTED = ("float32", "float64", "int32", "int64")
 
@@ -177,38 +173,6 @@ def embedding_backward(dy, indices, Py_ssize_t vocab, bint dense=True, out=None,
     if status:
         raise MemoryError("embedding_backward: could not allocate its scratch memory")
     return g, rows, int(count)
-
-
-def embedding_sgd_rows(table, rows, values, double learning_rate):
-    """In place: ``table[rows[r]] -= learning_rate * values[r]`` (distinct rows, e.g. from embedding_backward).
-
-    Parameters
-    ----------
-    table : numpy.ndarray
-        (vocab, dim), float32 or float64, C-contiguous and writeable (updated in place).
-    rows : numpy.ndarray
-        int64 (count,), distinct, in [0, vocab).
-    values : numpy.ndarray
-        (>= count, dim), the table's dtype: row r holds the gradient of ``rows[r]``.
-    """
-    if not isinstance(table, np.ndarray) or not table.flags.c_contiguous or not table.flags.writeable:
-        raise ValueError("table must be a writeable C-contiguous numpy.ndarray (it is updated in place)")
-    table = _checks.float_array(table, "table", 2)
-    values = _checks.float_array(values, "values", 2, table.dtype)
-    idx = _indices(rows, table.shape[0])
-    cdef cx_int count = idx.shape[0], dim = table.shape[1]
-    if values.shape[0] < count or values.shape[1] != dim:
-        raise ValueError(f"values must be ({count} or more, {dim}), got shape {values.shape}")
-    cdef int nt = threads.effective_num_threads()
-    cdef void *t = cnp.PyArray_DATA(table)
-    cdef void *v = cnp.PyArray_DATA(values)
-    cdef const int64_t *ix = <const int64_t *>cnp.PyArray_DATA(idx)
-    cdef bint f32 = table.dtype == np.float32
-    with nogil:
-        if f32:
-            cx_embedding_sgd_rows_f32(<float *>t, dim, ix, count, <const float *>v, learning_rate, nt)
-        else:
-            cx_embedding_sgd_rows_f64(<double *>t, dim, ix, count, <const double *>v, learning_rate, nt)
 
 
 cdef object _indices(object indices, Py_ssize_t vocab):

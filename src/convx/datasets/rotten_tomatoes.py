@@ -71,7 +71,7 @@ def load_data(test_split=0.2, seed=113, path=None):
     Returns
     -------
     (x_train, y_train), (x_test, y_test) : tuple of tuple of numpy.ndarray
-        ``x``: str arrays (N,) of snippets, in file order; ``y``: int64 (N,), 1 fresh, 0 rotten.
+        ``x``: object arrays (N,) of str, the snippets in file order; ``y``: int64 (N,), 1 fresh, 0 rotten.
 
     Raises
     ------
@@ -83,7 +83,8 @@ def load_data(test_split=0.2, seed=113, path=None):
     if not 0 <= test_split < 1:
         raise ValueError(f"test_split must be in [0, 1), received test_split={test_split!r}")
     rows = _read(path)
-    texts = np.array([row["text"] for row in rows])
+    texts = np.empty(len(rows), dtype=object)  # Python str objects, as Keras' text data sets (and tf.data) take them
+    texts[:] = [row["text"] for row in rows]
     labels = np.array([row["label"] == "fresh" for row in rows], dtype=np.int64)
     movies = np.array([row["movie"] for row in rows])
     names, per_movie = np.unique(movies, return_counts=True)

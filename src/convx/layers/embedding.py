@@ -5,8 +5,8 @@ gradient into the rows seen in the batch (``convx._kernels.embedding``), each
 row summed in position order on one thread. The table's gradient is dense
 (zero in the rows not seen), as the optimizers that update every weight at
 every step (Adam, RMSprop, SGD with momentum, ...) need and as Keras applies
-them; :meth:`Embedding.sparse_gradient` gives the rows seen and their
-gradients only.
+them (no convx optimizer updates lazily yet: plain SGD would leave the unseen
+rows unchanged anyway, the others move them).
 """
 
 import warnings
@@ -131,17 +131,6 @@ class Embedding(Layer):
         dx = self._buffer("dx", state.x_shape)
         dx.fill(0)
         return dx
-
-    def sparse_gradient(self, dy):
-        """The table's gradient for ``dy`` as ``(rows, values)``: distinct rows seen in the last training call
-        (ascending) and their gradients (views of reused buffers)."""
-        state = self._state
-        n = state.indices.shape[0]
-        values, rows, count = _embedding.embedding_backward(
-            dy.reshape(-1, self.output_dim), state.indices, self.input_dim, dense=False,
-            out=self._buffer("sparse_values", (n, self.output_dim)),
-            rows_out=self._buffer("rows", (n,), np.int64))
-        return rows[:count], values[:count]
 
     def get_config(self):
         config = super().get_config()

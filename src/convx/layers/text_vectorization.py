@@ -227,9 +227,11 @@ class TextVectorization(Layer):
 
         Parameters
         ----------
-        data : array or list of strings (one batch), or an iterable of batches (a ``convx.data.Dataset``,
-            a generator, a ``tf.data.Dataset``)
-        batch_size : ignored (as in Keras)
+        data : array, list or iterable
+            Strings: an array or list is one batch; any other iterable (a ``convx.data.Dataset``, a
+            generator, a ``tf.data.Dataset``) yields batches.
+        batch_size : None
+            Ignored, as in Keras.
         steps : int, optional
             Batches to read from an iterable (all by default).
         """

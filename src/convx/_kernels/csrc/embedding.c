@@ -7,7 +7,7 @@
 #include "convx_omp.h"
 #include "embedding.h"
 
-/* Below this many elements a gather, scatter or row update runs on one thread. */
+/* Below this many elements a gather or scatter runs on one thread. */
 #ifndef CX_EMBEDDING_PARALLEL_MIN
 #define CX_EMBEDDING_PARALLEL_MIN 65536
 #endif

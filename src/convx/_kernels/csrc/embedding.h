@@ -1,5 +1,5 @@
 /* Embedding kernels: index checks, the row gather (forward) and the row
- * scatter-add (backward) of Keras' Embedding, and the lazy SGD row update.
+ * scatter-add (backward) of Keras' Embedding.
  *
  * A table is (vocab, dim), C-contiguous; indices are int64 in [0, vocab)
  * (cx_embedding_indices_* converts and checks a caller's array first, so the
@@ -37,12 +37,5 @@ int cx_embedding_backward_f32(const float *dy, const int64_t *idx, cx_int n, cx_
                               float *out, int64_t *rows, cx_int *n_rows, int n_threads);
 int cx_embedding_backward_f64(const double *dy, const int64_t *idx, cx_int n, cx_int dim, cx_int vocab, int dense,
                               double *out, int64_t *rows, cx_int *n_rows, int n_threads);
-
-/* table[rows[r], :] -= lr * values[r, :] for r < n_rows (distinct rows): Keras' SGD without momentum on
- * the rows a sparse gradient holds, the other rows being unchanged by it anyway. */
-void cx_embedding_sgd_rows_f32(float *table, cx_int dim, const int64_t *rows, cx_int n_rows, const float *values,
-                               double lr, int n_threads);
-void cx_embedding_sgd_rows_f64(double *table, cx_int dim, const int64_t *rows, cx_int n_rows, const double *values,
-                               double lr, int n_threads);
 
 #endif

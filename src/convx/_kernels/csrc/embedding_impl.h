@@ -41,18 +41,3 @@ int FN(cx_embedding_backward)(const real *dy, const int64_t *idx, cx_int n, cx_i
     free(starts);
     return 0;
 }
-
-void FN(cx_embedding_sgd_rows)(real *table, cx_int dim, const int64_t *rows, cx_int n_rows, const real *values,
-                               double lr, int n_threads)
-{
-    const real step = (real)lr;
-    cx_int r;
-#pragma omp parallel for num_threads(n_threads) schedule(static) \
-    if (n_threads > 1 && n_rows * dim >= CX_EMBEDDING_PARALLEL_MIN)
-    for (r = 0; r < n_rows; ++r) {
-        real *CX_RESTRICT w = table + rows[r] * dim;
-        const real *CX_RESTRICT g = values + r * dim;
-        for (cx_int j = 0; j < dim; ++j)
-            w[j] -= step * g[j];
-    }
-}
