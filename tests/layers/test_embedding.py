@@ -245,3 +245,20 @@ def test_masked_average_trains_like_unmasked_rows(rng):
     short.train_on_batch(np.array([[4, 7]]), np.array([[1.0]]))
     for a, b in zip(padded.get_weights(), short.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_text_cnn_training_bit_identical_for_any_thread_count(rng):
+    x = _indices_with_repeats(rng, 500, (40, 20))
+    y = rng.integers(0, 2, (40, 1)).astype(np.float32)
+
+    def train():
+        convx.utils.set_random_seed(0)
+        inputs = convx.Input((20,), dtype="int32")
+        h = L.Embedding(500, 32)(inputs)
+        branches = [L.GlobalMaxPooling1D()(L.Conv1D(16, w, activation="relu")(h)) for w in (3, 4, 5)]
+        model = convx.Model(inputs, L.Dense(1, activation="sigmoid")(L.Concatenate()(branches)))
+        model.compile(optimizer="adam", loss="binary_crossentropy")
+        model.fit(x, y, batch_size=20, epochs=1, verbose=0, shuffle=False)
+        return tuple(model.get_weights())
+
+    assert_same_for_any_thread_count(train)

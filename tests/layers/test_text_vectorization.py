@@ -159,3 +159,51 @@ def test_in_dataset_map():
     vectorizer = L.TextVectorization(vocabulary=["great", "the"], output_sequence_length=3)
     dataset = convx.data.Dataset.from_tensor_slices(np.array(["the great", "great"])).batch(2).map(vectorizer)
     np.testing.assert_array_equal(next(iter(dataset)), [[3, 2, 0], [2, 0, 0]])
+
+
+_KERAS_SIDE = """
+import os, sys
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import numpy as np, keras
+folder = sys.argv[1]
+corpus = np.load(os.path.join(folder, "corpus.npy"), allow_pickle=True)
+model = keras.models.load_model(os.path.join(folder, "convx.keras"))
+np.save(os.path.join(folder, "keras_pred.npy"), model.predict(corpus, verbose=0))
+vectorizer = keras.layers.TextVectorization(max_tokens=20, output_sequence_length=5, output_mode="int")
+vectorizer.adapt(corpus)
+inputs = keras.Input((1,), dtype="string")
+native = keras.Model(inputs, keras.layers.Embedding(vectorizer.vocabulary_size(), 3)(vectorizer(inputs)))
+native.save(os.path.join(folder, "keras.keras"))
+np.save(os.path.join(folder, "native_pred.npy"), native.predict(corpus, verbose=0))
+"""
+
+
+def test_keras_files_both_ways(tmp_path):
+    """A convx text model (adapted vocabulary) loads in TF-Keras 3 with the same predictions, and a model with a
+    vocabulary Keras adapted (kept in the archive's assets) loads in convx."""
+    import importlib.util
+    import os
+    import subprocess
+    import sys
+
+    from conftest import optional
+
+    if importlib.util.find_spec("keras") is None or importlib.util.find_spec("tensorflow") is None:
+        if os.environ.get("CONVX_REQUIRE_OPTIONAL") == "1":
+            pytest.fail("TensorFlow-Keras 3 not installed: pip install tensorflow-cpu")
+        pytest.skip("TensorFlow-Keras 3 not installed: pip install tensorflow-cpu")
+    optional("h5py", "keras")
+    corpus = np.array(["a good film", "a bad film", "good good", "bad", "an unseen word"], dtype=object)
+    vectorizer = L.TextVectorization(max_tokens=20, output_sequence_length=5)
+    vectorizer.adapt(corpus[:4])
+    model = _text_model(vectorizer)
+    model.save(tmp_path / "convx.keras")
+    np.save(tmp_path / "corpus.npy", corpus)
+    done = subprocess.run([sys.executable, "-c", _KERAS_SIDE, str(tmp_path)], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    np.testing.assert_allclose(np.load(tmp_path / "keras_pred.npy"), model.predict(corpus, verbose=0), rtol=1e-5,
+                               atol=1e-6)
+    native = convx.saving.load_model(tmp_path / "keras.keras")
+    np.testing.assert_allclose(native.predict(corpus, verbose=0), np.load(tmp_path / "native_pred.npy"), rtol=1e-5,
+                               atol=1e-6)
