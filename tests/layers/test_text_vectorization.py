@@ -149,6 +149,11 @@ def test_string_inputs_train_predict_and_save(tmp_path):
     assert predicted.shape == (len(x), 1)
     np.testing.assert_allclose(model.predict(list(x[:3]), verbose=0), predicted[:3], rtol=1e-6)
     np.testing.assert_allclose(model.predict(x[:3, None], verbose=0), predicted[:3], rtol=1e-6)
+    dataset = convx.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    model.fit(dataset, epochs=1, verbose=0)
+    np.testing.assert_allclose(model.predict(dataset.map(lambda text, label: text), verbose=0),
+                               model.predict(x, verbose=0), rtol=1e-6)
+    predicted = model.predict(x, verbose=0)
     path = tmp_path / "text.keras"
     model.save(path)
     loaded = convx.saving.load_model(path)
