@@ -33,8 +33,8 @@ DATA = REPO / "data" / "mnist"
 sys.path.insert(0, str(WORKERS))
 import _common  # noqa: E402
 
-CASES = ("train", "infer", "conv", "gemm", "import", "memory", "threads", "contention", "onnx", "compression", "textcnn") + _common.MODEL_CASES + (
-    "residual_layer",)
+CASES = ("train", "infer", "conv", "gemm", "import", "memory", "threads", "contention", "onnx", "compression", "textcnn",
+         "pipeline", "imagedir") + _common.MODEL_CASES + ("residual_layer",)
 REFERENCES = ("torch", "tf", "numpy")
 THREADS = 2
 # environment variables that may pin OpenBLAS to a slower kernel; removed for the NumPy worker
@@ -131,6 +131,15 @@ def slots_for(case, cfg, frameworks):
         return [[(fw, spec, False) for fw in frameworks if fw in ("convx", "numpy", "torch")]]
     if case == "import":
         return [[(fw, {"case": "import"}, False) for fw in models]]
+    if case == "pipeline":  # convx alone: fit fed by a convx.data pipeline vs by arrays, in one process
+        return [[("convx", {"case": "pipeline", "batch": 32, "threads": THREADS, "data": str(DATA),
+                            "steps": 4 * cfg["train_steps"], "chunks": cfg["threads_chunks"]}, False)]]
+    if case == "imagedir":  # one pass over 10,000 PNGs: convx vs tf.keras.utils.image_dataset_from_directory
+        import data_cases
+
+        spec = {"case": "imagedir", "dir": str(data_cases.make_png_tree(data_cases.png_directory())),
+                "size": data_cases.PNG_SIZE, "batch": 32, "threads": THREADS}
+        return [[(fw, spec, False) for fw in models if fw in ("convx", "tf")]]
     if case == "onnx":
         spec = {"case": "onnx", "threads": THREADS, "batches": ONNX_BATCHES, "iters": cfg["infer_iters"],
                 "max_seconds": cfg["infer_max_s"], "data": str(DATA)}
@@ -333,6 +342,14 @@ def rows_for(case, slots):
         # import numpy itself, as the baseline 'import convx' is measured over
         values["numpy"] = _job_median(slots[0].get("convx"), lambda r: r["numpy_s"])
         rows.append(_row("import (over numpy)", "time", "s", "time", values))
+    elif case == "pipeline":
+        for name in ("arrays", "pipeline"):
+            rows.append(_row("fit seed b32 fed by", name, "ms/step", "factor",
+                             _per_fw(slots[0], lambda r, k=name: r["ms_per_step"][k])))
+        rows.append(_row("fit seed b32", "pipeline / arrays", "x", "factor", _per_fw(slots[0], lambda r: r["ratio"])))
+    elif case == "imagedir":
+        rows.append(_row("read 10,000 PNGs 32x32", "image_dataset_from_directory", "s", "time",
+                         _per_fw(slots[0], lambda r: r["seconds"])))
     elif case == "onnx" and slots:
         # one convx process times both engines; every value sits in the convx column, the metric says which
         job = slots[0]["convx"]

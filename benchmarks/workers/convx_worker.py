@@ -3,6 +3,7 @@
 import time
 
 import _common
+import data_cases
 
 
 def _seed_model(convx):
@@ -256,4 +257,5 @@ if __name__ == "__main__":
     _common.run({"train": train, "threads": threads, "infer": infer, "conv": conv, "gemm": gemm,
                  "import": import_time, "textcnn": text_cnn, "info": info, "onnx": onnx_runtime, "compression": compression,
                  "residual_layer": residual_layer,
-                 **{case: model_case for case in _common.MODEL_CASES}}, versions)
+                 "pipeline": lambda spec: data_cases.pipeline(spec, _import_convx, _seed_model),
+                 "imagedir": data_cases.imagedir_convx, **{case: model_case for case in _common.MODEL_CASES}}, versions)

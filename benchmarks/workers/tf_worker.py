@@ -8,6 +8,7 @@ import os
 import time
 
 import _common
+import data_cases
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -132,4 +133,5 @@ def versions():
 
 
 if __name__ == "__main__":
-    _common.run({"train": train, "infer": infer, "conv": conv, "import": import_time, "textcnn": text_cnn, **{case: model_case for case in _common.MODEL_CASES}}, versions)
+    _common.run({"train": train, "infer": infer, "conv": conv, "import": import_time, "textcnn": text_cnn,
+                 "imagedir": lambda spec: data_cases.imagedir_tf(spec, _import_tf), **{case: model_case for case in _common.MODEL_CASES}}, versions)

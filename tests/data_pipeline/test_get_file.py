@@ -149,3 +149,54 @@ def test_malicious_archive_members_stay_inside(server, tmp_path):
         out = get_file("evil.zip", url + "/evil.zip", extract=True, cache_dir=str(tmp_path / "z"))
     assert os.listdir(out) == ["inside.txt"]
     assert not list(tmp_path.rglob("zip_escaped.txt"))
+
+
+def test_mnist_downloads_keras_npz_when_no_local_copy(server, tmp_path, monkeypatch):
+    import numpy as np
+
+    from convx.datasets import mnist
+
+    url, files = server
+    arrays = {"x_train": np.arange(2 * 28 * 28, dtype=np.uint8).reshape(2, 28, 28), "y_train": np.array([3, 4], np.uint8),
+              "x_test": np.zeros((1, 28, 28), np.uint8), "y_test": np.array([7], np.uint8)}
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    files["/keras/mnist.npz"] = buffer.getvalue()
+    monkeypatch.setenv("CONVX_DATA", str(tmp_path / "env"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CONVX_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(mnist, "_checkout_starts", lambda: [tmp_path / "elsewhere"])
+    monkeypatch.setattr(mnist, "ORIGIN_FOLDER", url + "/keras/")
+    monkeypatch.setattr(mnist, "NPZ_SHA256", sha256(files["/keras/mnist.npz"]))
+    (x_train, y_train), (x_test, y_test) = mnist.load_data()
+    assert np.array_equal(x_train, arrays["x_train"]) and y_test.tolist() == [7]
+    assert (tmp_path / "cache" / "datasets" / "mnist.npz").is_file()
+    del files["/keras/mnist.npz"]  # now read from the cache
+    assert mnist.load_data()[0][1].tolist() == [3, 4]
+    monkeypatch.setattr(mnist, "NPZ_SHA256", "0" * 64)
+    (tmp_path / "cache" / "datasets" / "mnist.npz").unlink()
+    with pytest.raises(FileNotFoundError, match="also failed"):
+        mnist.load_data()
+
+
+def test_fashion_mnist_downloads_keras_files(server, tmp_path, monkeypatch):
+    import gzip
+
+    import numpy as np
+
+    from convx.datasets import _idx, fashion_mnist
+
+    url, files = server
+    shapes = {_idx.TRAIN_IMAGES: (3, 28, 28), _idx.TRAIN_LABELS: (3,), _idx.TEST_IMAGES: (2, 28, 28),
+              _idx.TEST_LABELS: (2,)}
+    for name, shape in shapes.items():
+        header = (0x0800 | len(shape)).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in shape)
+        files[f"/keras/{name}.gz"] = gzip.compress(header + bytes(int(np.prod(shape))))
+    monkeypatch.setenv("CONVX_DATA", str(tmp_path / "env"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CONVX_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(fashion_mnist, "SYSTEM_DIR", tmp_path / "system")
+    monkeypatch.setattr(fashion_mnist, "ORIGIN_FOLDER", url + "/keras/")
+    (x_train, y_train), (x_test, y_test) = fashion_mnist.load_data()
+    assert x_train.shape == (3, 28, 28) and y_test.shape == (2,)
+    assert (tmp_path / "cache" / "datasets" / "fashion-mnist" / (_idx.TRAIN_IMAGES + ".gz")).is_file()

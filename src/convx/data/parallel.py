@@ -13,6 +13,8 @@ import os
 import queue
 import threading
 
+import numpy as np
+
 from convx.data import structure as _structure
 from convx.data.dataset import AUTOTUNE
 from convx.data.transforms import Map, _check_count, _Unary, close_iterator, call_unpacked
@@ -34,10 +36,14 @@ def _threads(value, name):
 def _map_chunk(fn, elements):
     """``fn`` over a chunk: (results, exception or None); results stop at the failing element."""
     results = []
-    normalize = _structure.normalize
+    normalize, arrays = _structure.normalize, (np.ndarray, np.generic)
     try:
         for element in elements:
-            results.append(normalize(call_unpacked(fn, element)))
+            value = call_unpacked(fn, element)
+            if type(value) is tuple and all(isinstance(v, arrays) for v in value):
+                results.append(value)  # already NumPy leaves: the common case, checked cheaply
+            else:
+                results.append(normalize(value))
     except Exception as exc:  # noqa: BLE001 - re-raised in the consumer at this element's position
         return results, exc
     return results, None

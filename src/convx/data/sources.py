@@ -34,6 +34,8 @@ class TensorSlices(Dataset):
             shapes = ", ".join(str(leaf.shape) for leaf in self._leaves)
             raise ValueError(f"from_tensor_slices needs arrays with the same first dimension, received shapes {shapes}")
         self._n = lengths.pop()
+        tensors = self._tensors
+        self._flat_tuple = type(tensors) is tuple and not any(_structure.is_structure(t) for t in tensors)
 
     def _iterate(self):
         leaves, structure = self._leaves, self._tensors
@@ -42,9 +44,16 @@ class TensorSlices(Dataset):
             for i in range(self._n):
                 yield array[i]
             return
-        pack = _structure.pack_as
         for i in range(self._n):
-            yield pack(structure, [leaf[i] for leaf in leaves])
+            yield self.element(i)
+
+    def element(self, i):
+        """Element ``i`` (row ``i`` of every leaf, in the tensors' structure)."""
+        if self._flat_tuple:
+            return tuple([leaf[i] for leaf in self._leaves])
+        if len(self._leaves) == 1 and not _structure.is_structure(self._tensors):
+            return self._leaves[0][i]
+        return _structure.pack_as(self._tensors, [leaf[i] for leaf in self._leaves])
 
     def slice_rows(self, start, stop, index=None):
         """Rows ``start:stop`` (or the rows ``index``) of every leaf as one batch element (copies)."""

@@ -122,9 +122,19 @@ class Shuffle(_Unary):
 
     def _shuffled(self, rng):
         # tf.data's algorithm: fill a buffer of buffer_size elements, then output a uniformly chosen
-        # buffered element and put the next input element in its place
+        # buffered element and put the next input element in its place. Rows of arrays are shuffled
+        # as row indices (the same law), then fetched.
+        from convx.data.sources import TensorSlices
+
+        if isinstance(self._input, TensorSlices):
+            element = self._input.element
+            for i in self._buffer_order(iter(range(self._input.cardinality())), rng):
+                yield element(i)
+            return
+        yield from self._buffer_order(iter(self._input), rng)
+
+    def _buffer_order(self, iterator, rng):
         size, buffer = self._size, []
-        iterator = iter(self._input)
         uniforms, k = rng.random(1024), 0
         try:
             for element in iterator:

@@ -1,4 +1,4 @@
-"""Fashion-MNIST (Zalando Research, MIT license), loaded offline from IDX files.
+"""Fashion-MNIST (Zalando Research, MIT license) from IDX files: local copies first, else Keras' download.
 
 Debian's package ``dataset-fashion-mnist`` installs the files under
 ``/usr/share/datasets/fashion-mnist/``. No checksums are verified: the only
@@ -12,6 +12,8 @@ from pathlib import Path
 from convx.datasets import _idx
 
 SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
+# Keras' download origin of the four gzip files
+ORIGIN_FOLDER = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
 
 _ADVICE = (
     "Install the Debian package dataset-fashion-mnist (apt-get install dataset-fashion-mnist),"
@@ -42,10 +44,12 @@ def load_data(path=None):
     path : path-like, optional
         Directory holding ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
         ``t10k-images-idx3-ubyte`` and ``t10k-labels-idx1-ubyte``, each
-        gzip-compressed (``.gz``) or not. Nothing is downloaded. When None
+        gzip-compressed (``.gz``) or not. When None
         (default), the first directory holding all four files among:
         ``/usr/share/datasets/fashion-mnist/``; ``$CONVX_DATA/fashion-mnist/``;
-        ``~/.convx/datasets/fashion-mnist/``.
+        ``~/.convx/datasets/fashion-mnist/``; else they are downloaded from
+        Keras' origin into ``$CONVX_HOME/datasets/fashion-mnist/`` (default
+        ``~/.convx``).
 
     Returns
     -------
@@ -62,5 +66,24 @@ def load_data(path=None):
     ValueError
         If a file is malformed or truncated, or images and labels disagree in number.
     """
-    directory = _idx.locate("Fashion-MNIST", _candidates(path), _ADVICE)
+    try:
+        directory = _idx.locate("Fashion-MNIST", _candidates(path), _ADVICE)
+    except FileNotFoundError as missing:
+        if path is not None:
+            raise
+        directory = _download(missing)
     return _idx.load_idx_dataset(directory)
+
+
+def _download(missing):
+    """Keras' four files into ``$CONVX_HOME/datasets/fashion-mnist/`` (Keras publishes no checksum)."""
+    from convx.utils.file_utils import get_file
+
+    paths = []
+    for name in _idx.FILE_NAMES:
+        try:
+            paths.append(get_file(name + ".gz", origin=ORIGIN_FOLDER + name + ".gz",
+                                  cache_subdir=os.path.join("datasets", "fashion-mnist")))
+        except Exception as exc:  # noqa: BLE001 - reported with every place looked
+            raise FileNotFoundError(f"{missing}\nDownloading {ORIGIN_FOLDER + name}.gz also failed: {exc}") from exc
+    return Path(paths[0]).parent

@@ -1,8 +1,11 @@
-"""MNIST handwritten digits, loaded offline from IDX files (Keras-compatible).
+"""MNIST handwritten digits (Keras-compatible): local IDX files first, else Keras' ``mnist.npz``.
 
 The data (Y. LeCun, C. Cortes, C. J. C. Burges; CC BY-SA 3.0) ships in the
 repository under ``data/mnist/``, never inside the package, so wheels carry no
-data set. See ``data/mnist/README.md`` for provenance and checksums.
+data set: an installed convx reads the IDX files when present, else the cached
+``mnist.npz`` (``$CONVX_HOME/datasets/``), else downloads it from Keras' origin
+and checks its SHA-256 (``convx.utils.get_file``). See ``data/mnist/README.md``
+for provenance and checksums.
 """
 
 import os
@@ -17,6 +20,11 @@ SHA256 = {
     _idx.TEST_IMAGES: "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
     _idx.TEST_LABELS: "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
 }
+
+# Keras' download: origin and SHA-256 of mnist.npz (x_train, y_train, x_test, y_test; no pickled objects).
+ORIGIN_FOLDER = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
+NPZ_NAME = "mnist.npz"
+NPZ_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
 
 # The file whose presence marks a checkout's data directory.
 _MARKER = Path("data") / "mnist" / (_idx.TRAIN_IMAGES + ".gz")
@@ -86,11 +94,14 @@ def load_data(path=None):
     path : path-like, optional
         Directory holding ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
         ``t10k-images-idx3-ubyte`` and ``t10k-labels-idx1-ubyte``, each
-        gzip-compressed (``.gz``) or not. Unlike Keras, nothing is downloaded.
-        When None (default), the first directory holding all four files among:
-        ``$CONVX_DATA/mnist/``; the repository's ``data/mnist/`` when running
-        from a checkout (searched upwards from the working directory and from
-        this package); ``~/.convx/datasets/mnist/``.
+        gzip-compressed (``.gz``) or not; or, as in Keras, a file name such as
+        ``"mnist.npz"`` in the cache directory. When None (default), the first
+        directory holding all four files among: ``$CONVX_DATA/mnist/``; the
+        repository's ``data/mnist/`` when running from a checkout (searched
+        upwards from the working directory and from this package);
+        ``~/.convx/datasets/mnist/``; else Keras' ``mnist.npz`` from the cache
+        (``$CONVX_HOME/datasets/``, default ``~/.convx/datasets/``) or
+        downloaded from Keras' origin, SHA-256 checked.
 
     Returns
     -------
@@ -102,10 +113,39 @@ def load_data(path=None):
     Raises
     ------
     FileNotFoundError
-        If no directory holds the files; the message lists every place looked.
+        If no directory holds the files and the download fails; the message
+        lists every place looked and where to put the files by hand.
     ValueError
         If a file's SHA-256 differs from the published one, or a file is
         malformed or truncated.
     """
-    directory = _idx.locate("MNIST", _candidates(path), _ADVICE)
+    if path is not None and _is_cache_name(path):
+        return _load_npz(os.fspath(path), None)
+    try:
+        directory = _idx.locate("MNIST", _candidates(path), _ADVICE)
+    except FileNotFoundError as missing:
+        if path is not None:
+            raise
+        return _load_npz(NPZ_NAME, missing)
     return _idx.load_idx_dataset(directory, checksums=SHA256)
+
+
+def _is_cache_name(path):
+    # Keras' form: load_data(path="mnist.npz") names the file in the cache directory
+    name = os.fspath(path)
+    return name.endswith(".npz") and os.sep not in name and not os.path.exists(name)
+
+
+def _load_npz(name, missing):
+    """Keras' ``mnist.npz`` from the cache or downloaded (hash-checked), read without pickle."""
+    import numpy as np
+
+    from convx.utils.file_utils import get_file
+
+    try:
+        npz = get_file(name, origin=ORIGIN_FOLDER + NPZ_NAME, file_hash=NPZ_SHA256)
+    except Exception as exc:  # noqa: BLE001 - reported with every place looked
+        looked = f"{missing}\n" if missing is not None else ""
+        raise FileNotFoundError(f"{looked}Downloading {ORIGIN_FOLDER + NPZ_NAME} also failed: {exc}") from exc
+    with np.load(npz, allow_pickle=False) as data:
+        return (data["x_train"], data["y_train"]), (data["x_test"], data["y_test"])
