@@ -49,6 +49,8 @@ class Embedding(Layer):
     weights : numpy.ndarray, optional
         Initial table (input_dim, output_dim).
 
+    Notes
+    -----
     Input: indices of any shape ``(batch, ...)``, integers or floats holding whole numbers (a model's
     float32 input), each in ``[0, input_dim)`` (else ValueError). Output: ``(batch, ..., output_dim)``
     float32.

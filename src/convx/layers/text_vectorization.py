@@ -89,6 +89,8 @@ class TextVectorization(Layer):
     encoding : str, default 'utf-8'
         How bytes inputs are decoded.
 
+    Notes
+    -----
     Input: strings, shape ``(batch,)`` or ``(batch, 1)`` (NumPy str/bytes/object arrays, lists). Output:
     'int' int64 ``(batch, length)``; 'multi_hot' and 'count' int64, 'tf_idf' float32 ``(batch, depth)`` (as
     Keras).

@@ -17,8 +17,8 @@ static const char *const q8_isa_names[CX_Q8_ISA_COUNT] = {"generic", "avx2", "av
 static int has_dotprod(void) { return (getauxval(AT_HWCAP) >> 20) & 1; } /* HWCAP_ASIMDDP */
 #elif defined(__aarch64__) && defined(__APPLE__)
 static int has_dotprod(void) { return 1; } /* every Apple arm64 CPU has it */
-#else
-static int has_dotprod(void) { return 0; }
+#elif defined(__aarch64__)
+static int has_dotprod(void) { return 0; } /* no portable way to ask: keep the generic kernel */
 #endif
 
 int cx_q8_isa_supported(int isa)
