@@ -17,7 +17,7 @@ from convx.layers import Input, KerasTensor
 from convx.models import Model, Sequential
 
 # loaded on first access, so that importing convx stays light
-_LAZY_SUBMODULES = ("callbacks", "constraints", "data", "datasets", "pruning", "quantization", "regularizers", "saving")
+_LAZY_SUBMODULES = ("callbacks", "constraints", "data", "datasets", "distribution", "pruning", "quantization", "regularizers", "saving")
 
 
 def __getattr__(name):
@@ -30,5 +30,5 @@ def __getattr__(name):
 
 __all__ = [
     "Model", "Sequential", "Input", "KerasTensor", "layers", "models", "optimizers", "losses", "metrics", "initializers", "activations",
-    "utils", "callbacks", "constraints", "data", "datasets", "regularizers", "saving", "show_config", "get_num_threads", "set_num_threads", "__version__",
+    "utils", "callbacks", "constraints", "data", "datasets", "distribution", "regularizers", "saving", "show_config", "get_num_threads", "set_num_threads", "__version__",
 ]

@@ -15,6 +15,7 @@ import numpy as np
 
 from convx import constraints, initializers, regularizers
 from convx._kernels import norm as _norm
+from convx.distribution import _synchronizing_world
 from convx.layers.base import Layer
 
 
@@ -131,8 +132,10 @@ class BatchNormalization(_Normalization):
     beta_constraint, gamma_constraint : optional
         Applied after each optimizer update.
     synchronized : bool, default False
-        Accepted for Keras compatibility: convx runs on one device, where the
-        batch statistics are already the global ones.
+        In a data-parallel job (``convx.distribution.DataParallel``), normalize
+        with the statistics of the global batch (summed over the ranks: two
+        small all-reduces forward, one backward) instead of each rank's share.
+        In one process the batch statistics already are the global ones.
 
     Weights, in Keras' order: gamma, beta (trainable), moving_mean,
     moving_variance (non-trainable), each of shape (C,).
@@ -193,7 +196,10 @@ class BatchNormalization(_Normalization):
         channels = self.moving_mean.shape
         relu_max = getattr(state, "fused_relu_max", None)
         y = self._buffer("y", x.shape, x.dtype)
-        if self.uses_batch_statistics(training):
+        world = _synchronizing_world() if self.synchronized else None
+        if world is not None and self.uses_batch_statistics(training):
+            y = self._synchronized_forward(world, x, gamma, beta, y, relu_max)
+        elif self.uses_batch_statistics(training):
             y, state.mean, state.invstd = _norm.batch_norm_train(
                 x, gamma, beta, self.axis, self.epsilon, self.moving_mean.value, self.moving_variance.value,
                 self.momentum, out=y, stats=(self._buffer("mean", channels), self._buffer("invstd", channels)),
@@ -204,9 +210,36 @@ class BatchNormalization(_Normalization):
             y = _norm.batch_norm_infer(x, self.moving_mean.value, self.moving_variance.value, gamma, beta, self.axis,
                                        self.epsilon, out=y, invstd=invstd, relu_max=relu_max)
             state.mean, state.invstd, state.batch_stats = self.moving_mean.value, invstd, False
+        if world is None or not self.uses_batch_statistics(training):
+            state.sync = None
         state.x = x if training else None
         state.relu_y = y if training and relu_max is not None else None
         return self._activity(y, training)
+
+    def _synchronized_forward(self, world, x, gamma, beta, y, relu_max):
+        """Normalize with the global batch's mean and variance (two passes, each summed over the ranks
+        in float64) and update the moving statistics with them."""
+        state, axis = self._state, self.axis % x.ndim
+        axes, channels = tuple(i for i in range(x.ndim) if i != axis), x.shape[axis]
+        sums = np.empty(channels + 1)
+        sums[:channels], sums[channels] = x.sum(axis=axes, dtype=np.float64), x.size // channels
+        world.allreduce_sum(sums, "the all-reduce of BatchNormalization(synchronized=True)'s mean")
+        count = sums[channels]
+        mean = self._buffer("mean", (channels,))
+        mean[...] = sums[:channels] / count
+        centered = x - mean.reshape([channels if i == axis else 1 for i in range(x.ndim)])
+        squares = np.square(centered, out=centered).sum(axis=axes, dtype=np.float64)
+        world.allreduce_sum(squares, "the all-reduce of BatchNormalization(synchronized=True)'s variance")
+        variance = self._buffer("variance", (channels,))
+        variance[...] = squares / count
+        state.invstd = self._buffer("invstd", (channels,))
+        y = _norm.batch_norm_infer(x, mean, variance, gamma, beta, self.axis, self.epsilon, out=y,
+                                   invstd=state.invstd, relu_max=relu_max)
+        keep = np.float32(self.momentum)
+        for moving, batch in ((self.moving_mean, mean), (self.moving_variance, variance)):
+            moving.value[...] = moving.value * keep + batch * (np.float32(1.0) - keep)
+        state.mean, state.batch_stats, state.sync = mean, True, (world, count)
+        return y
 
     def backward(self, dy):
         """Gradient w.r.t. the input from ``dy``, the gradient w.r.t. the output (after the fused
@@ -215,11 +248,30 @@ class BatchNormalization(_Normalization):
         x, dy = state.x, self._output_grad(dy)
         out = self._grad_buffers(self.moving_mean.shape, state.need_dx, x)
         relu_y = state.relu_y
-        dx, _, _ = _norm.batch_norm_backward(x, dy, state.mean, state.invstd, None if self.gamma is None else
-                                             self.gamma.value, self.axis, batch_stats=state.batch_stats,
-                                             need_dx=state.need_dx, out=out, y=relu_y,
-                                             relu_max=None if relu_y is None else state.fused_relu_max)
+        gamma = None if self.gamma is None else self.gamma.value
+        dx, dgamma, dbeta = _norm.batch_norm_backward(x, dy, state.mean, state.invstd, gamma, self.axis,
+                                                      batch_stats=state.batch_stats and state.sync is None,
+                                                      need_dx=state.need_dx, out=out, y=relu_y,
+                                                      relu_max=None if relu_y is None else state.fused_relu_max)
+        if state.sync is not None and dx is not None:
+            self._synchronized_dx(dx, x, gamma, dgamma, dbeta)
         return dx
+
+    def _synchronized_dx(self, dx, x, gamma, dgamma, dbeta):
+        """Turn ``dx = dy * gamma * invstd`` (fixed statistics) into the gradient through the global
+        batch's statistics, with sum(dy) and sum(dy * xhat) summed over the ranks (the weights'
+        gradients keep this rank's sums: the training step sums those)."""
+        state = self._state
+        world, count = state.sync
+        channels, axis = dbeta.shape[0], self.axis % x.ndim
+        sums = np.concatenate([dbeta, dgamma]).astype(np.float64)
+        world.allreduce_sum(sums, "the all-reduce of BatchNormalization(synchronized=True)'s gradient")
+        shape = [channels if i == axis else 1 for i in range(x.ndim)]
+        scale = (state.invstd if gamma is None else gamma * state.invstd) / np.float32(count)
+        xhat = np.multiply(x - state.mean.reshape(shape), state.invstd.reshape(shape))
+        correction = xhat * sums[channels:].astype(np.float32).reshape(shape)
+        correction += sums[:channels].astype(np.float32).reshape(shape)
+        dx -= correction * scale.reshape(shape)
 
     def get_config(self):
         common = self._common_config()

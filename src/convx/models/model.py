@@ -23,6 +23,7 @@ from convx import losses as _losses
 from convx import metrics as _metrics
 from convx import optimizers as _optimizers
 from convx._summary import summary_text
+from convx.distribution import _data_parallel, _writes_files
 from convx.layers.base import Layer, _weight_penalties, format_shape, unique_name
 from convx.layers.node import KerasHistory, KerasTensor, Node, flatten
 from convx.models import custom_step as _custom_step
@@ -806,6 +807,9 @@ class Model(Layer):
         return self._fit_loop(data, val, epochs, initial_epoch, verbose, callbacks, validation_freq)
 
     def _fit_loop(self, data, val, epochs, initial_epoch, verbose, callbacks, validation_freq):
+        replica = _data_parallel()
+        if replica is not None:  # each rank takes its share of every global batch; rank 0 prints
+            data, verbose = replica.shares(data), verbose if replica.rank == 0 else 0
         callbacks = _callback_list(callbacks, add_history=True, add_progbar=verbose != 0, model=self,
                                    verbose=verbose, epochs=epochs, steps=data.steps)
         plans = None  # made at the first batch: a model fed by a dataset is built by it
@@ -819,8 +823,13 @@ class Model(Layer):
             for step, (xb, yb, swb) in enumerate(batches):
                 if plans is None:
                     plans = self._prepare_step()
+                    if replica is not None:  # after on_train_begin: weights restored on rank 0 reach every rank
+                        replica.broadcast_weights(self)
                 callbacks.on_train_batch_begin(step)
-                self._train_step(xb, yb, plans[0], swb)
+                if replica is None:
+                    self._train_step(xb, yb, plans[0], swb)
+                else:  # the step sums every rank's gradients
+                    replica.train_step(self, xb, yb, plans[0], swb)
                 callbacks.on_train_batch_end(step, self._logs())
                 if self.stop_training:
                     break
@@ -850,12 +859,17 @@ class Model(Layer):
     def _evaluate_prepared(self, data, callbacks, plan=None):
         self._reset_metrics()
         callbacks.on_test_begin()
+        replica = _data_parallel()
+        data = data if replica is None else replica.shares(data)
         step = -1
         for step, (xb, yb, swb) in enumerate(data.epoch()):
             if plan is None:
                 plan = self._prepare_step()[1]
             callbacks.on_test_batch_begin(step)
-            self._test_step(xb, yb, plan, swb)
+            if replica is None:
+                self._test_step(xb, yb, plan, swb)
+            else:
+                replica.test_step(self, xb, yb, plan, swb)
             callbacks.on_test_batch_end(step, self._logs())
         if step < 0:
             raise ValueError("The evaluation data is empty: no batch was received")
@@ -870,7 +884,7 @@ class Model(Layer):
         (loss only), a list ``[loss, *metrics]`` or a dict."""
         self._require_compiled("evaluate")
         batch_size = _batch_size(batch_size)
-        verbose = _verbosity(verbose)
+        verbose = _verbosity(verbose) if _writes_files() else 0
         prepare = _adapters.BatchPreparer(self, None)
         if _adapters.is_stream(x):
             _adapters.check_stream_arguments(x, y=y, sample_weight=sample_weight)
@@ -888,7 +902,7 @@ class Model(Layer):
         """Outputs for ``x`` (arrays, or a Dataset/PyDataset/generator of batches), computed in batches:
         one float32 array, or a list/dict like the model's outputs."""
         batch_size = _batch_size(batch_size)
-        verbose = _verbosity(verbose)
+        verbose = _verbosity(verbose) if _writes_files() else 0
         if _adapters.is_stream(x):
             data = _adapters.StreamBatches(x, _adapters.BatchPreparer(self, None, with_targets=False), steps,
                                            kind="prediction")
@@ -900,6 +914,9 @@ class Model(Layer):
         steps = -(-len(x[0]) // batch_size)
         callbacks = _callback_list(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1,
                                    steps=steps)
+        replica = _data_parallel()
+        if replica is not None:  # each rank predicts its share of every batch; every rank returns all rows
+            return replica.predict_arrays(self, x, batch_size, steps, callbacks)
         return _adapters.predict_arrays(self, x, batch_size, steps, callbacks)
 
     def _structure(self, arrays):
@@ -1013,16 +1030,20 @@ class Model(Layer):
     def save(self, filepath, overwrite=True):
         """Save the architecture, weights, compile settings and optimizer state to
         ``filepath`` (``*.keras``: a Keras 3 archive, see :mod:`convx.saving`).
-        The previous file survives a failed save."""
+        The previous file survives a failed save. In a data-parallel job (``convx.distribution``) only rank 0
+        writes."""
         from convx import saving
 
-        saving.save_model(self, filepath, overwrite=overwrite)
+        if _writes_files():
+            saving.save_model(self, filepath, overwrite=overwrite)
 
     def save_weights(self, filepath, overwrite=True):
-        """Save the weights (and optimizer state) as Keras 3's ``*.weights.h5`` file."""
+        """Save the weights (and optimizer state) as Keras 3's ``*.weights.h5`` file; in a data-parallel job only
+        rank 0 writes."""
         from convx import saving
 
-        saving.save_weights(self, filepath, overwrite=overwrite)
+        if _writes_files():
+            saving.save_weights(self, filepath, overwrite=overwrite)
 
     def load_weights(self, filepath):
         """Load weights of a ``.weights.h5``, ``.keras`` or legacy ``.h5`` file (Keras' or convx's) into this built model."""

@@ -1,0 +1,77 @@
+"""A data-parallel job for tests/distribution (run under mpirun, or alone as the one-process reference).
+
+    python mpi_worker.py SCENARIO OUTDIR
+
+Scenarios: train (a small CNN, Adam, uneven global batches; weights, logs, evaluate and predict
+results saved per rank), syncbn (the same with BatchNormalization(synchronized=True)), raise / kill /
+hang (rank 1 raises, is killed, or stops joining collectives at its 4th step).
+"""
+
+import os
+import signal
+import sys
+import time
+
+import numpy as np
+
+import convx as keras
+
+# 201 samples: 4 full global batches of 50 and one of 1 row, so one rank has none (batch norm: 203, 3 rows)
+BATCH, EPOCHS = 50, 2
+
+
+def data(samples):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((samples, 8, 8, 2)).astype(np.float32)
+    y = rng.integers(0, 3, samples)
+    return x, y
+
+
+def model(batch_norm):
+    keras.utils.set_random_seed(int(os.environ.get("SEED", "1")))  # ranks differ: the broadcast makes them equal
+    layers = [keras.Input((8, 8, 2)), keras.layers.Conv2D(4, 3, activation="relu")]
+    if batch_norm:
+        layers.append(keras.layers.BatchNormalization(synchronized=True))
+    layers += [keras.layers.MaxPooling2D(2), keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")]
+    net = keras.Sequential(layers)
+    net.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return net
+
+
+class Fault(keras.callbacks.Callback):
+    def __init__(self, kind, rank):
+        super().__init__()
+        self.kind, self.rank, self.steps = kind, rank, 0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.steps += 1
+        if self.rank != 1 or self.steps != 4:
+            return
+        if self.kind == "raise":
+            raise RuntimeError("a fault injected on rank 1")
+        if self.kind == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        if self.kind == "hang":
+            time.sleep(3600)
+
+
+def main(scenario, outdir):
+    keras.set_num_threads(1)
+    timeout = float(os.environ.get("CONVX_TEST_TIMEOUT", "60"))
+    keras.distribution.set_distribution(keras.distribution.DataParallel(timeout=timeout))
+    dist = keras.distribution.distribution()
+    rank = dist.data_shard_id
+    x, y = data(203 if scenario == "syncbn" else 201)
+    net = model(scenario == "syncbn")
+    seed = int(os.environ.get("SEED", "1"))
+    keras.utils.set_random_seed(seed + rank)  # different shuffles per rank unless rank 0's is shared
+    history = net.fit(x, y, batch_size=BATCH, epochs=EPOCHS, verbose=0, callbacks=[Fault(scenario, rank)])
+    evaluated = net.evaluate(x, y, batch_size=37, verbose=0)
+    predicted = net.predict(x, batch_size=37, verbose=0)
+    np.savez(os.path.join(outdir, f"{scenario}_rank{rank}_of{dist.num_processes}.npz"),
+             *net.get_weights(), evaluated=np.array(evaluated), predicted=predicted,
+             **{f"log_{k}": np.array(v) for k, v in history.history.items()})
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
