@@ -2,8 +2,8 @@
 
     python mpi_worker.py SCENARIO OUTDIR
 
-Scenarios: train (a small CNN, Adam, uneven global batches; weights, logs, evaluate and predict
-results saved per rank), syncbn (the same with BatchNormalization(synchronized=True)), raise / kill /
+Scenarios: train (a small CNN, Adam, uneven global batches, sample weights; weights, logs, evaluate and
+predict results saved per rank), syncbn (the same with BatchNormalization(synchronized=True)), raise / kill /
 hang (rank 1 raises, is killed, or stops joining collectives at its 4th step).
 """
 
@@ -65,7 +65,10 @@ def main(scenario, outdir):
     net = model(scenario == "syncbn")
     seed = int(os.environ.get("SEED", "1"))
     keras.utils.set_random_seed(seed + rank)  # different shuffles per rank unless rank 0's is shared
-    history = net.fit(x, y, batch_size=BATCH, epochs=EPOCHS, verbose=0, callbacks=[Fault(scenario, rank)])
+    # per-sample weights in the plain case: a rank's weighted loss sums over its rows, divided by the global batch
+    weights = np.random.default_rng(3).uniform(0.5, 1.5, len(x)) if scenario == "train" else None
+    history = net.fit(x, y, batch_size=BATCH, epochs=EPOCHS, verbose=0, callbacks=[Fault(scenario, rank)],
+                      sample_weight=weights)
     evaluated = net.evaluate(x, y, batch_size=37, verbose=0)
     predicted = net.predict(x, batch_size=37, verbose=0)
     np.savez(os.path.join(outdir, f"{scenario}_rank{rank}_of{dist.num_processes}.npz"),
