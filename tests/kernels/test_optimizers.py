@@ -362,3 +362,89 @@ def test_rmsprop_rejects_bad_hyper_parameters(kwargs, exc, match):
     w, g, vel, mb = _adam_args()
     with pytest.raises(exc, match=match):
         rmsprop_update(w, g, vel, 0.1, momentum_buffer=mb, **kwargs)
+
+
+# ---- the rules behind cx_opt_step and the shared steps ----
+
+from convx._kernels import optimizers as K  # noqa: E402
+
+
+def _new_rules(w0, grads):
+    """Every rule added with cx_opt_step, several steps each; returns all the arrays it wrote."""
+    out = []
+    runs = [
+        ("adam amsgrad", 3, lambda w, g, s, t: K.adam_update(w, g, s[0], s[1], 0.01, 0.9, 0.99, 1e-7, t, v_hat=s[2])),
+        ("adamax", 2, lambda w, g, s, t: K.adamax_update(w, g, s[0], s[1], 0.01, 0.9, 0.999, 1e-7, t)),
+        ("adagrad", 1, lambda w, g, s, t: K.adagrad_update(w, g, s[0], 0.01)),
+        ("adadelta", 2, lambda w, g, s, t: K.adadelta_update(w, g, s[0], s[1], 1.0)),
+        ("ftrl", 2, lambda w, g, s, t: K.ftrl_update(w, g, s[0], s[1], 0.01, -0.5, 0.01, 0.01, 0.01, 0.1)),
+        ("lion", 1, lambda w, g, s, t: K.lion_update(w, g, s[0], 0.01)),
+    ]
+    for _, n_slots, step in runs:
+        w = w0.copy()
+        slots = [np.full_like(w0, 0.1) for _ in range(n_slots)]
+        for t, g in enumerate(grads, start=1):
+            step(w, g, slots, t)
+        out += [w, *slots]
+    w, m, v = w0.copy(), np.zeros_like(w0), np.zeros_like(w0)
+    product = 1.0
+    for t, g in enumerate(grads, start=1):
+        product = K.nadam_update(w, g, m, v, 0.01, 0.9, 0.999, 1e-7, t, product)
+    out += [w, m, v]
+    w, average, acc, mean = w0.copy(), np.zeros_like(w0), np.zeros_like(w0), np.empty_like(w0)
+    K.weight_decay_update(w, 0.01, 0.1)
+    K.ema_update(average, w, 0.9)
+    K.accumulate_gradients(acc, grads[0])
+    K.accumulate_gradients(acc, grads[1], mean, 2)
+    return out + [w, average, acc, mean, np.array(K.sum_squares(grads[0]))]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_new_rules_bit_identical_across_thread_counts(rng, dtype):
+    n = 200_003
+    w0 = rng.standard_normal(n).astype(dtype)
+    grads = _grads(rng, n, dtype, steps=2)
+    assert_same_for_any_thread_count(lambda: tuple(_new_rules(w0, grads)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_new_rules_on_empty_arrays(dtype):
+    w0 = np.zeros(0, dtype)
+    assert all(a.size == 0 for a in _new_rules(w0, [w0, w0])[:-1])
+
+
+def test_shared_steps_follow_their_formulas(rng):
+    w0, g0, g1 = rng.standard_normal(50), rng.standard_normal(50), rng.standard_normal(50)
+    w = w0.copy()
+    K.weight_decay_update(w, 0.3, 0.1)
+    np.testing.assert_allclose(w, w0 - w0 * 0.3 * 0.1, rtol=1e-15)
+    average = np.full(50, 2.0)
+    K.ema_update(average, w0, 0.75)
+    np.testing.assert_allclose(average, 0.75 * 2.0 + 0.25 * w0, rtol=1e-15)
+    acc, out = np.zeros(50), np.empty(50)
+    K.accumulate_gradients(acc, g0)
+    K.accumulate_gradients(acc, g1, out, 2)
+    np.testing.assert_allclose(out, (g0 + g1) / 2, rtol=1e-15)
+    assert not acc.any()
+    np.testing.assert_allclose(K.sum_squares(w0), np.sum(w0 * w0), rtol=1e-13)
+
+
+def test_new_rules_reject_bad_input():
+    w, g = np.zeros(4), np.zeros(4)
+    with pytest.raises(ValueError, match="m and u must be distinct arrays"):
+        m = np.zeros(4)
+        K.adamax_update(w, g, m, m, 0.1, 0.9, 0.999, 1e-7, 1)
+    with pytest.raises(ValueError, match="accumulator"):
+        K.adagrad_update(w, g, np.zeros(3), 0.1)
+    with pytest.raises(ValueError, match="beta_1 must be in \\(0, 1\\]"):
+        K.lion_update(w, g, np.zeros(4), 0.1, beta_1=0.0)
+    with pytest.raises(ValueError, match="learning_rate must be > 0 for Ftrl"):
+        K.ftrl_update(w, g, np.zeros(4), np.zeros(4), 0.0)
+    with pytest.raises(ValueError, match="rho must be a finite number"):
+        K.adadelta_update(w, g, np.zeros(4), np.zeros(4), 1.0, rho=1.5)
+    with pytest.raises(TypeError, match="step must be an int"):
+        K.nadam_update(w, g, np.zeros(4), np.zeros(4), 0.1, 0.9, 0.999, 1e-7, 1.5, 1.0)
+    with pytest.raises(ValueError, match="read-only"):
+        ro = np.zeros(4)
+        ro.flags.writeable = False
+        K.weight_decay_update(ro, 0.1, 0.1)

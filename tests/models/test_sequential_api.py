@@ -277,7 +277,7 @@ def test_callback_can_stop_training(rng):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(optimizer="adamw"), "Could not interpret optimizer identifier: 'adamw'"),
+        (dict(optimizer="adamwx"), "Could not interpret optimizer identifier: 'adamwx'"),
         (dict(loss="hinge_loss"), "Could not interpret loss identifier: 'hinge_loss'"),
         (dict(loss="mse", metrics=["f1"]), "Could not interpret metric identifier: 'f1'"),
     ],

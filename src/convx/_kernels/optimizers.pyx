@@ -38,6 +38,24 @@ cdef extern from "optimizers.h":
     void cx_rmsprop_update_f32(float *w, const float *g, float *velocity, float *momentum_buffer,
                                float *average_grad, cx_int n, double learning_rate, double rho,
                                double momentum, double epsilon, int n_threads) nogil
+    void cx_opt_step_f32(int rule, float *w, const float *g, float **slots, cx_int n, const double *c,
+                         int n_threads) nogil
+    void cx_opt_step_f64(int rule, double *w, const double *g, double **slots, cx_int n, const double *c,
+                         int n_threads) nogil
+    void cx_opt_weight_decay_f32(float *w, cx_int n, double weight_decay, double learning_rate,
+                                 int n_threads) nogil
+    void cx_opt_weight_decay_f64(double *w, cx_int n, double weight_decay, double learning_rate,
+                                 int n_threads) nogil
+    void cx_opt_ema_f32(float *average, const float *w, cx_int n, double momentum, int n_threads) nogil
+    void cx_opt_ema_f64(double *average, const double *w, cx_int n, double momentum, int n_threads) nogil
+    void cx_opt_accumulate_f32(float *acc, const float *g, float *out, cx_int n, int finish, double steps,
+                               int n_threads) nogil
+    void cx_opt_accumulate_f64(double *acc, const double *g, double *out, cx_int n, int finish,
+                               double steps, int n_threads) nogil
+    double cx_opt_sum_squares_f32(const float *x, cx_int n, int n_threads) nogil
+    double cx_opt_sum_squares_f64(const double *x, cx_int n, int n_threads) nogil
+    enum:
+        CX_OPT_AMSGRAD, CX_OPT_ADAMAX, CX_OPT_NADAM, CX_OPT_ADAGRAD, CX_OPT_ADADELTA, CX_OPT_FTRL, CX_OPT_LION
     void cx_rmsprop_update_f64(double *w, const double *g, double *velocity, double *momentum_buffer,
                                double *average_grad, cx_int n, double learning_rate, double rho,
                                double momentum, double epsilon, int n_threads) nogil
@@ -172,7 +190,7 @@ def sgd_update(param, grad, velocity, learning_rate, momentum=0.0, nesterov=Fals
             cx_sgd_update_f64(<double *>w, <const double *>g, <double *>vel, n, lr, mu, nest, n_threads)
 
 
-def adam_update(param, grad, m, v, learning_rate, beta_1, beta_2, epsilon, step):
+def adam_update(param, grad, m, v, learning_rate, beta_1, beta_2, epsilon, step, v_hat=None):
     """Adam step, Keras 3 rule, in place.
 
     ``m += (g - m) * (1 - b1)``, ``v += (g**2 - v) * (1 - b2)``,
@@ -197,6 +215,9 @@ def adam_update(param, grad, m, v, learning_rate, beta_1, beta_2, epsilon, step)
     step : int
         ``t >= 1``, the 1-based number of this update (no default, so that a
         caller cannot silently repeat step 1).
+    v_hat : ndarray or None, default None
+        AMSGrad's running maximum of ``v`` (like ``m``); giving it selects
+        Keras' ``amsgrad=True`` rule, where ``max(v_hat, v)`` replaces ``v``.
     """
     param = _in_place(param, "param")
     grad = _gradient(grad, param)
@@ -207,6 +228,9 @@ def adam_update(param, grad, m, v, learning_rate, beta_1, beta_2, epsilon, step)
     cdef double b2 = _hyper(beta_2, "beta_2", 0.0, 1.0)
     cdef double eps = _hyper(epsilon, "epsilon", 0.0)
     cdef int64_t t = _step(step)
+    if v_hat is not None:
+        _adam_amsgrad(param, grad, m, v, v_hat, lr, b1, b2, eps, t)
+        return
     _no_overlap(("param", "grad", "m", "v"), (param, grad, m, v))
     cdef void *w = _data(param)
     cdef void *g = _data(grad)
@@ -289,3 +313,7 @@ def rmsprop_update(param, grad, velocity, learning_rate, rho=0.9, momentum=0.0, 
         with nogil:
             cx_rmsprop_update_f64(<double *>w, <const double *>g, <double *>vel, <double *>mb,
                                   <double *>ag, n, lr, r, mu, eps, n_threads)
+
+
+include "optimizers_rules.pxi"
+include "optimizers_common.pxi"

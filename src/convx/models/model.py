@@ -651,6 +651,8 @@ class Model(Layer):
 
     def _prepare_step(self):
         self._bind_flat()
+        if self.optimizer is not None and not self.optimizer.built:
+            self.optimizer.build(self.trainable_weights)  # per-variable state views, in Keras' order
         key = (self._bound_key, tuple(id(layer) for layer in self._all_layers))
         if self._penalties is None or self._penalties.key != key:
             self._penalties = _Penalties(self, key)
@@ -845,6 +847,8 @@ class Model(Layer):
             callbacks.on_epoch_end(epoch, logs)
             if self.stop_training or data.ran_out:
                 break
+        if epochs > initial_epoch:
+            self.optimizer.finalize_variable_values(self.trainable_weights)  # use_ema: the averaged weights
         callbacks.on_train_end(logs=logs)
         return self._history_from(callbacks)
 

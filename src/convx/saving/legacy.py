@@ -130,9 +130,11 @@ def _restore_optimizer(model, config, slots, filepath):
     if not slots:
         return
     model._bind_flat()  # the flat weight buffer the state belongs to
+    optimizer.build(model.trainable_weights)
     size = model._params.size
-    if len(slots) != len(optimizer._slot_names) or any(s.shape != (size,) for s in slots):
+    if len(slots) != len(optimizer._slots) or any(s.shape != (size,) for s in slots):
         raise FileRejectedError(filepath, f"the optimizer state does not fit model '{model.name}' "
                                           f"({len(slots)} arrays of shapes {[s.shape for s in slots]}, expected "
-                                          f"{len(optimizer._slot_names)} of ({size},))")
-    optimizer._state["flat"] = tuple(np.array(s, dtype=model._params.dtype) for s in slots)
+                                          f"{len(optimizer._slots)} of ({size},))")
+    for target, saved in zip(optimizer._slots, slots):
+        target[...] = saved

@@ -28,6 +28,9 @@ def load(model, store):
     """Assign the variables :func:`save` (or Keras) wrote to ``model.optimizer``."""
     optimizer = model.optimizer
     if hasattr(optimizer, "load_own_variables"):
+        if not optimizer.built:  # as Keras' compile_from_config builds it on the model's variables
+            model._bind_flat()
+            optimizer.build(model.trainable_weights)
         optimizer.load_own_variables(store)
         return
     variables = _variables(model)
