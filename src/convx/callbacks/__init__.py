@@ -12,12 +12,21 @@ epoch's values, validation ones prefixed with ``val_``. One module per callback,
 as Keras arranges them.
 """
 
+from convx.callbacks.backup_and_restore import BackupAndRestore
 from convx.callbacks.callback import Callback
 from convx.callbacks.callback_list import CallbackList
+from convx.callbacks.csv_logger import CSVLogger
 from convx.callbacks.early_stopping import EarlyStopping
 from convx.callbacks.history import History
 from convx.callbacks.lambda_callback import LambdaCallback
+from convx.callbacks.learning_rate_scheduler import LearningRateScheduler
+from convx.callbacks.model_checkpoint import ModelCheckpoint
+from convx.callbacks.monitor_callback import MonitorCallback
 from convx.callbacks.progbar import Progbar
 from convx.callbacks.progbar_logger import ProgbarLogger
+from convx.callbacks.reduce_lr_on_plateau import ReduceLROnPlateau
+from convx.callbacks.terminate_on_nan import TerminateOnNaN
 
-__all__ = ["Callback", "CallbackList", "EarlyStopping", "History", "LambdaCallback", "Progbar", "ProgbarLogger"]
+__all__ = ["BackupAndRestore", "Callback", "CallbackList", "CSVLogger", "EarlyStopping", "History", "LambdaCallback",
+           "LearningRateScheduler", "ModelCheckpoint", "MonitorCallback", "Progbar", "ProgbarLogger",
+           "ReduceLROnPlateau", "TerminateOnNaN"]

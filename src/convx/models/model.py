@@ -816,7 +816,9 @@ class Model(Layer):
                                    verbose=verbose, epochs=epochs, steps=data.steps)
         plans = None  # made at the first batch: a model fed by a dataset is built by it
         self.stop_training = False
+        self._initial_epoch = None
         callbacks.on_train_begin()
+        initial_epoch = self._initial_epoch or initial_epoch  # BackupAndRestore resumes after its last epoch
         logs = None
         for epoch in range(initial_epoch, epochs):
             self._reset_metrics()
