@@ -105,3 +105,19 @@ def test_bad_arguments_and_the_abstract_base():
         schedules.PiecewiseConstantDecay([1, 2], [0.1])
     with pytest.raises(NotImplementedError, match="must override `__call__"):
         schedules.LearningRateSchedule()(0)
+
+
+def test_a_saved_model_keeps_its_schedule(tmp_path, rng):
+    import convx
+    from convx import optimizers
+
+    model = convx.Sequential([convx.Input((3,)), convx.layers.Dense(2)])
+    schedule = schedules.CosineDecayRestarts(0.1, 5, t_mul=1.5)
+    model.compile(optimizer=optimizers.SGD(learning_rate=schedule, momentum=0.9), loss="mse")
+    model.fit(rng.random((8, 3)), rng.random((8, 2)), batch_size=2, epochs=2, verbose=0)
+    model.save(tmp_path / "m.keras")
+    restored = convx.models.load_model(tmp_path / "m.keras")
+    lr = restored.optimizer._learning_rate
+    assert isinstance(lr, schedules.CosineDecayRestarts) and lr.get_config() == schedule.get_config()
+    assert restored.optimizer.iterations == 8
+    assert restored.optimizer.learning_rate == model.optimizer.learning_rate == schedule(8)

@@ -149,6 +149,9 @@ class Optimizer:
         needs_copy = self.loss_scale_factor is not None or self._accumulator is not None or self._clips()
         self._scratch = np.empty(self._total, dtype) if needs_copy else None
         self._decayed = [self._use_weight_decay(s) for s in self._segments]
+        # per-variable clipping or decay of only some variables make the flat step run variable by variable
+        self._per_variable = bool(self.clipnorm) or (self.weight_decay is not None and not all(self._decayed))
+        self._variables = list(variables)
         self.built = True
 
     def _clips(self):
@@ -183,7 +186,7 @@ class Optimizer:
             )
         if self._flat_views is None or self._flat_views[0] is not params:
             self._flat_views = (params, self._parts(params))
-        self._step(self._flat_views[1] if self._split() else [(None, params)], params, grads)
+        self._step(self._flat_views[1] if self._per_variable else [(None, params)], params, grads)
 
     def apply_gradients(self, grads_and_vars):
         """Keras' ``apply_gradients([(grad, variable), ...])``: one step for all of them."""
@@ -206,7 +209,6 @@ class Optimizer:
         trainable_variables = list(trainable_variables)
         if not self.built:
             self.build(trainable_variables)
-            self._variables = trainable_variables
         index = {s.key: s for s in self._segments}
         parts, grad_flat = [], np.zeros(self._total, self._slots[0].dtype if self._slots else np.float32)
         for grad, var in zip(grads, trainable_variables):
@@ -224,11 +226,6 @@ class Optimizer:
             if view is None:
                 raise ValueError(f"variable {segment.path} must be C-contiguous because it is updated in place")
         self._step([(s, view) for s, view, _ in parts], None, grad_flat)
-
-    def _split(self):
-        """Whether the flat step must run per variable (per-variable clipping or partial weight decay)."""
-        partial_decay = self.weight_decay is not None and not all(self._decayed)
-        return bool(self.clipnorm) or partial_decay
 
     def _parts(self, params):
         return [(s, params[s.slice]) for s in self._segments]
