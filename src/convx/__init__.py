@@ -17,7 +17,8 @@ from convx.layers import Input, KerasTensor
 from convx.models import Model, Sequential
 
 # loaded on first access, so that importing convx stays light
-_LAZY_SUBMODULES = ("callbacks", "constraints", "data", "datasets", "distribution", "pruning", "quantization", "regularizers", "saving")
+_LAZY_SUBMODULES = ("callbacks", "constraints", "data", "datasets", "distribution", "pruning", "quantization",
+                    "regularizers", "saving", "wrappers")
 
 
 def __getattr__(name):

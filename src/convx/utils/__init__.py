@@ -17,6 +17,9 @@ _LAZY = {
     "text_dataset_from_directory": "text_dataset_utils",
     "timeseries_dataset_from_array": "timeseries_dataset_utils",
     "get_file": "file_utils",
+    "plot_history": "plotting",
+    "plot_model": "plotting",
+    "model_to_dot": "plotting",
 }
 
 
