@@ -140,7 +140,7 @@ class Optimizer:
             self._segments.append(segment)
             offset += segment.size
         self._total = offset
-        dtype = np.float64 if variables and _value(variables[0]).dtype == np.float64 else np.float32
+        dtype = self._dtype = np.float64 if variables and _value(variables[0]).dtype == np.float64 else np.float32
         self._slot_groups = [len(group) for group in self._slot_specs()]
         specs = [spec for group in self._slot_specs() for spec in group]
         self._slots = tuple(np.full(self._total, init, dtype=dtype) for _, init in specs)
@@ -186,7 +186,7 @@ class Optimizer:
             )
         if self._flat_views is None or self._flat_views[0] is not params:
             self._flat_views = (params, self._parts(params))
-        self._step(self._flat_views[1] if self._per_variable else [(None, params)], params, grads)
+        self._step(self._flat_views[1] if self._per_variable else [(None, params)], grads)
 
     def apply_gradients(self, grads_and_vars):
         """Keras' ``apply_gradients([(grad, variable), ...])``: one step for all of them."""
@@ -210,7 +210,7 @@ class Optimizer:
         if not self.built:
             self.build(trainable_variables)
         index = {s.key: s for s in self._segments}
-        parts, grad_flat = [], np.zeros(self._total, self._slots[0].dtype if self._slots else np.float32)
+        parts, grad_flat = [], np.zeros(self._total, self._dtype)
         for grad, var in zip(grads, trainable_variables):
             segment = index.get(id(var))
             if segment is None:
@@ -220,17 +220,16 @@ class Optimizer:
             param = _value(var)
             if np.shape(grad) != param.shape:
                 raise ValueError(f"gradient of shape {np.shape(grad)} does not match variable of shape {param.shape}")
-            grad_flat[segment.slice] = np.ravel(grad)
-            parts.append((segment, param.reshape(-1) if param.flags.c_contiguous else None, var))
-        for segment, view, var in parts:
-            if view is None:
+            if not param.flags.c_contiguous:
                 raise ValueError(f"variable {segment.path} must be C-contiguous because it is updated in place")
-        self._step([(s, view) for s, view, _ in parts], None, grad_flat)
+            grad_flat[segment.slice] = np.ravel(grad)
+            parts.append((segment, param.reshape(-1)))
+        self._step(parts, grad_flat)
 
     def _parts(self, params):
         return [(s, params[s.slice]) for s in self._segments]
 
-    def _step(self, parts, params, grads):
+    def _step(self, parts, grads):
         """Keras' apply(): unscale, accumulate, clip, decay, update, moving average, count."""
         if self._scratch is not None:
             grads = self._transform_gradients(grads)
