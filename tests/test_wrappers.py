@@ -139,3 +139,15 @@ def test_scikit_learn_estimator_checks():
         failures = [r for r in results if r["status"] == "failed"]
         assert not failures, [(f["check_name"], str(f["exception"])[:300]) for f in failures]
         assert sum(r["status"] == "passed" for r in results) > 20
+
+
+def test_a_fitted_wrapper_pickles_with_its_model(blobs):
+    import pickle
+
+    from convx.wrappers import SKLearnClassifier
+
+    X, y = blobs
+    clf = SKLearnClassifier(dense_classifier, fit_kwargs={"epochs": 2}).fit(X, y)
+    clone = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(clone.predict(X), clf.predict(X))
+    assert clone.history_.history == clf.history_.history

@@ -72,19 +72,23 @@ def test_checkpoint_save_best_only_and_threshold(tmp_path):
 
 def test_checkpoint_weights_only_every_n_batches(tmp_path, rng):
     x, y = _data(rng, n=20)
-    path = str(tmp_path / "w-{epoch}-{batch}.weights.npz")
+    path = str(tmp_path / "w-{epoch}-{batch}.weights.h5")
     _model().fit(x, y, batch_size=4, epochs=2, verbose=0,
                  callbacks=[callbacks.ModelCheckpoint(path, save_weights_only=True, save_freq=3)])
     # 5 batches per epoch, a save every 3 batches across epochs: batches 3 and 6 (= epoch 2 batch 1) and 9
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["w-1-3.weights.npz", "w-2-1.weights.npz",
-                                                          "w-2-4.weights.npz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w-1-3.weights.h5", "w-2-1.weights.h5",
+                                                          "w-2-4.weights.h5"]
     model = _model()
-    model.load_weights(tmp_path / "w-2-4.weights.npz")
+    model.load_weights(tmp_path / "w-2-4.weights.h5")
 
 
 def test_checkpoint_bad_arguments(tmp_path, rng):
     with pytest.raises(ValueError, match="Unrecognized save_freq: batch"):
         callbacks.ModelCheckpoint("x.keras", save_freq="batch")
+    with pytest.raises(ValueError, match="the filepath provided must end in `.weights.h5`"):
+        callbacks.ModelCheckpoint("x.keras", save_weights_only=True)
+    with pytest.raises(ValueError, match="The filepath provided must end in `.keras`"):
+        callbacks.ModelCheckpoint("x.weights.npz")
     x, y = _data(rng)
     with pytest.raises(KeyError, match='Failed to format this callback filepath: ".*{nope}.keras"'):
         _model().fit(x, y, epochs=1, verbose=0, callbacks=[callbacks.ModelCheckpoint(str(tmp_path / "{nope}.keras"))])

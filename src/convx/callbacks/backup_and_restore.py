@@ -76,6 +76,9 @@ class BackupAndRestore(Callback):
         self.model.set_weights(weights)
         optimizer = self.model.optimizer
         if optimizer_state:
+            # the optimizer's state lives on the model's flat weight buffer: bind it first, so that the
+            # training step finds it bound and keeps the state restored here
+            self.model._bind_flat()
             if not optimizer.built:
                 optimizer.build(self.model.trainable_weights)
             optimizer.set_weights(optimizer_state)

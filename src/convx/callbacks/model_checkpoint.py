@@ -15,7 +15,7 @@ class ModelCheckpoint(MonitorCallback):
     Parameters
     ----------
     filepath : str or path
-        May hold ``str.format`` fields filled from ``epoch`` (1-based), ``batch``
+        Ending in ``.keras`` (``.weights.h5`` with ``save_weights_only``); may hold ``str.format`` fields filled from ``epoch`` (1-based), ``batch``
         (1-based, with an integer ``save_freq``) and the logs, e.g.
         ``"ck-{epoch:02d}-{val_loss:.2f}.keras"``.
     monitor : str, default "val_loss"
@@ -43,6 +43,12 @@ class ModelCheckpoint(MonitorCallback):
         self._current_epoch = 0
         if save_freq != "epoch" and (isinstance(save_freq, bool) or not isinstance(save_freq, int)):
             raise ValueError(f"Unrecognized save_freq: {save_freq}. Expected save_freq are 'epoch' or integer values")
+        if save_weights_only and not self.filepath.endswith(".weights.h5"):
+            raise ValueError("When using `save_weights_only=True` in `ModelCheckpoint`, the filepath provided must "
+                             f"end in `.weights.h5` (Keras weights format). Received: filepath={self.filepath}")
+        if not save_weights_only and not self.filepath.endswith((".keras", ".h5")):
+            raise ValueError("The filepath provided must end in `.keras` (Keras model format). Received: "
+                             f"filepath={self.filepath}")
 
     def on_epoch_begin(self, epoch, logs=None):
         self._current_epoch = epoch

@@ -22,6 +22,31 @@ def clone_compiled(model):
     return clone
 
 
+def model_to_bytes(model):
+    """A model as the bytes of its .keras file (how the wrappers pickle the models they hold)."""
+    import os
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "model.keras")
+        model.save(path)
+        with open(path, "rb") as f:
+            return f.read()
+
+
+def model_from_bytes(data):
+    import os
+    import tempfile
+
+    from convx.models import load_model
+
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "model.keras")
+        with open(path, "wb") as f:
+            f.write(data)
+        return load_model(path)
+
+
 def validate_data(estimator, *args, **kwargs):
     try:
         from sklearn.utils.validation import validate_data as validate

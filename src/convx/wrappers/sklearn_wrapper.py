@@ -11,7 +11,19 @@ except ImportError as error:  # the message names what to install
     raise ImportError("convx.wrappers requires scikit-learn: pip install scikit-learn "
                       "(or pip install 'convx-cnn[sklearn]')") from error
 
-from convx.wrappers._utils import TargetReshaper, check_model, clone_compiled, type_of_target, validate_data
+from convx.wrappers._utils import (TargetReshaper, check_model, clone_compiled, model_from_bytes, model_to_bytes,
+                                  type_of_target, validate_data)
+
+
+def _is_model(value):
+    return hasattr(value, "fit") and hasattr(value, "get_config")
+
+
+class _PickledModel:
+    """A model's .keras bytes inside a pickled wrapper."""
+
+    def __init__(self, data):
+        self.data = data
 
 
 class SKLBase(BaseEstimator):
@@ -58,9 +70,27 @@ class SKLBase(BaseEstimator):
         return tags
 
     def __sklearn_clone__(self):
-        model = self.model if callable(self.model) and not hasattr(self.model, "fit") else copy.deepcopy(self.model)
+        model = clone_compiled(self.model) if _is_model(self.model) else self.model
         return type(self)(model=model, warm_start=self.warm_start, model_kwargs=self.model_kwargs,
                           fit_kwargs=self.fit_kwargs)
+
+    def __getstate__(self):
+        # models are pickled as their .keras files (they hold locks); the history without its model
+        state = dict(self.__dict__)
+        for key in ("model", "model_"):
+            if _is_model(state.get(key)):
+                state[key] = _PickledModel(model_to_bytes(state[key]))
+        if "history_" in state:
+            history = copy.copy(state["history_"])
+            history._model = None
+            state["history_"] = history
+        return state
+
+    def __setstate__(self, state):
+        for key, value in state.items():
+            if isinstance(value, _PickledModel):
+                state[key] = model_from_bytes(value.data)
+        self.__dict__.update(state)
 
     @property
     def epoch_(self):
@@ -68,7 +98,7 @@ class SKLBase(BaseEstimator):
         return len(getattr(getattr(self, "history_", None), "epoch", []))
 
     def _get_model(self, X, y):
-        if hasattr(self.model, "fit") and hasattr(self.model, "get_config"):
+        if _is_model(self.model):
             return clone_compiled(self.model)
         return self.model(X=X, y=y, **(self.model_kwargs or {}))
 
