@@ -18,6 +18,8 @@ from convx import random as _random
 
 def is_stream(x):
     """True for a Dataset, a PyDataset or an iterator/generator (data read batch by batch)."""
+    if isinstance(x, (np.ndarray, list, tuple, dict)):  # in-memory data: the common case, decided without imports
+        return False
     from convx.data import Dataset
     from convx.utils.py_dataset import PyDataset
 
