@@ -1,5 +1,7 @@
 """The Callback base class and the hooks a loop calls, listed once in ``HOOKS``."""
 
+import weakref
+
 # hook -> (its index argument, or None for begin/end hooks; what calls it)
 HOOKS = {
     "on_batch_begin": ("batch", "Backwards-compatible alias called by :meth:`on_train_batch_begin`."),
@@ -43,13 +45,18 @@ class Callback:
         self.params = params
 
     def set_model(self, model):
-        """Store the model the callback is used with."""
-        self._model = model
+        """Store the model the callback is used with.
+
+        Only a weak reference is kept: ``model.history`` is a callback, and a strong
+        reference back would keep every trained model alive until the cyclic
+        garbage collector runs.
+        """
+        self._model = None if model is None else weakref.ref(model)
 
     @property
     def model(self):
-        """The model set by :meth:`set_model`, or None."""
-        return self._model
+        """The model set by :meth:`set_model` (None when none was set or it no longer exists)."""
+        return None if self._model is None else self._model()
 
     def on_train_batch_begin(self, batch, logs=None):
         """Called before training batch ``batch`` (0-based index within the epoch)."""
