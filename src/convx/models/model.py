@@ -1166,24 +1166,6 @@ def _custom_sublayers(layer):
     return flatten_layers(layer)
 
 
-def _float32_batch(array, name):
-    if array is None:
-        raise ValueError(f"Argument `{name}` must be an array, received None")
-    array = np.asarray(array)
-    if array.dtype.kind not in "biuf":
-        raise ValueError(f"Argument `{name}` must hold numbers, received dtype {array.dtype}")
-    if array.ndim < 1:
-        raise ValueError(f"Argument `{name}` must have a batch axis, received a scalar")
-    x32 = np.ascontiguousarray(array, dtype=np.float32)
-    # min and max propagate NaN and expose +-inf without a dataset-sized boolean temporary
-    if array.dtype.kind == "f" and x32.size and not (np.isfinite(x32.min()) and np.isfinite(x32.max())):
-        raise ValueError(
-            f"Argument `{name}` contains NaN or infinite values (or values too large for float32); "
-            "expected finite inputs"
-        )
-    return x32
-
-
 def _text_batch(array):
     """``array`` as a NumPy array when it holds strings (for a TextVectorization first layer), else None."""
     if isinstance(array, (list, tuple)):
