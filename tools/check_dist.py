@@ -31,7 +31,7 @@ SDIST_FORBIDDEN = [
     "src/convx/_kernels/*.c", "src/convx/_build_info.py",
     "data/", "build/", "dist/", ".ci/", ".github/", "__pycache__/",
 ]
-WHEEL_FORBIDDEN = ["*.c", "*.h", "*.pyx", "*.gz", "data/", "tests/", "convx/_kernels/csrc/"]
+WHEEL_FORBIDDEN = ["*.c", "*.h", "*.pyx", "*.pxi", "*.gz", "data/", "tests/", "convx/_kernels/csrc/"]
 VENDORED_OPENMP = {
     # auditwheel and delvewheel name the folder after the distribution (convx-cnn), delocate after the package
     "manylinux": "convx_cnn.libs/libgomp*.so*",
@@ -43,7 +43,7 @@ VENDORED_OPENMP = {
 def _sources():
     """The checkout's files that a source build needs, relative to ROOT."""
     kernels = ROOT / "src" / "convx" / "_kernels"
-    files = [*kernels.glob("*.pyx"), *kernels.glob("*.pxd"), *(kernels / "csrc").glob("*.[ch]")]
+    files = [*kernels.glob("*.pyx"), *kernels.glob("*.pxd"), *kernels.glob("*.pxi"), *(kernels / "csrc").glob("*.[ch]")]
     files += (ROOT / "src" / "convx").rglob("*.py")
     return {
         str(f.relative_to(ROOT)).replace("\\", "/")
