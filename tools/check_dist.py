@@ -25,11 +25,12 @@ FAMILIES = ["threads", "gemm", "conv", "dense", "pool", "activations", "losses",
 
 SDIST_REQUIRED = ["LICENSE", "README.md", "pyproject.toml", "setup.py", "MANIFEST.in"]
 # Patterns match whole path components from the right (PurePosixPath.match);
-# directories are matched as prefixes.
+# directories ("name/") match at the root only (convx/data/ is a package, data/
+# the repository's data sets), or at any depth when written "*/name/".
 SDIST_FORBIDDEN = [
     "*.so", "*.pyd", "*.o", "*.obj", "*.dylib", "*.dll", "*.pyc", "*.npz", "*.gz",
     "src/convx/_kernels/*.c", "src/convx/_build_info.py",
-    "data/", "build/", "dist/", ".ci/", ".github/", "__pycache__/",
+    "data/", "build/", "dist/", ".ci/", ".github/", "*/__pycache__/",
 ]
 WHEEL_FORBIDDEN = ["*.c", "*.h", "*.pyx", "*.pxi", "*.gz", "data/", "tests/", "convx/_kernels/csrc/"]
 VENDORED_OPENMP = {
@@ -52,10 +53,16 @@ def _sources():
     }
 
 
+def _in_directory(name, pattern):
+    if pattern.startswith("*/"):
+        return name.startswith(pattern[2:]) or f"/{pattern[2:]}" in name
+    return name.startswith(pattern)
+
+
 def _matches(name, patterns):
     return [
         p for p in patterns
-        if (name.startswith(p) or f"/{p}" in name if p.endswith("/") else PurePosixPath(name).match(p))
+        if (_in_directory(name, p) if p.endswith("/") else PurePosixPath(name).match(p))
     ]
 
 
