@@ -31,4 +31,4 @@ def optional(module_name, extra):
         message = f"{module_name} not installed: pip install 'convx-cnn[{extra}]'"
         if os.environ.get("CONVX_REQUIRE_OPTIONAL") == "1":
             pytest.fail(message)
-        pytest.skip(message)
+        pytest.skip(message, allow_module_level=True)

@@ -11,8 +11,11 @@ examples; the ``slow`` variants draw more.
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from conftest import optional
+
+optional("hypothesis", "test")  # the test extra brings it; CI requires it
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 from convx._kernels import conv, dense, depthwise, pool
 
