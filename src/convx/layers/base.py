@@ -262,6 +262,9 @@ class Layer:
         shape = () if shape is None else tuple(int(s) for s in shape)
         if any(s < 0 for s in shape):
             raise ValueError(f"add_weight() `shape` must hold non-negative ints, received shape={shape!r}")
+        from convx.saving.limits import charge_weight  # here: convx.saving imports the layers
+
+        charge_weight(shape, 4, f"{self.name}/{name}")  # a file being loaded must hold what its config creates
         init = initializers.get("glorot_uniform" if initializer is None else initializer)
         value = np.array(init(shape, dtype="float32"), dtype=np.float32, order="C")  # (ascontiguousarray makes 0-d 1-d)
         if value.shape != shape:

@@ -90,25 +90,37 @@ class Graph:
 
 
 def _topological_nodes(outputs):
-    """Nodes from the inputs to ``outputs`` (depth-first, post-order) and each layer's first-visit index."""
+    """Nodes from the inputs to ``outputs`` (depth-first, post-order) and each layer's first-visit index.
+
+    The walk keeps its own stack: a chain of thousands of layers must not hit Python's recursion limit.
+    """
     finished, in_progress, ordered, order = set(), set(), [], {}
 
-    def visit(tensor):
+    def enter(tensor):
         node = tensor.node
         if node in finished:
-            return
+            return None
         if node in in_progress:
             raise ValueError(f"Tensor {tensor!r} from layer '{node.operation.name}' is part of a cycle.")
         order.setdefault(node.operation, len(order))
         in_progress.add(node)
-        for parent in node.input_tensors:
-            visit(parent)
-        in_progress.discard(node)
-        finished.add(node)
-        ordered.append(node)
+        return node, iter(node.input_tensors)
 
+    done = object()
     for tensor in outputs:
-        visit(tensor)
+        stack = [frame for frame in (enter(tensor),) if frame is not None]
+        while stack:
+            node, parents = stack[-1]
+            parent = next(parents, done)
+            if parent is done:
+                stack.pop()
+                in_progress.discard(node)
+                finished.add(node)
+                ordered.append(node)
+            else:
+                frame = enter(parent)
+                if frame is not None:
+                    stack.append(frame)
     return ordered, order
 
 

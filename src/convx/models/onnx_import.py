@@ -81,6 +81,11 @@ def _load(path):
         raise ImportError("Importing ONNX files needs the onnx package: pip install 'convx-cnn[onnx]'") from None
     if not os.path.isfile(path):
         raise ValueError(f"File not found: filepath={path}.")
+    from convx.saving import limits
+
+    if os.path.getsize(path) > limits.MAX_ARCHIVE_BYTES:  # protobuf parses the whole file in memory
+        raise ValueError(f"Cannot load {path!r}: {os.path.getsize(path)} bytes, more than "
+                         f"convx.saving.limits.MAX_ARCHIVE_BYTES ({limits.MAX_ARCHIVE_BYTES})")
     try:
         model = onnx.load(path, load_external_data=False)
     except Exception as error:  # protobuf's DecodeError and others

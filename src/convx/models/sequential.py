@@ -22,6 +22,7 @@ class Sequential(Model):
     def __init__(self, layers=None, trainable=True, name=None):
         self._init_model(name=name if name is not None else unique_name("sequential"), trainable=trainable)
         self._layers = []
+        self._layer_names = set()  # the unique-name check of add() stays O(1): configs hold thousands of layers
         self._input_layer = None
         self._graph = None
         for layer in layers or []:
@@ -45,7 +46,7 @@ class Sequential(Model):
                 )
             self._input_layer = layer
         elif isinstance(layer, Layer):
-            if any(existing.name == layer.name for existing in self._layers):
+            if layer.name in self._layer_names:
                 raise ValueError(
                     "All layers added to a Sequential model should have unique names. "
                     f"Name '{layer.name}' is already the name of a layer in this model."
@@ -53,6 +54,7 @@ class Sequential(Model):
             if not self._layers and self._input_layer is None and layer._input_shape_arg is not None:
                 self._input_layer = InputLayer(shape=layer._input_shape_arg)
             self._layers.append(layer)
+            self._layer_names.add(layer.name)
             self._graph = None
             self.built = False
         else:
@@ -68,6 +70,7 @@ class Sequential(Model):
         if not self._layers:
             raise ValueError(f"There are no layers in model '{self.name}' to pop")
         layer = self._layers.pop()
+        self._layer_names.discard(layer.name)
         self._graph = None
         self.built = False
         self._build_from_input_layer()

@@ -14,12 +14,14 @@ written or read. Loading never unpickles and never imports a module a file names
 classes are found by name among convx's layers and the registered ones
 (:func:`register_keras_serializable`, ``custom_objects``). A file convx refuses
 (crafted member names, a zip bomb, huge declared shapes, object arrays, truncation,
-unknown classes, duplicated members, Lambda layers) raises :class:`FileRejectedError`,
-a ``ValueError`` naming the file. A save goes to a temporary file moved over the
+unknown classes, duplicated members, Lambda layers, sizes over :mod:`~convx.saving.limits`)
+raises :class:`FileRejectedError`, a ``ValueError`` naming the file, whatever the damage. A save goes to a temporary file moved over the
 target in one step: a failed save never loses the previous file.
 """
 
+import contextlib
 import os
+import zipfile
 
 from convx.saving import keras_format, legacy, legacy_h5
 from convx.saving.archive import FileRejectedError
@@ -88,14 +90,15 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     path = os.fspath(filepath)
     if not os.path.isfile(path):
         raise ValueError(f"File not found: filepath={path}. Please ensure the file is an accessible `.keras` zip file.")
-    if path.endswith(_HDF5):
-        return legacy_h5.load_h5_model(path, custom_objects, compile)
-    if not path.endswith(".keras"):
+    if not path.endswith((".keras", *_HDF5)):
         raise ValueError(f"File format not supported: filepath={path}. convx reads `.keras` files and legacy H5 "
                          "files (`.h5` extension).")
-    if _is_legacy(path):
-        return legacy.load_model(path, custom_objects, compile)
-    return keras_format.load_keras(path, custom_objects, compile)
+    with _rejecting(path):
+        if path.endswith(_HDF5):
+            return legacy_h5.load_h5_model(path, custom_objects, compile)
+        if _is_legacy(path):
+            return legacy.load_model(path, custom_objects, compile)
+        return keras_format.load_keras(path, custom_objects, compile)
 
 
 def save_weights(model, filepath, overwrite=True):
@@ -116,17 +119,30 @@ def load_weights(model, filepath):
         raise ValueError(f"Model '{model.name}' is not built yet: build it (or call it on data) before loading weights")
     if not os.path.isfile(path):
         raise ValueError(f"File not found: filepath={path}.")
-    if path.endswith(".weights.h5"):
-        keras_format.load_weights_h5(model, path)
-    elif path.endswith(_HDF5):
-        legacy_h5.load_h5_weights(model, path)
-    elif _is_legacy(path):
-        legacy.load_weights(model, path)
-    elif path.endswith(".keras"):
-        keras_format.load_weights_from_keras(model, path)
-    else:
-        raise ValueError(f"File format not supported: filepath={path}. Keras 3 only supports V3 `.keras` and "
-                         "`.weights.h5` files, or legacy H5 format files (`.h5` extension).")
+    with _rejecting(path):
+        if path.endswith(".weights.h5"):
+            return keras_format.load_weights_h5(model, path)
+        if path.endswith(_HDF5):
+            return legacy_h5.load_h5_weights(model, path)
+        if (path.endswith(".keras") or zipfile.is_zipfile(path)) and _is_legacy(path):
+            return legacy.load_weights(model, path)
+        if path.endswith(".keras"):
+            return keras_format.load_weights_from_keras(model, path)
+    raise ValueError(f"File format not supported: filepath={path}. Keras 3 only supports V3 `.keras` and "
+                     "`.weights.h5` files, or legacy H5 format files (`.h5` extension).")
+
+
+@contextlib.contextmanager
+def _rejecting(path):
+    """Whatever a damaged or crafted file makes the readers raise surfaces as one documented exception,
+    FileRejectedError naming the file (the original chained as its cause); a missing optional
+    dependency stays an ImportError."""
+    try:
+        yield
+    except (FileRejectedError, ImportError):
+        raise
+    except Exception as error:
+        raise FileRejectedError(path, f"{type(error).__name__}: {error}") from error
 
 
 def _is_legacy(path):

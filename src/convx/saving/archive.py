@@ -2,20 +2,28 @@
 
 Every refusal of a file raises :class:`FileRejectedError` naming the file: member
 names that could write outside a folder (``../``, absolute, drive or backslash
-paths), duplicated or unexpected members, more than :data:`MAX_TOTAL_BYTES`
-declared, a compression ratio above :data:`MAX_RATIO` (a zip bomb), a truncated
-or corrupt archive.
+paths), duplicated or unexpected members, more than
+:data:`~convx.saving.limits.MAX_ARCHIVE_BYTES` declared, a compression ratio above
+:data:`~convx.saving.limits.MAX_COMPRESSION_RATIO` (a zip bomb), a member that
+inflates beyond its declared size (decompression is streamed and stops there), a
+truncated or corrupt archive, JSON too large or too deeply nested
+(:mod:`convx.saving.limits`).
 """
 
 import io
+import json
 import os
 import posixpath
 import tempfile
 import zipfile
+import zlib
 
-MAX_TOTAL_BYTES = 8 << 30
-MAX_JSON_BYTES = 64 << 20
-MAX_RATIO = 200  # Keras stores members uncompressed; zlib itself cannot exceed ~1032
+from convx.saving import limits
+
+_CHUNK = 1 << 20
+# what zipfile and zlib raise on a damaged archive: a truncated or crafted one must not escape as any of these
+_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, OSError, EOFError, NotImplementedError,
+               RuntimeError, ValueError, UnicodeDecodeError, OverflowError)
 
 
 class FileRejectedError(ValueError):
@@ -93,8 +101,9 @@ class CheckedArchive:
         self.filepath = filepath
         try:
             self._zip = zipfile.ZipFile(filepath)
-        except (zipfile.BadZipFile, OSError, EOFError) as error:
-            raise FileRejectedError(filepath, f"not a readable zip archive ({error})") from None
+        except (*_ZIP_ERRORS, IndexError, KeyError) as error:  # struct/index errors of a crafted directory
+            raise FileRejectedError(filepath, f"not a readable zip archive ({type(error).__name__}: {error})") \
+                from None
         try:
             self._check(allowed)
         except BaseException:
@@ -113,24 +122,40 @@ class CheckedArchive:
             if not info.is_dir() and not allowed(name):
                 raise FileRejectedError(self.filepath, f"unexpected member {name!r}")
             total += info.file_size
-            if total > MAX_TOTAL_BYTES:
-                raise FileRejectedError(self.filepath, f"it declares more than {MAX_TOTAL_BYTES} bytes uncompressed")
-            if info.file_size > (1 << 20) and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+            if total > limits.MAX_ARCHIVE_BYTES:
+                raise FileRejectedError(self.filepath, f"it declares more than {limits.MAX_ARCHIVE_BYTES} bytes "
+                                        "uncompressed (convx.saving.limits.MAX_ARCHIVE_BYTES)")
+            if info.file_size > _CHUNK and info.file_size > limits.MAX_COMPRESSION_RATIO * max(info.compress_size, 1):
                 raise FileRejectedError(self.filepath, f"member {name!r} expands {info.file_size} bytes from "
                                         f"{info.compress_size} (a zip bomb?)")
         self.names = names
 
-    def read(self, name, limit=MAX_TOTAL_BYTES):
-        """The bytes of member ``name`` (at most ``limit``)."""
+    def size(self, name):
+        """The uncompressed size member ``name`` declares (0 for a missing member)."""
+        return self._zip.getinfo(name).file_size if name in self.names else 0
+
+    def read(self, name, limit=None):
+        """The bytes of member ``name``: at most ``limit`` (default
+        :data:`~convx.saving.limits.MAX_ARCHIVE_BYTES`), inflated chunk by chunk into a buffer of its
+        declared size, never beyond it."""
         if name not in self.names:
             raise FileRejectedError(self.filepath, f"it has no {name}")
+        limit = limits.MAX_ARCHIVE_BYTES if limit is None else limit
         info = self._zip.getinfo(name)
         if info.file_size > limit:
             raise FileRejectedError(self.filepath, f"{name} declares {info.file_size} bytes (at most {limit})")
+        data = bytearray(info.file_size)
         try:
-            return self._zip.read(name)
-        except (zipfile.BadZipFile, OSError, EOFError, zipfile.LargeZipFile) as error:
-            raise FileRejectedError(self.filepath, f"{name} is truncated or corrupt ({error})") from None
+            with self._zip.open(info) as member:
+                filled = _read_into(member, memoryview(data))
+                extra = member.read(1)
+        except _ZIP_ERRORS as error:
+            raise FileRejectedError(self.filepath, f"{name} is truncated or corrupt ({type(error).__name__}: "
+                                                   f"{error})") from None
+        if filled != info.file_size or extra:
+            raise FileRejectedError(self.filepath, f"{name} does not inflate to the {info.file_size} bytes it "
+                                                   "declares")
+        return data
 
     def open_bytes(self, name):
         return io.BytesIO(self.read(name))
@@ -143,6 +168,38 @@ class CheckedArchive:
 
     def __exit__(self, *exc_info):
         self.close()
+
+
+def _read_into(stream, view):
+    filled = 0
+    while filled < len(view):
+        count = stream.readinto(view[filled:filled + _CHUNK])
+        if not count:
+            break
+        filled += count
+    return filled
+
+
+def parse_json(filepath, name, data):
+    """The JSON object in ``data`` (bytes or str), checked against :mod:`~convx.saving.limits` (size,
+    nesting, layer count) before anything is built from it."""
+    if len(data) > limits.MAX_JSON_BYTES:
+        raise FileRejectedError(filepath, f"{name} has {len(data)} bytes (at most {limits.MAX_JSON_BYTES}, "
+                                          "convx.saving.limits.MAX_JSON_BYTES)")
+    try:
+        value = json.loads(data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else data)
+    except (UnicodeDecodeError, ValueError, RecursionError, TypeError) as error:
+        raise FileRejectedError(filepath, f"{name} is not valid JSON ({type(error).__name__}: {error})") from None
+    if not isinstance(value, dict):
+        raise FileRejectedError(filepath, f"{name} is not a JSON object")
+    depth, layers = limits.json_depth_and_layers(value)
+    if depth > limits.MAX_JSON_DEPTH:
+        raise FileRejectedError(filepath, f"{name} nests deeper than {limits.MAX_JSON_DEPTH} levels "
+                                          "(convx.saving.limits.MAX_JSON_DEPTH)")
+    if layers > limits.MAX_LAYERS:
+        raise FileRejectedError(filepath, f"{name} describes {layers} layers (at most {limits.MAX_LAYERS}, "
+                                          "convx.saving.limits.MAX_LAYERS)")
+    return value
 
 
 def safe_member_name(name):

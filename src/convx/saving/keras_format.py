@@ -11,8 +11,8 @@ import json
 import os
 import tempfile
 
-from convx.saving import h5_layout, serialization
-from convx.saving.archive import MAX_JSON_BYTES, CheckedArchive, FileRejectedError, write_atomically
+from convx.saving import h5_layout, limits, serialization
+from convx.saving.archive import CheckedArchive, FileRejectedError, parse_json, write_atomically
 
 KERAS_FORMAT_VERSION = "3.15.1"  # the Keras release whose files these are checked against
 _MEMBERS = ("config.json", "metadata.json", "model.weights.h5")
@@ -41,7 +41,7 @@ def load_keras(path, custom_objects=None, compile=True):
     with CheckedArchive(path, _allowed) as archive:
         config = _json(archive, "config.json")
         _json(archive, "metadata.json")
-        model = _build(config, path, custom_objects)
+        model = _build(config, path, custom_objects, archive.size("model.weights.h5"))
         weights = archive.read("model.weights.h5")
         compile_cfg = config.get("compile_config") if compile else None
         if compile_cfg:
@@ -58,6 +58,10 @@ def save_weights_h5(model, path):
 
 
 def load_weights_h5(model, path):
+    size = os.path.getsize(path)
+    if size > limits.MAX_ARCHIVE_BYTES:
+        raise FileRejectedError(path, f"it has {size} bytes (at most {limits.MAX_ARCHIVE_BYTES}, "
+                                      "convx.saving.limits.MAX_ARCHIVE_BYTES)")
     with open(path, "rb") as f:
         data = f.read()
     h5_layout.read_weights(model, data, path, with_optimizer=False)
@@ -77,23 +81,19 @@ def _json_bytes(value):
 
 
 def _json(archive, name):
-    try:
-        value = json.loads(archive.read(name, limit=MAX_JSON_BYTES).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
-        raise FileRejectedError(archive.filepath, f"{name} is not valid JSON ({error})") from None
-    if not isinstance(value, dict):
-        raise FileRejectedError(archive.filepath, f"{name} is not a JSON object")
-    return value
+    return parse_json(archive.filepath, name, archive.read(name, limit=limits.MAX_JSON_BYTES))
 
 
-def _build(config, path, custom_objects):
+def _build(config, path, custom_objects, weight_bytes):
+    """The model ``config`` describes, built; its layers may create at most ``weight_bytes`` (what the file
+    stores, see :func:`~convx.saving.limits.weight_budget`) of weights, checked before each is allocated."""
     from convx.saving.registration import CustomObjectScope
 
     if config.get("class_name") not in serialization.MODEL_CLASSES and not custom_objects:
         raise FileRejectedError(path, f"it holds a {config.get('class_name')!r}; convx loads Sequential and "
                                       "functional models")
     try:
-        with CustomObjectScope(custom_objects or {}):
+        with CustomObjectScope(custom_objects or {}), limits.weight_budget(weight_bytes):
             model = serialization.deserialize_layer(config)
             if not model.built:
                 shape = (config.get("build_config") or {}).get("input_shape") or \
@@ -101,16 +101,22 @@ def _build(config, path, custom_objects):
                 if shape is None:
                     raise ValueError("the model has no input shape to build it with")
                 model.build([tuple(s) for s in shape] if shape and isinstance(shape[0], list) else tuple(shape))
-    except (ValueError, TypeError, KeyError, AttributeError, IndexError) as error:
-        raise FileRejectedError(path, f"its config cannot be built: {error}") from None
+    except (ImportError, FileRejectedError):
+        raise
+    except Exception as error:  # whatever a crafted config makes a layer's constructor or build() raise
+        raise FileRejectedError(path, f"its config cannot be built: {type(error).__name__}: {error}") from error
     return model
 
 
 def _assets(model):
     """``assets/<layer path>/<file>`` members of what layers' ``save_assets`` wrote."""
+    from convx.layers.base import Layer
+
     members = {}
     with tempfile.TemporaryDirectory(prefix="convx-assets-") as root:
         for path, layer in h5_layout.walk(model):
+            if type(layer).save_assets is Layer.save_assets:
+                continue  # no folder for a layer without assets: thousands of empty ones make saving quadratic
             folder = os.path.join(root, path) if path else root
             os.makedirs(folder, exist_ok=True)
             layer.save_assets(folder)

@@ -12,11 +12,10 @@ checked (:class:`~convx.saving.archive.CheckedArchive`); convx now writes Keras 
 files instead (:mod:`convx.saving.keras_format`).
 """
 
-import json
-
 import numpy as np
 
-from convx.saving.archive import MAX_JSON_BYTES, CheckedArchive, FileRejectedError
+from convx.saving import limits
+from convx.saving.archive import CheckedArchive, FileRejectedError, parse_json
 
 MODEL_FORMAT = "convx.model"
 WEIGHTS_FORMAT = "convx.weights"
@@ -43,7 +42,8 @@ def load_model(filepath, custom_objects=None, compile=True):
         config = _read_json(archive, "config.json")
         if "build_config" not in config and config.get("build_input_shape") is not None:
             config = {**config, "build_config": {"input_shape": config["build_input_shape"]}}
-        model = _build(config, filepath, custom_objects)
+        weight_bytes = sum(archive.size(n) for n in archive.names if n.startswith("weights/"))
+        model = _build(config, filepath, custom_objects, weight_bytes)
         _assign_weights(model, _read_arrays(archive, "weights"), filepath)
         compile_config = config.get("compile_config")
         if compile and compile_config is not None:
@@ -80,13 +80,7 @@ class _open_archive(CheckedArchive):
 
 
 def _read_json(archive, name):
-    try:
-        value = json.loads(archive.read(name, limit=MAX_JSON_BYTES).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
-        raise FileRejectedError(archive.filepath, f"{name} is not valid JSON ({error})") from None
-    if not isinstance(value, dict):
-        raise FileRejectedError(archive.filepath, f"{name} is not a JSON object")
-    return value
+    return parse_json(archive.filepath, name, archive.read(name, limit=limits.MAX_JSON_BYTES))
 
 
 def _read_arrays(archive, folder):
@@ -96,11 +90,28 @@ def _read_arrays(archive, folder):
         raise FileRejectedError(archive.filepath, f"the {folder}/ arrays are not numbered 00000, 00001, ...")
     arrays = []
     for name in names:
+        data = archive.open_bytes(name)
         try:
-            arrays.append(np.lib.format.read_array(archive.open_bytes(name), allow_pickle=False))
-        except (ValueError, EOFError, OSError) as error:
+            _check_header(data, archive.size(name))
+            arrays.append(np.lib.format.read_array(data, allow_pickle=False))
+        except (ValueError, EOFError, OSError, TypeError, SyntaxError) as error:
             raise FileRejectedError(archive.filepath, f"{name} is not a plain array ({error})") from None
     return arrays
+
+
+def _check_header(stream, size):
+    """Refuse an ``.npy`` header declaring more data than the member holds (``read_array`` would allocate
+    the declared shape before reading), then rewind."""
+    version = np.lib.format.read_magic(stream)
+    if version not in ((1, 0), (2, 0)):
+        raise ValueError(f".npy format version {version}; convx wrote 1.0")
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, _, dtype = read_header(stream)
+    if dtype.hasobject:
+        raise ValueError("object arrays are never unpickled")
+    if dtype.itemsize * int(np.prod(shape, dtype=np.float64)) > size:
+        raise ValueError(f"its header declares shape {shape} of {dtype}, more than the member's {size} bytes")
+    stream.seek(0)
 
 
 def _assign_weights(model, arrays, filepath):

@@ -6,15 +6,19 @@ arrays in the layer's order (trainable, then non-trainable). ``training_config``
 compiles the model; the optimizer's state is not restored from these files.
 """
 
-import json
+import os
 
-from convx.saving import serialization
-from convx.saving.archive import MAX_JSON_BYTES, FileRejectedError
+from convx.saving import limits, serialization
+from convx.saving.archive import FileRejectedError, parse_json
 from convx.saving.h5_layout import checked_dataset, require_h5py
 
 
 def _open(path):
     h5py = require_h5py()
+    size = os.path.getsize(path)
+    if size > limits.MAX_ARCHIVE_BYTES:
+        raise FileRejectedError(path, f"it has {size} bytes (at most {limits.MAX_ARCHIVE_BYTES}, "
+                                      "convx.saving.limits.MAX_ARCHIVE_BYTES)")
     try:
         return h5py, h5py.File(path, "r")
     except (OSError, ValueError) as error:
@@ -30,7 +34,7 @@ def load_h5_model(path, custom_objects=None, compile=True):
         config = _attr_json(f, "model_config", path)
         if config is None:
             raise FileRejectedError(path, "it holds no model_config: a weights-only file (use model.load_weights)")
-        model = _build(config, path, custom_objects)
+        model = _build(config, path, custom_objects, os.path.getsize(path))
         _assign(h5py, model, f["model_weights"] if "model_weights" in f else f, path)
         training = _attr_json(f, "training_config", path) if compile else None
         if training:
@@ -61,14 +65,9 @@ def _attr_json(f, name, path):
     value = f.attrs.get(name)
     if value is None:
         return None
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", errors="replace")
-    if not isinstance(value, str) or len(value) > MAX_JSON_BYTES:
+    if not isinstance(value, (bytes, str)):
         raise FileRejectedError(path, f"attribute {name} is not a JSON string")
-    try:
-        return json.loads(value)
-    except (json.JSONDecodeError, RecursionError) as error:
-        raise FileRejectedError(path, f"attribute {name} is not valid JSON ({error})") from None
+    return parse_json(path, f"attribute {name}", value)
 
 
 def _names(group, attribute):
