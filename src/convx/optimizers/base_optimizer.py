@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 
 from convx._kernels import optimizers as _k
+from convx._signals import deferred_signals
 from convx.layers.base import to_snake_case, unique_name
 from convx.optimizers import schedules as _schedules
 from convx.optimizers._arguments import check_base_arguments, check_learning_rate, serialize_callable
@@ -230,7 +231,12 @@ class Optimizer:
         return [(s, params[s.slice]) for s in self._segments]
 
     def _step(self, parts, grads):
-        """Keras' apply(): unscale, accumulate, clip, decay, update, moving average, count."""
+        """Keras' apply(): unscale, accumulate, clip, decay, update, moving average, count; signals wait
+        until all of it is done (weights, moments and ``iterations`` change together)."""
+        with deferred_signals():
+            self._step_now(parts, grads)
+
+    def _step_now(self, parts, grads):
         if self._scratch is not None:
             grads = self._transform_gradients(grads)
         if grads is not None:

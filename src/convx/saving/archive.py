@@ -43,8 +43,7 @@ def write_atomically(path, members):
 
     A crash or a full disk mid-save leaves the previous file intact.
     """
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, temporary = tempfile.mkstemp(prefix=".convx-", suffix=".tmp", dir=folder)
+    fd, temporary = _temporary(path)
     try:
         with os.fdopen(fd, "wb") as f:
             with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as archive:
@@ -64,8 +63,7 @@ def write_atomically(path, members):
 
 def write_file_atomically(path, data):
     """``data`` (bytes) to ``path`` through a temporary file and one rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, temporary = tempfile.mkstemp(prefix=".convx-", suffix=".tmp", dir=folder)
+    fd, temporary = _temporary(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -79,6 +77,41 @@ def write_file_atomically(path, data):
         except OSError:
             pass
         raise
+
+
+def _temporary(path):
+    """A new temporary file beside ``path``, named ``.<file name>.convx-<pid>-<random>.tmp``; those of
+    earlier saves of the same path whose process is gone (``kill -9`` mid-save) are removed first."""
+    folder, name = os.path.split(os.path.abspath(path))
+    prefix = f".{name}.convx-"
+    _remove_stale(folder, prefix)
+    return tempfile.mkstemp(prefix=f"{prefix}{os.getpid()}-", suffix=".tmp", dir=folder)
+
+
+def _remove_stale(folder, prefix):
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(prefix):].split("-", 1)[0] if name.startswith(prefix) and name.endswith(".tmp") else ""
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            try:
+                os.unlink(os.path.join(folder, name))
+            except OSError:  # gone already, or (Windows) still open by a live save
+                pass
+
+
+def _alive(pid):
+    if os.name == "nt":  # os.kill(pid, 0) would send CTRL_C_EVENT; a live save's open file refuses deletion
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: another user's process
+        return True
+    return True
 
 
 def _umask():
