@@ -240,7 +240,7 @@ class Dropout(Layer):
                 f"Invalid value received for argument `rate`. Expected a float value between 0 and 1 (1 excluded). Received: rate={rate!r}"
             )
         self.rate = float(rate)
-        self.noise_shape = None if noise_shape is None else tuple(noise_shape)
+        self.noise_shape = _noise_shape(noise_shape)
         self.seed = seed
         self._generator = _random.make_generator(seed) if seed is not None else None
 
@@ -251,9 +251,7 @@ class Dropout(Layer):
         if not training or self.rate == 0.0:
             self._state.mask = None
             return x
-        shape = x.shape if self.noise_shape is None else tuple(
-            d if n is None else n for n, d in zip(self.noise_shape, x.shape)
-        )
+        shape = x.shape if self.noise_shape is None else self._mask_shape(x.shape)
         gen = self._generator or _random.generator()
         # no dropout kernel in the contract: the mask is the only NumPy arithmetic here, done in place in
         # reused buffers (the uniform draws become the scaled mask)
@@ -262,6 +260,14 @@ class Dropout(Layer):
         self._state.mask = np.multiply(keep, np.float32(1.0 / (1.0 - self.rate)), out=mask)
         return np.multiply(x, self._state.mask, out=self._buffer("y", x.shape, x.dtype))
 
+    def _mask_shape(self, shape):
+        """The mask's shape: ``noise_shape`` must broadcast to the input (each entry None, 1 or the size)."""
+        noise = self.noise_shape
+        if len(noise) != len(shape) or any(n not in (None, 1, d) for n, d in zip(noise, shape)):
+            raise ValueError(f"Layer '{self.name}': noise_shape={noise} does not broadcast to inputs of shape "
+                             f"{shape}: it needs one entry per axis, each None, 1 or the input's size")
+        return tuple(d if n is None else n for n, d in zip(noise, shape))
+
     def backward(self, dy):
         if self._state.mask is None:
             return dy
@@ -269,6 +275,21 @@ class Dropout(Layer):
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "noise_shape": self.noise_shape, "seed": self.seed}
+
+
+def _noise_shape(value):
+    """``noise_shape`` as a tuple of positive ints and None (it sizes the mask buffer), or None."""
+    if value is None:
+        return None
+    try:
+        shape = None if isinstance(value, str) else tuple(value)
+    except TypeError:
+        shape = None
+    if shape is None or not all(n is None or (isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 1)
+                                for n in shape):
+        raise ValueError("Invalid value received for argument `noise_shape`: expected a tuple of positive ints or "
+                         f"None entries. Received: noise_shape={value!r}")
+    return tuple(None if n is None else int(n) for n in shape)
 
 
 class Flatten(Layer):

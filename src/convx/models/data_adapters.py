@@ -96,13 +96,19 @@ def float32_batch(array, name):
     if array.ndim < 1:
         raise ValueError(f"Argument `{name}` must have a batch axis, received a scalar")
     x32 = np.ascontiguousarray(array, dtype=np.float32)
-    # min and max propagate NaN and expose +-inf without a dataset-sized boolean temporary
-    if array.dtype.kind == "f" and x32.size and not (np.isfinite(x32.min()) and np.isfinite(x32.max())):
-        raise ValueError(
-            f"Argument `{name}` contains NaN or infinite values (or values too large for float32); "
-            "expected finite inputs"
-        )
+    if array.dtype.kind == "f":
+        check_finite(x32, name)
     return x32
+
+
+def check_finite(array, name):
+    """Refuse NaN or infinite values in a float ``array`` (inputs or targets: one NaN would turn every
+    weight into NaN) with a ValueError naming the argument; None and integer arrays pass."""
+    # min and max propagate NaN and expose +-inf without a dataset-sized boolean temporary
+    if isinstance(array, np.ndarray) and array.dtype.kind == "f" and array.size and \
+            not (np.isfinite(array.min()) and np.isfinite(array.max())):
+        raise ValueError(f"Argument `{name}` contains NaN or infinite values (or values too large for float32); "
+                         "expected finite values")
 
 
 def weigh(losses, grad, weights):
@@ -132,6 +138,8 @@ class BatchPreparer:
             sample_weight = class_weight_to_sample_weights(y if not isinstance(y, (list, tuple, dict)) else
                                                            _single(y), self.class_weight)
         x, targets = model._prepare_xy(x, y, *names)
+        for target in targets:
+            check_finite(target, names[1])
         if self.class_weight is not None and len(model._graph.outputs) > 1:
             raise ValueError("`class_weight` is only supported for Models with a single output.")
         return x, targets, self.weights(sample_weight, len(x[0]))
