@@ -723,3 +723,18 @@ def test_conv_maxpool_codes_reject_bad_input(rng):
     big_x, big_kernel, _ = _random_case(rng, (1, 19, 19, 1, 3, 3, 2))
     with pytest.raises(ValueError, match=r"at most 64 cells, got pool_size \(9, 9\)"):
         conv.conv2d_maxpool_forward(big_x, big_kernel, pool_size=9, codes=np.zeros((1, 1, 1, 2), np.uint8))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_one_image_gets_the_bits_it_gets_in_a_batch(rng, dtype):
+    """A batch of one (few output rows: the kernel read in place, not packed) gives the image the same
+    bits as a large batch (kernel packed), fused with pooling or not."""
+    x = rng.standard_normal((40, 7, 7, 24)).astype(dtype)
+    kernel = rng.standard_normal((3, 3, 24, 40)).astype(dtype)
+    bias = rng.standard_normal(40).astype(dtype)
+    batch = conv.conv2d_forward(x, kernel, bias, activation="relu")
+    pooled = conv.conv2d_maxpool_forward(x, kernel, bias, activation="relu", pool_size=(2, 2))
+    for n in (1, 2):
+        np.testing.assert_array_equal(conv.conv2d_forward(x[:n], kernel, bias, activation="relu"), batch[:n])
+        np.testing.assert_array_equal(
+            conv.conv2d_maxpool_forward(x[:n], kernel, bias, activation="relu", pool_size=(2, 2)), pooled[:n])

@@ -57,7 +57,7 @@ def test_simd_variant_is_reported():
     assert "generic" in gemm.supported_variants()
 
 
-@pytest.mark.parametrize("variant", ["generic", "avx2", "neon"])
+@pytest.mark.parametrize("variant", ["generic", "avx2", "avx512", "neon"])
 def test_every_variant_runs_the_kernel_oracles(variant):
     """Re-run the GEMM, conv, dense and pool tests in a child process forced to each variant."""
     if variant not in gemm.supported_variants():
@@ -117,3 +117,38 @@ def test_arm64_microkernels_under_qemu(variant, tmp_path):
 def test_bad_input(call, exc, message):
     with pytest.raises(exc, match=message):
         call()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n, k", [(10, 128), (70, 300), (33, 600), (128, 5)])
+def test_few_rows_read_b_in_place_with_the_packed_bits(rng, dtype, n, k):
+    """A product of a few rows (B read in place, unpacked) gives each row the bits it gets inside a product
+    of many rows (B packed): the result of a row never depends on how many rows come with it."""
+    a = rng.standard_normal((400, k)).astype(dtype)
+    b = rng.standard_normal((k, n)).astype(dtype)
+    many = gemm.gemm(a, b)
+    for rows in (1, 3, 8, 17, 32):
+        np.testing.assert_array_equal(gemm.gemm(a[:rows], b), many[:rows])
+
+
+def test_avx512_and_avx2_variants_give_the_same_bits(tmp_path):
+    """The avx512 micro-kernels repeat the AVX2 kernels' chain of operations for every value."""
+    if "avx512" not in gemm.supported_variants():
+        pytest.skip("this CPU cannot run the avx512 variant")
+    script = (
+        "import sys, numpy as np; from convx._kernels import gemm, conv, dense\n"
+        "rng = np.random.default_rng(5)\n"
+        "a = rng.standard_normal((300, 700)).astype(np.float32); b = rng.standard_normal((700, 45)).astype(np.float32)\n"
+        "x = rng.standard_normal((3, 12, 12, 16)).astype(np.float32)\n"
+        "w = rng.standard_normal((3, 3, 16, 40)).astype(np.float32)\n"
+        "np.savez(sys.argv[1], g=gemm.gemm(a, b), g1=gemm.gemm(a[:5], b), c=conv.conv2d_forward(x, w),\n"
+        "         c1=conv.conv2d_forward(x[:1, :6, :6], w), d=dense.dense_forward(a[:2], b))\n"
+    )
+    results = {}
+    for variant in ("avx2", "avx512"):
+        path = tmp_path / f"{variant}.npz"
+        subprocess.run([sys.executable, "-c", script, str(path)], check=True, timeout=300,
+                       env=dict(os.environ, CONVX_ISA=variant))
+        results[variant] = np.load(path)
+    for key in results["avx2"].files:
+        np.testing.assert_array_equal(results["avx512"][key], results["avx2"][key], err_msg=key)

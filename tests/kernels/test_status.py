@@ -12,10 +12,11 @@ import textwrap
 
 import pytest
 
-# One call per kernel that allocates scratch memory, small enough to run on the calling thread.
+# One call per kernel that allocates scratch memory, small enough to run on the calling thread (and with
+# rows enough for the GEMM to pack: a few rows read B in place, allocating nothing).
 CALLS = {
-    "gemm": "gemm.gemm(r(8, 8), r(8, 8))",
-    "dense_forward": "dense.dense_forward(r(4, 8), r(8, 3))",
+    "gemm": "gemm.gemm(r(300, 8), r(8, 8))",
+    "dense_forward": "dense.dense_forward(r(300, 8), r(8, 3))",
     "dense_backward": "dense.dense_backward(r(4, 8), r(8, 3), r(4, 3))",
     "conv2d_forward (small patch)": "conv.conv2d_forward(r(1, 6, 6, 1), r(3, 3, 1, 4))",
     "conv2d_forward (indirect GEMM)": "conv.conv2d_forward(r(1, 6, 6, 8), r(3, 3, 8, 4))",

@@ -37,7 +37,8 @@ static int cx_act_avx2(void)
     if (use < 0) {
         const char *forced = getenv("CONVX_ISA");
         __builtin_cpu_init();
-        use = (!forced || !*forced || strcmp(forced, "avx2") == 0) && __builtin_cpu_supports("avx2")
+        use = (!forced || !*forced || strcmp(forced, "avx2") == 0 || strcmp(forced, "avx512") == 0)
+              && __builtin_cpu_supports("avx2")
               && __builtin_cpu_supports("fma");
     }
     return use;

@@ -28,7 +28,8 @@ static int FN(forward_work_init)(const cx_conv_shape *s, int small, cx_int rows,
 
 /* act(conv + bias) of rows [r0, r0 + rows) of the grid of `map` into dst (rows
  * x C_out). Small patches gather output rows (their grid is the whole output;
- * map and bpack are unused and may be NULL). */
+ * map and bpack are unused and may be NULL); others multiply by the kernel
+ * packed in bpack, or read in place when bpack is NULL (see forward_packing). */
 static void FN(forward_rows)(const cx_conv_shape *s, const FN(tap_map) *map, const real *x, const real *kernel,
                              const real *bpack, const real *bias, int act, cx_int r0, cx_int rows,
                              const FN(forward_work) *w, real *dst)
@@ -42,8 +43,19 @@ static void FN(forward_rows)(const cx_conv_shape *s, const FN(tap_map) *map, con
         return;
     }
     FN(indirection)(s, map, x, r0, rows, FN(cx_gemm_mr)(), w->zeros, w->ptrs);
-    FN(cx_gemm_indirect)(rows, cout, s->kh * s->kw, s->cin, w->ptrs, bpack, w->block_taps, dst, cout);
+    if (bpack)
+        FN(cx_gemm_indirect)(rows, cout, s->kh * s->kw, s->cin, w->ptrs, bpack, w->block_taps, dst, cout);
+    else
+        FN(cx_gemm_indirect_unpacked)(rows, cout, s->kh * s->kw, s->cin, w->ptrs, kernel, cout, w->block_taps, dst,
+                                      cout);
     FN(cx_bias_act)(dst, rows, cout, bias, act, 1);
+}
+
+/* Whether a forward pass over `rows` output rows in all packs its kernel for the indirect GEMM: not
+ * for small patches, nor for a few rows (cx_gemm_unpacked_applies: the same bits without the copy). */
+static int FN(forward_packing)(int small, cx_int rows)
+{
+    return !small && !FN(cx_gemm_unpacked_applies)(rows);
 }
 
 /* Shared scratch for the kernel packed for the indirect GEMM (NULL without memory). */
@@ -92,15 +104,16 @@ int FN(cx_conv2d_forward)(const cx_conv_shape *s, const real *x, const real *ker
     int nt = FN(team_for)(total * patch * cout, total, n_threads), failed = 0;
     const cx_int tile = FN(split_rows)(total, FN(tile_cap)(patch), nt), ntiles = (total + tile - 1) / tile;
     const FN(tap_map) taps_x = FN(taps_of_x)(s, gh, gw);
-    real *bpack = small ? NULL : FN(forward_kernel_buffer)(s);
-    if (!small && !bpack)
+    const int packing = FN(forward_packing)(small, total);
+    real *bpack = packing ? FN(forward_kernel_buffer)(s) : NULL;
+    if (packing && !bpack)
         return CX_ERR_NOMEM;
 #pragma omp parallel num_threads(nt) if (nt > 1) reduction(| : failed)
     {
         FN(forward_work) w;
         real *out = windowed ? cx_scratch(CX_SLOT_OUT, sizeof(real) * tile * cout) : NULL;
         failed = !FN(forward_work_init)(s, small, tile, &w) || (windowed && !out);
-        if (!small)
+        if (packing)
             FN(team_pack_forward_kernel)(s, kernel, bpack);
         if (windowed)
             FN(team_zero_outside)(s, gh, gw, y);

@@ -84,8 +84,9 @@ int FN(cx_conv2d_maxpool_forward)(const cx_conv_shape *s, const real *x, const r
     const cx_int tasks = images_per_task > 1 ? (s->n + images_per_task - 1) / images_per_task
                                              : s->n * tasks_per_image;
     const FN(tap_map) taps_x = FN(taps_of_x)(s, gh, gw);
-    real *bpack = small ? NULL : FN(forward_kernel_buffer)(s);
-    if (!small && !bpack)
+    const int packing = FN(forward_packing)(small, s->n * poh * band_rows);
+    real *bpack = packing ? FN(forward_kernel_buffer)(s) : NULL;
+    if (packing && !bpack)
         return CX_ERR_NOMEM;
     int nt = FN(team_for)(s->n * poh * band_rows * patch * cout, tasks, n_threads), failed = 0;
 #pragma omp parallel num_threads(nt) if (nt > 1) reduction(| : failed)
@@ -93,7 +94,7 @@ int FN(cx_conv2d_maxpool_forward)(const cx_conv_shape *s, const real *x, const r
         FN(forward_work) w;
         real *band = cx_scratch(CX_SLOT_OUT, sizeof(real) * per_task * band_rows * cout);
         failed = !FN(forward_work_init)(s, small, per_task * band_rows, &w) || !band;
-        if (!small)
+        if (packing)
             FN(team_pack_forward_kernel)(s, kernel, bpack);
 #pragma omp for schedule(dynamic, 1)
         for (cx_int t = 0; t < tasks; t++) {

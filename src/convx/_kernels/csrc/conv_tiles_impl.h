@@ -100,7 +100,7 @@ static void FN(col2im_rows)(const cx_conv_shape *s, const real *buf, const cx_in
 static void FN(small_forward)(cx_int rows, cx_int patch, cx_int cout, const real *a, const real *kernel,
                               const real *bias, int relu, real *y)
 {
-    if (cx_isa_selected() == CX_ISA_AVX2)
+    if (cx_isa_avx2_class())
         FN(small_forward_avx2)(rows, patch, cout, a, kernel, bias, relu, y);
     else
         FN(small_forward_generic)(rows, patch, cout, a, kernel, bias, relu, y);
@@ -109,7 +109,7 @@ static void FN(small_forward)(cx_int rows, cx_int patch, cx_int cout, const real
 static void FN(small_wgrad)(cx_int rows, cx_int patch, cx_int cout, const real *a, const real *dz, int first,
                             real *dk)
 {
-    if (cx_isa_selected() == CX_ISA_AVX2)
+    if (cx_isa_avx2_class())
         FN(small_wgrad_avx2)(rows, patch, cout, a, dz, first, dk);
     else
         FN(small_wgrad_generic)(rows, patch, cout, a, dz, first, dk);

@@ -20,7 +20,7 @@ static void FN(wino_input_tile)(const real *const *d, cx_int cin, real *CX_RESTR
 {
     cx_int c = 0;
 #ifdef CX_WINO_INPUT_AVX2
-    if (cx_isa_selected() == CX_ISA_AVX2)
+    if (cx_isa_avx2_class())
         c = CX_WINO_INPUT_AVX2(d, cin, v, vstride);
 #endif
     for (; c < cin; c++) {
@@ -46,7 +46,7 @@ static void FN(wino_output_tile)(const real *CX_RESTRICT m, cx_int mstride, cx_i
 {
     cx_int c = 0;
 #ifdef CX_WINO_OUTPUT_AVX2
-    if (cx_isa_selected() == CX_ISA_AVX2)
+    if (cx_isa_avx2_class())
         c = CX_WINO_OUTPUT_AVX2(m, mstride, cout, out);
 #endif
     for (; c < cout; c++) {

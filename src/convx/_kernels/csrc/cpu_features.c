@@ -11,7 +11,7 @@
 #define CX_X86_GNU 1
 #endif
 
-static const char *const isa_names[CX_ISA_COUNT] = {"generic", "avx2", "neon"};
+static const char *const isa_names[CX_ISA_COUNT] = {"generic", "avx2", "neon", "avx512"};
 
 #if defined(CX_X86_MSVC)
 static int has_avx2_fma(void)
@@ -29,14 +29,31 @@ static int has_avx2_fma(void)
     __cpuidex(regs, 7, 0);
     return (regs[1] >> 5) & 1;
 }
+
+/* AVX-512 F + VL, and the OS saving the opmask and all 32 zmm registers. */
+static int has_avx512(void)
+{
+    int regs[4];
+    if (!has_avx2_fma() || (_xgetbv(0) & 0xe6) != 0xe6)
+        return 0;
+    __cpuidex(regs, 7, 0);
+    return ((regs[1] >> 16) & 1) && ((regs[1] >> 31) & 1);
+}
 #elif defined(CX_X86_GNU)
 static int has_avx2_fma(void)
 {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
+
+/* GCC and Clang's checks include the OS's support for the zmm state. */
+static int has_avx512(void)
+{
+    return has_avx2_fma() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
+}
 #else
 static int has_avx2_fma(void) { return 0; }
+static int has_avx512(void) { return 0; }
 #endif
 
 int cx_isa_supported(int isa)
@@ -46,6 +63,8 @@ int cx_isa_supported(int isa)
         return 1;
     case CX_ISA_AVX2:
         return has_avx2_fma();
+    case CX_ISA_AVX512:
+        return has_avx512();
     case CX_ISA_NEON:
 #if defined(__aarch64__) || defined(_M_ARM64)
         return 1;
@@ -78,6 +97,12 @@ int cx_isa_selected(void)
     if (selected < 0)
         selected = choose_isa();
     return selected;
+}
+
+int cx_isa_avx2_class(void)
+{
+    const int isa = cx_isa_selected();
+    return isa == CX_ISA_AVX2 || isa == CX_ISA_AVX512;
 }
 
 const char *cx_isa_name(int isa)

@@ -51,6 +51,10 @@
  * One value for every instruction set today (generic, AVX2, NEON); a new one with other caches gets
  * its own pair here. They change the speed only, never the bits. */
 #define CX_GEMM_MC_BYTES 576
+/* Calls with at most this many micro-tiles of rows (a batch of one or a few) read B in place instead of
+ * packing it: packing costs a copy of B, the product only a few multiply-adds per value of B. The
+ * same bits either way (gemm_ukernels.h). */
+#define CX_GEMM_UNPACKED_MAX_TILES 4
 #define CX_GEMM_NC_BYTES 16384
 
 #endif

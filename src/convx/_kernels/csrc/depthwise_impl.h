@@ -301,7 +301,7 @@ static void FN(dw_pixels)(cx_int cc, int ntaps, const real *const *src, const re
                           int relu, real *out, cx_int count, cx_int src_step, int run3)
 {
 #ifdef DW_VEC_WIDTH
-    if (cx_isa_selected() == CX_ISA_AVX2) {
+    if (cx_isa_avx2_class()) {
         if (run3 && count >= 6 && src_step == cc && cc % DW_VEC_WIDTH == 0 && cc * (cx_int)sizeof(real) <= 128) {
             FN(dw_run3_avx2)(cc, ntaps, src, ker, init, relu, out, count);
             return;
@@ -316,7 +316,7 @@ static void FN(dw_pixels)(cx_int cc, int ntaps, const real *const *src, const re
 static void FN(dw_run)(cx_int cc, cx_int count, const real *xs, cx_int xstep, const real *dz, real *dk)
 {
 #ifdef DW_VEC_WIDTH
-    if (cx_isa_selected() == CX_ISA_AVX2) {
+    if (cx_isa_avx2_class()) {
         FN(dw_run_avx2)(cc, count, xs, xstep, dz, dk);
         return;
     }
@@ -457,7 +457,7 @@ static void FN(dw_wgrad_rows)(const cx_dw_shape *s, const real *x, const real *d
     cx_int lo = 0, hi = 0;
     int nine = 0;
 #ifdef DW_VEC_WIDTH
-    if (s->kh == 3 && s->kw == 3 && s->m == 1 && cx_isa_selected() == CX_ISA_AVX2) {
+    if (s->kh == 3 && s->kw == 3 && s->m == 1 && cx_isa_avx2_class()) {
         cx_int lo_last, hi_first;
         FN(dw_columns)(-s->pad_left, s->sw, s->w, s->ow, &lo, &hi_first);
         FN(dw_columns)(2 * s->dw - s->pad_left, s->sw, s->w, s->ow, &lo_last, &hi);

@@ -36,7 +36,11 @@ cx_status cx_gemm_f64(int trans_a, int trans_b, cx_int m, cx_int n, cx_int k,
  * where row i of A is the concatenation over taps t of the `cin` values at
  * ptrs[(i / MR) * taps * MR + t * MR + i % MR]; rows past m in the last group
  * of MR must hold any readable pointers. B (taps * cin x n) is packed by
- * cx_gemm_pack_b_blocked with kc_block = block_taps * cin. */
+ * cx_gemm_pack_b_blocked with kc_block = block_taps * cin.
+ *
+ * cx_gemm_indirect_unpacked is the same product with B read in place (row
+ * major, ldb), for calls with few rows: when cx_gemm_unpacked_applies(m) says
+ * so, it gives the packed route's bits without packing B. */
 #define CX_GEMM_PREPACKED_DECL(real, sfx)                                                              \
     int cx_gemm_mr_##sfx(void);                                                                        \
     cx_int cx_gemm_packed_b_size_##sfx(cx_int k, cx_int n);                                            \
@@ -50,7 +54,11 @@ cx_status cx_gemm_f64(int trans_a, int trans_b, cx_int m, cx_int n, cx_int k,
     void cx_gemm_pack_b_panels_##sfx(int trans_b, cx_int k, cx_int n, const real *b, cx_int ldb,        \
                                      cx_int kc_block, cx_int jp0, cx_int jp1, real *packed);           \
     void cx_gemm_indirect_##sfx(cx_int m, cx_int n, cx_int taps, cx_int cin, const real *const *ptrs,  \
-                                const real *packed_b, cx_int block_taps, real *c, cx_int ldc);
+                                const real *packed_b, cx_int block_taps, real *c, cx_int ldc);         \
+    int cx_gemm_unpacked_applies_##sfx(cx_int m);                                                      \
+    void cx_gemm_indirect_unpacked_##sfx(cx_int m, cx_int n, cx_int taps, cx_int cin,                  \
+                                         const real *const *ptrs, const real *b, cx_int ldb,           \
+                                         cx_int block_taps, real *c, cx_int ldc);
 /* dtype-generic name for the Cython wrapper (convx_common.h) */
 #define cx_gemm(dtype, ...) CX_BY_DTYPE(dtype, cx_gemm, __VA_ARGS__)
 

@@ -173,6 +173,47 @@ void FN(cx_gemm_indirect)(cx_int m, cx_int n, cx_int taps, cx_int cin, const rea
     }
 }
 
+int FN(cx_gemm_unpacked_applies)(cx_int m)
+{
+    const FN(ukernel_t) *uk = FN(select_ukernel)();
+    return uk->run_unpacked != NULL && m <= CX_GEMM_UNPACKED_MAX_TILES * uk->mr;
+}
+
+void FN(cx_gemm_indirect_unpacked)(cx_int m, cx_int n, cx_int taps, cx_int cin, const real *const *ptrs,
+                                   const real *b, cx_int ldb, cx_int block_taps, real *c, cx_int ldc)
+{
+    const FN(ukernel_t) *uk = FN(select_ukernel)();
+    const int MR = uk->mr, NR = uk->nr;
+    for (cx_int t0 = 0; t0 < taps; t0 += block_taps) {
+        const cx_int bt = CX_MIN(block_taps, taps - t0);
+        const real beta = t0 == 0 ? 0 : (real)1;
+        for (cx_int j = 0; j < n; j += NR)
+            for (cx_int ir = 0; ir < m; ir += MR)
+                uk->run_unpacked(bt, cin, ptrs + (ir / MR) * taps * MR + t0 * MR, b + t0 * cin * ldb + j, ldb,
+                                 c + ir * ldc + j, ldc, (int)CX_MIN(MR, m - ir), (int)CX_MIN(NR, n - j), beta);
+    }
+}
+
+/* C = A @ B + beta * C for a few rows of A (row major), B read in place: row
+ * pointers for the indirect kernels, K in the blocks of cx_gemm (its bits). */
+static void FN(gemm_few_rows)(const FN(ukernel_t) *uk, cx_int m, cx_int n, cx_int k, const real *a, cx_int lda,
+                              const real *b, cx_int ldb, real beta, real *c, cx_int ldc)
+{
+    const int MR = uk->mr, NR = uk->nr;
+    const real *rows[32];
+    for (cx_int pc = 0; pc < k; pc += CX_GEMM_KC) {
+        const cx_int kc = CX_MIN(CX_GEMM_KC, k - pc);
+        const real beta_block = pc == 0 ? beta : (real)1;
+        for (cx_int ir = 0; ir < m; ir += MR) {
+            for (int i = 0; i < MR; i++)
+                rows[i] = a + (ir + CX_MIN(i, m - 1 - ir)) * lda + pc;
+            for (cx_int j = 0; j < n; j += NR)
+                uk->run_unpacked(1, kc, rows, b + pc * ldb + j, ldb, c + ir * ldc + j, ldc,
+                                 (int)CX_MIN(MR, m - ir), (int)CX_MIN(NR, n - j), beta_block);
+        }
+    }
+}
+
 void FN(cx_gemm_prepacked)(int trans_a, cx_int m, cx_int n, cx_int k, const real *a, cx_int lda,
                            const real *packed_b, real beta, real *c, cx_int ldc, real *apack)
 {
@@ -217,6 +258,10 @@ cx_status FN(cx_gemm)(int trans_a, int trans_b, cx_int m, cx_int n, cx_int k,
     /* Threads only when the product is big enough to repay the fork/join and a
      * barrier per K block (CX_GEMM_PARALLEL_MIN, cx_tuning.h). */
     int nt = (double)m * n * k < CX_GEMM_PARALLEL_MIN ? 1 : CX_MAX(n_threads, 1), failed = 0;
+    if (nt == 1 && !trans_a && !trans_b && FN(cx_gemm_unpacked_applies)(m) && MR <= 32) {
+        FN(gemm_few_rows)(uk, m, n, k, a, lda, b, ldb, beta, c, ldc);
+        return CX_OK;
+    }
     real *bpack = cx_scratch(CX_SLOT_GEMM_B, sizeof(real) * kc_max * nc_max);
     if (!bpack)
         return CX_ERR_NOMEM;

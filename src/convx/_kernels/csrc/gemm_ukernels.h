@@ -54,6 +54,28 @@ CX_GENERIC_UKERNEL(double, ukr_generic_f64, 4, 4)
 CX_GENERIC_INDIRECT(float, ukr_indirect_generic_f32, 4, 8)
 CX_GENERIC_INDIRECT(double, ukr_indirect_generic_f64, 4, 4)
 
+/* Indirect micro-kernels on B in place ("unpacked"): B's row for k step q of
+ * the block is b + q * ldb (nr valid columns, never read beyond), as for a
+ * few rows, where packing B would cost more than the product. Each value of C
+ * is the same chain of operations as in the packed kernels of the same
+ * variant (the same bits); variants without such a twin (NEON, AVX2 float64)
+ * have none and always pack. */
+#define CX_GENERIC_UNPACKED(real, name, MR, NR)                                         \
+    static void name(cx_int taps, cx_int cin, const real *const *ptrs, const real *b,  \
+                     cx_int ldb, real *c, cx_int ldc, int mr, int nr, real beta)       \
+    {                                                                                  \
+        real acc[(MR) * (NR)] = {0};                                                   \
+        for (cx_int t = 0; t < taps; t++, ptrs += (MR))                                \
+            for (cx_int p = 0; p < cin; p++, b += ldb)                                 \
+                for (int i = 0; i < (MR); i++)                                         \
+                    for (int j = 0; j < nr; j++)                                       \
+                        acc[i * (NR) + j] += ptrs[i][p] * b[j];                        \
+        CX_STORE_TILE(real, acc, NR, c, ldc, mr, nr, beta);                            \
+    }
+
+CX_GENERIC_UNPACKED(float, ukr_unpacked_generic_f32, 4, 8)
+CX_GENERIC_UNPACKED(double, ukr_unpacked_generic_f64, 4, 4)
+
 #ifdef CX_HAVE_X86
 /* AVX2 + FMA: 6 x 16 floats (or 6 x 8 doubles) in 12 ymm accumulators. */
 /* The 12 accumulators of a 6 x 16 float tile into C (with beta). */
@@ -185,6 +207,36 @@ static void ukr_indirect_avx2_f32(cx_int taps, cx_int cin, const float *const *p
     const __m256 rows[12] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51};
     store_avx2_f32(rows, c, ldc, mr, nr, beta);
 }
+/* The lanes of an 8-float vector below nr (all of them from nr >= 8), as a maskload mask. */
+CX_TARGET_AVX2
+static inline __m256i avx2_lanes_below(int nr)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(nr), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+CX_TARGET_AVX2
+static void ukr_unpacked_avx2_f32(cx_int taps, cx_int cin, const float *const *ptrs, const float *b, cx_int ldb,
+                                  float *c, cx_int ldc, int mr, int nr, float beta)
+{
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+    __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    const __m256i m0 = avx2_lanes_below(nr), m1 = avx2_lanes_below(nr - 8);
+    for (cx_int t = 0; t < taps; t++, ptrs += 6) {
+        const float *a0 = ptrs[0], *a1 = ptrs[1], *a2 = ptrs[2], *a3 = ptrs[3], *a4 = ptrs[4], *a5 = ptrs[5];
+        for (cx_int p = 0; p < cin; p++, b += ldb) {
+            const __m256 b0 = _mm256_maskload_ps(b, m0), b1 = _mm256_maskload_ps(b + 8, m1);
+            __m256 ai;
+            ai = _mm256_broadcast_ss(a0 + p); c00 = _mm256_fmadd_ps(ai, b0, c00); c01 = _mm256_fmadd_ps(ai, b1, c01);
+            ai = _mm256_broadcast_ss(a1 + p); c10 = _mm256_fmadd_ps(ai, b0, c10); c11 = _mm256_fmadd_ps(ai, b1, c11);
+            ai = _mm256_broadcast_ss(a2 + p); c20 = _mm256_fmadd_ps(ai, b0, c20); c21 = _mm256_fmadd_ps(ai, b1, c21);
+            ai = _mm256_broadcast_ss(a3 + p); c30 = _mm256_fmadd_ps(ai, b0, c30); c31 = _mm256_fmadd_ps(ai, b1, c31);
+            ai = _mm256_broadcast_ss(a4 + p); c40 = _mm256_fmadd_ps(ai, b0, c40); c41 = _mm256_fmadd_ps(ai, b1, c41);
+            ai = _mm256_broadcast_ss(a5 + p); c50 = _mm256_fmadd_ps(ai, b0, c50); c51 = _mm256_fmadd_ps(ai, b1, c51);
+        }
+    }
+    const __m256 rows[12] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51};
+    store_avx2_f32(rows, c, ldc, mr, nr, beta);
+}
 #undef CX_AVX2_F32_STEP
 
 #define CX_AVX2_F64_STEP(a0, a1, a2, a3, a4, a5, b)                                                       \
@@ -233,6 +285,103 @@ static void ukr_indirect_avx2_f64(cx_int taps, cx_int cin, const double *const *
 }
 #undef CX_AVX2_F64_STEP
 #undef CX_AVX2_F64_STORE
+
+/* AVX-512 (float32 only; float64 keeps the AVX2 kernels): 8 x 32 floats in 16
+ * zmm accumulators, c<i>0 / c<i>1 the two 16-float halves of row i. Each
+ * value of C is the same chain of FMAs as in the AVX2 kernel (acc = a * b +
+ * acc in k order, then beta * C + acc), so both give the same bits. Edge
+ * tiles are stored through lane masks. */
+CX_TARGET_AVX512
+static inline void store_avx512_f32(const __m512 *rows, float *c, cx_int ldc, int mr, int nr, float beta)
+{
+    const __mmask16 m0 = nr >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nr) - 1);
+    const __mmask16 m1 = nr >= 32 ? (__mmask16)0xffff : nr <= 16 ? (__mmask16)0 : (__mmask16)((1u << (nr - 16)) - 1);
+    const __m512 vb = _mm512_set1_ps(beta);
+    for (int i = 0; i < mr; i++) {
+        float *ci = c + i * ldc;
+        __m512 r0 = rows[2 * i], r1 = rows[2 * i + 1];
+        if (beta != 0) {
+            r0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, ci), r0);
+            r1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, ci + 16), r1);
+        }
+        _mm512_mask_storeu_ps(ci, m0, r0);
+        _mm512_mask_storeu_ps(ci + 16, m1, r1);
+    }
+}
+
+#define CX_AVX512_ACC(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = c##i##0
+#define CX_AVX512_ROW(i, ai)                                                                            \
+    do {                                                                                                \
+        const __m512 a_ = _mm512_set1_ps(ai);                                                           \
+        c##i##0 = _mm512_fmadd_ps(a_, b0, c##i##0);                                                     \
+        c##i##1 = _mm512_fmadd_ps(a_, b1, c##i##1);                                                     \
+    } while (0)
+/* One k step: rows 0-7 take the values v0..v7 times the 32 values at b. */
+#define CX_AVX512_STEP(b, v0, v1, v2, v3, v4, v5, v6, v7)                                               \
+    do {                                                                                                \
+        const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps((b) + 16);                           \
+        CX_AVX512_ROW(0, v0); CX_AVX512_ROW(1, v1); CX_AVX512_ROW(2, v2); CX_AVX512_ROW(3, v3);         \
+        CX_AVX512_ROW(4, v4); CX_AVX512_ROW(5, v5); CX_AVX512_ROW(6, v6); CX_AVX512_ROW(7, v7);         \
+    } while (0)
+#define CX_AVX512_ACCS CX_AVX512_ACC(0); CX_AVX512_ACC(1); CX_AVX512_ACC(2); CX_AVX512_ACC(3); \
+    CX_AVX512_ACC(4); CX_AVX512_ACC(5); CX_AVX512_ACC(6); CX_AVX512_ACC(7)
+#define CX_AVX512_STORE                                                                                 \
+    do {                                                                                                \
+        const __m512 rows_[16] = {c00, c01, c10, c11, c20, c21, c30, c31,                               \
+                                  c40, c41, c50, c51, c60, c61, c70, c71};                              \
+        store_avx512_f32(rows_, c, ldc, mr, nr, beta);                                                  \
+    } while (0)
+
+CX_TARGET_AVX512
+static void ukr_avx512_f32(cx_int kc, const float *a, const float *b, float *c, cx_int ldc,
+                           int mr, int nr, float beta)
+{
+    CX_AVX512_ACCS;
+    for (int i = 0; i < 8 && i < mr; i++)
+        _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
+#pragma GCC unroll 4
+    for (cx_int p = 0; p < kc; p++, a += 8, b += 32)
+        CX_AVX512_STEP(b, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]);
+    CX_AVX512_STORE;
+}
+
+CX_TARGET_AVX512
+static void ukr_indirect_avx512_f32(cx_int taps, cx_int cin, const float *const *ptrs, const float *b, float *c,
+                                    cx_int ldc, int mr, int nr, float beta)
+{
+    CX_AVX512_ACCS;
+    for (cx_int t = 0; t < taps; t++, ptrs += 8) {
+        const float *a0 = ptrs[0], *a1 = ptrs[1], *a2 = ptrs[2], *a3 = ptrs[3];
+        const float *a4 = ptrs[4], *a5 = ptrs[5], *a6 = ptrs[6], *a7 = ptrs[7];
+#pragma GCC unroll 4
+        for (cx_int p = 0; p < cin; p++, b += 32)
+            CX_AVX512_STEP(b, a0[p], a1[p], a2[p], a3[p], a4[p], a5[p], a6[p], a7[p]);
+    }
+    CX_AVX512_STORE;
+}
+CX_TARGET_AVX512
+static void ukr_unpacked_avx512_f32(cx_int taps, cx_int cin, const float *const *ptrs, const float *b,
+                                    cx_int ldb, float *c, cx_int ldc, int mr, int nr, float beta)
+{
+    CX_AVX512_ACCS;
+    const __mmask16 m0 = nr >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nr) - 1);
+    const __mmask16 m1 = nr >= 32 ? (__mmask16)0xffff : nr <= 16 ? (__mmask16)0 : (__mmask16)((1u << (nr - 16)) - 1);
+    for (cx_int t = 0; t < taps; t++, ptrs += 8) {
+        const float *a0 = ptrs[0], *a1 = ptrs[1], *a2 = ptrs[2], *a3 = ptrs[3];
+        const float *a4 = ptrs[4], *a5 = ptrs[5], *a6 = ptrs[6], *a7 = ptrs[7];
+        for (cx_int p = 0; p < cin; p++, b += ldb) {
+            const __m512 b0 = _mm512_maskz_loadu_ps(m0, b), b1 = _mm512_maskz_loadu_ps(m1, b + 16);
+            CX_AVX512_ROW(0, a0[p]); CX_AVX512_ROW(1, a1[p]); CX_AVX512_ROW(2, a2[p]); CX_AVX512_ROW(3, a3[p]);
+            CX_AVX512_ROW(4, a4[p]); CX_AVX512_ROW(5, a5[p]); CX_AVX512_ROW(6, a6[p]); CX_AVX512_ROW(7, a7[p]);
+        }
+    }
+    CX_AVX512_STORE;
+}
+#undef CX_AVX512_ACC
+#undef CX_AVX512_ROW
+#undef CX_AVX512_STEP
+#undef CX_AVX512_ACCS
+#undef CX_AVX512_STORE
 #endif /* CX_HAVE_X86 */
 
 #ifdef CX_HAVE_NEON

@@ -111,7 +111,7 @@ void FN(cx_max_pool2d_forward)(const real *x, real *y, int64_t *argmax, const cx
     cx_int rows = g->n * g->oh, r;
     if (rows <= 0 || g->ow <= 0 || g->c <= 0)
         return;
-    const int avx2 = cx_isa_selected() == CX_ISA_AVX2;
+    const int avx2 = cx_isa_avx2_class();
     if (!cx_pool_parallel(g, n_threads)) { /* no region: even a one-thread one costs ~1 us inside another */
         for (r = 0; r < rows; ++r)
             FN(max_pool_row)(x, y, argmax, g, r, avx2);
@@ -250,7 +250,7 @@ void FN(cx_max_pool2d_backward_windows)(const real *dy, const real *x, const rea
     cx_int rows = g->n * g->oh, r;
     if (g->n <= 0 || g->h <= 0 || g->w <= 0 || g->c <= 0)
         return;
-    const int avx2 = cx_isa_selected() == CX_ISA_AVX2;
+    const int avx2 = cx_isa_avx2_class();
     if (!cx_pool_parallel(g, n_threads)) { /* no region: even a one-thread one costs ~1 us inside another */
         for (r = 0; r < rows; ++r)
             FN(max_pool_backward_windows_row)(dy, x, y, through_relu, dx, g, r, avx2);
