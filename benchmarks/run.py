@@ -151,7 +151,8 @@ def slots_for(case, cfg, frameworks):
         return [[("convx", spec, False)]] if "convx" in frameworks else []
     if case == "residual_layer":
         # convx only: built-in vs custom-layer blocks alternate in one process
-        spec = {"case": case, "batch": MODEL_BATCH, "threads": THREADS, "steps": max(2, cfg["train_steps"] // 6),
+        spec = {"case": case, "batch": MODEL_BATCH, "predict_batch": MODEL_PREDICT_BATCH, "threads": THREADS,
+                "steps": max(2, cfg["train_steps"] // 6),
                 "warmup": cfg["train_warmup"], "chunks": 6 if cfg["repeats"] > 1 else 1}
         return [[("convx", spec, False)]]
 
@@ -375,6 +376,12 @@ def rows_for(case, slots):
             rows.append(_row(name, f"{label}", "ms/step", "factor",
                              _per_fw(slots[0], lambda r, k=key: 1e3 * r[k]["s_per_step"])))
         rows.append(_row(name, "custom / built-in", "ratio", "factor", _per_fw(slots[0], lambda r: r["ratio"])))
+        name = f"residual predict b{MODEL_PREDICT_BATCH}"
+        for key, label in (("builtin", "built-in layers"), ("custom", "custom block layers")):
+            rows.append(_row(name, f"{label}", "ms", "factor",
+                             _per_fw(slots[0], lambda r, k=key: 1e3 * r[k]["predict_s"])))
+        rows.append(_row(name, "custom / built-in", "ratio", "factor",
+                         _per_fw(slots[0], lambda r: r["predict_ratio"])))
 
 
     elif case == "textcnn":

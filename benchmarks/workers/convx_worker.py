@@ -205,8 +205,9 @@ def compression(spec):
             "int8_isa": quant.isa(), "argmax_agreement_with_ort": agreement}
 def residual_layer(spec):
     """The `residual` network of built-in layers and the same network with each block a custom Layer
-    (call() over convx.ops, trained through its tape), timed in this process in alternating chunks of
-    ``spec['steps']`` steps: the ratio is what writing the block as a custom layer costs."""
+    (call() over sublayers and convx.ops, which the plan traces into its steps), timed in this process in
+    alternating chunks of ``spec['steps']`` training steps, then of predict calls on
+    ``spec['predict_batch']`` images: the ratios are what writing the block as a custom layer costs."""
     import numpy as np
 
     keras = _import_convx(spec["threads"])
@@ -224,9 +225,19 @@ def residual_layer(spec):
             t0 = time.perf_counter()
             model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
             times[name].append((time.perf_counter() - t0) / steps)
-    result = {name: {"s_per_step": float(np.median(t)), "params": int(models[name].count_params())}
-              for name, t in times.items()}
+    predict_times = {name: [] for name in models}
+    x_predict = x[: spec["predict_batch"]]
+    for model in models.values():
+        model.predict(x_predict, batch_size=len(x_predict), verbose=0)
+    for _ in range(chunks * steps):
+        for name, model in models.items():
+            t0 = time.perf_counter()
+            model.predict(x_predict, batch_size=len(x_predict), verbose=0)
+            predict_times[name].append(time.perf_counter() - t0)
+    result = {name: {"s_per_step": float(np.median(t)), "predict_s": float(np.median(predict_times[name])),
+                     "params": int(models[name].count_params())} for name, t in times.items()}
     result["ratio"] = float(np.median(np.array(times["custom"]) / np.array(times["builtin"])))
+    result["predict_ratio"] = float(np.median(np.array(predict_times["custom"]) / np.array(predict_times["builtin"])))
     return result
 
 

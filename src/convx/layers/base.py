@@ -34,7 +34,7 @@ from convx.layers.node import KerasHistory, KerasTensor, Node, is_symbolic
 from convx.layers.arguments import (_is_dtype, check_data_format, normalize_padding, normalize_shape,  # noqa: F401
                                     normalize_tuple)
 from convx.layers.variables import Variable  # noqa: F401  (convx.layers.base.Variable)
-from convx.ops.core import TapeTensor, current_tape, current_training
+from convx.ops.core import TapeTensor, current_tape, current_training, untraceable
 
 _name_counts = collections.defaultdict(int)
 _BUFFERS_PER_SLOT = 2
@@ -287,6 +287,7 @@ class Layer:
         """Add a scalar to the training loss, from ``call()`` (Keras' ``add_loss``): in training its gradient
         flows back through the ops that computed it."""
         if isinstance(loss, KerasTensor):
+            untraceable("add_loss()")  # a plan runs such a call on a tape, which collects the loss
             return  # the symbolic call that finds the output shape
         tape = current_tape()
         if tape is not None:
@@ -496,6 +497,7 @@ class Layer:
         output, the call recorded for a functional model. Inside a custom
         layer's call in training: recorded on its tape."""
         if is_symbolic(x):
+            _custom.check_traced_arguments(self, training, kwargs)
             return self._call_symbolic(x)
         if current_tape() is not None and _custom.on_tape(x):
             return _custom.call_on_tape(self, x, training, kwargs)

@@ -26,7 +26,7 @@ import inspect
 import numpy as np
 
 from convx.layers.node import KerasTensor
-from convx.ops.core import Tape, TapeTensor, current_tape, training_scope, value_of
+from convx.ops.core import Tape, TapeTensor, current_plan_trace, current_tape, training_scope, untraceable, value_of
 
 _CALL_PARAMETERS = {}
 
@@ -57,6 +57,14 @@ def output_array(layer, out):
     if out.dtype != np.float32:
         out = out.astype(np.float32)
     return np.ascontiguousarray(out)
+
+
+def check_traced_arguments(layer, training, kwargs):
+    """Inside a plan trace, a layer called with arguments a plan step would not pass (a ``training`` other
+    than the plan's, ``mask``, ...) ends the trace: the call then runs on a tape."""
+    trace = current_plan_trace()
+    if trace is not None and (kwargs or (training is not None and bool(training) != trace.training)):
+        untraceable(f"{layer.name} called with training={training!r}, {sorted(kwargs)}")
 
 
 def traced_output_shape(layer, input_shape):

@@ -10,7 +10,7 @@ on a training tape a leaf whose gradient lands in ``grad``.
 import numpy as np
 
 from convx.layers.node import KerasTensor, install_operators
-from convx.ops.core import TapeTensor
+from convx.ops.core import TapeTensor, untraceable
 
 
 class Variable:
@@ -62,6 +62,7 @@ class Variable:
     def assign(self, value):
         """Copy ``value`` (same shape) into the variable in place (nothing while a model is traced)."""
         if isinstance(value, KerasTensor):
+            untraceable(f"assign() to {self.path!r}")
             return self
         value = np.asarray(value.value if isinstance(value, TapeTensor) else value)
         if value.shape != self.value.shape:
@@ -71,14 +72,18 @@ class Variable:
 
     def assign_add(self, value):
         """``variable += value`` in place (Keras' ``assign_add``; no gradient flows through it)."""
-        if not isinstance(value, KerasTensor):
+        if isinstance(value, KerasTensor):
+            untraceable(f"assign_add() to {self.path!r}")
+        else:
             np.add(self.value, np.asarray(value.value if isinstance(value, TapeTensor) else value), out=self.value,
                    casting="unsafe")
         return self
 
     def assign_sub(self, value):
         """``variable -= value`` in place."""
-        if not isinstance(value, KerasTensor):
+        if isinstance(value, KerasTensor):
+            untraceable(f"assign_sub() to {self.path!r}")
+        else:
             np.subtract(self.value, np.asarray(value.value if isinstance(value, TapeTensor) else value),
                         out=self.value, casting="unsafe")
         return self

@@ -44,6 +44,7 @@ from convx.layers.normalization import BatchNormalization, LayerNormalization
 from convx.layers.pooling import _Pooling
 from convx.layers.preprocessing import Rescaling
 from convx.layers.regularization import ActivityRegularization, GaussianDropout, GaussianNoise
+from convx.models.traced_call import inlined_graph, step_layer
 
 
 class Arena:
@@ -494,13 +495,14 @@ class Plan:
             if node.is_input:
                 continue
             inputs = [self._slot(path, t) for t in node.input_tensors]
-            inner = getattr(layer, "_graph", None)
-            if inner is not None and getattr(layer, "_is_model", False):
+            inner = inlined_graph(node, self.training)  # a nested model's graph, a custom layer's traced call
+            if inner is not None:
                 inner_path = path + (id(node),)
                 self._flatten(inner, inner_path, trainable and layer.trainable, inputs)
                 for outer, tensor in zip(node.output_tensors, inner.outputs):
                     self._slot_of[(path, id(outer))] = self._slot_of[(inner_path, id(tensor))]
                 continue
+            layer = step_layer(node)  # an op with a built-in equivalent runs as that layer
             state = self.states[path + (id(node),)] = CallState()
             output = self._slot(path, node.output_tensors[0])
             step_trainable = trainable and layer.trainable and bool(layer.trainable_weights)

@@ -64,6 +64,44 @@ def current_training():
     return stack[-1] if stack else None
 
 
+class Untraceable(Exception):
+    """A custom layer's ``call()`` did something a plan cannot hold as a graph (see :func:`untraceable`)."""
+
+
+class plan_trace:
+    """While a custom layer's ``call()`` is traced into plan steps (:mod:`convx.models.traced_call`).
+
+    ``training`` is the plan's mode; ``variables`` maps id(Variable) -> the
+    KerasTensor reading it, so each weight the call uses is one node of the
+    traced graph; ``anchor`` is the call's first input, the tensor those
+    nodes hang from.
+    """
+
+    def __init__(self, anchor, training):
+        self.anchor, self.training = anchor, bool(training)
+        self.variables = {}
+
+    def __enter__(self):
+        _local.plan_trace = self
+        return self
+
+    def __exit__(self, *exc):
+        _local.plan_trace = None
+
+
+def current_plan_trace():
+    """The :class:`plan_trace` active on this thread, or None."""
+    return getattr(_local, "plan_trace", None)
+
+
+def untraceable(reason):
+    """Inside a plan trace, give up the trace (the layer then runs as one taped step): ``reason`` is
+    something only a run on values does (an ``assign`` to a weight, ``add_loss``, a call argument that
+    the plan would not pass)."""
+    if current_plan_trace() is not None:
+        raise Untraceable(reason)
+
+
 def is_variable(value):
     return getattr(type(value), "_convx_variable", False)
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from convx.layers.base import Layer, unique_name
 from convx.layers.node import KerasHistory, KerasTensor, Node
-from convx.ops.core import unbroadcast
+from convx.ops.core import current_plan_trace, is_variable, unbroadcast
 
 _PROBES = (2, 3)
 
@@ -111,6 +111,9 @@ class OpLayer(Layer):
 
 def symbolic_call(name, impl, args):
     """The KerasTensor that ``impl`` on ``args`` gives, recorded as a node of an :class:`OpLayer`."""
+    trace = current_plan_trace()
+    if trace is not None:
+        args = [_variable_tensor(trace, a) if is_variable(a) else a for a in args]
     shape, dtype = _output_spec(name, impl, args)
     layer = OpLayer(name, impl, args)
     tensors = [a for a in args if isinstance(a, KerasTensor)]
@@ -119,3 +122,85 @@ def symbolic_call(name, impl, args):
     layer.input_shape = [t.shape for t in tensors] if len(tensors) > 1 else tensors[0].shape
     layer.output_shape = shape
     return output
+
+
+# ----- in a plan: ops as built-in layers, weights as graph nodes ----------------------------------------------------
+
+# ops computed by a built-in layer with the same kernel, numbers and gradient: run as that layer, the plan's
+# fusions (relu into BatchNormalization, into the loss, ...) and reused buffers apply to them
+_ACTIVATION_OPS = ("relu", "relu6", "sigmoid", "tanh", "silu", "softplus", "softmax")
+_MERGE_OPS = ("add", "subtract", "multiply")
+
+
+def _as_layer(op):
+    """The built-in layer equivalent to the OpLayer ``op`` (named like it, built), or None."""
+    from convx.layers import merging
+    from convx.layers.activations import Activation
+
+    tensors = [op._args[i] for i in op._tensor_positions]
+    if len(op._args) != len(tensors) or any(t.dtype != "float32" for t in tensors):
+        return None  # constants bound (x + 1.0, ...), or not float32
+    if op.op_name in _ACTIVATION_OPS and len(tensors) == 1:
+        layer = Activation(op.op_name, name=op.name)
+        layer.build_for(tensors[0].shape)
+        return layer
+    if op.op_name in _MERGE_OPS and len(tensors) == 2 and tensors[0].shape == tensors[1].shape:
+        layer = getattr(merging, op.op_name.capitalize())(name=op.name)
+        layer.build_for([t.shape for t in tensors])
+        return layer
+    return None
+
+
+def plan_layer(op):
+    """What a plan step runs for the OpLayer ``op``: its built-in equivalent when it has one, else ``op``."""
+    if not isinstance(op, OpLayer):
+        return op
+    if "plan_layer" not in op.__dict__:
+        op.plan_layer = _as_layer(op) or op
+    return op.plan_layer
+
+
+class VariableRead(Layer):
+    """A weight used by an op in a traced custom-layer call: a node whose output is the weight's value and
+    whose backward writes the weight's gradient (the plan sums what its readers send). It reads the
+    call's first input only to hang in the graph."""
+
+    _is_op = True
+
+    def __init__(self, variable):
+        super().__init__(name=variable.path.replace("/", "_"))
+        self.variable = variable
+        self.built = True
+
+    @property
+    def trainable_weights(self):
+        return [self.variable] if self.trainable and self.variable.trainable else []
+
+    @property
+    def weights(self):
+        return [self.variable]
+
+    def forward(self, x, training=False):
+        return self.variable.value
+
+    def backward(self, dy, needed=None):
+        if self.variable.trainable:
+            np.copyto(self.variable.grad, dy, casting="unsafe")
+        return None
+
+    def check_input_shape(self, input_shape):
+        pass
+
+
+def _variable_tensor(trace, variable):
+    """The traced graph's tensor for ``variable``: one :class:`VariableRead` per weight (shared across
+    traces, so two calls of one layer add their gradients as a shared layer's do)."""
+    tensor = trace.variables.get(id(variable))
+    if tensor is None:
+        layer = variable.__dict__.get("_read_layer")
+        if layer is None:
+            layer = variable._read_layer = VariableRead(variable)
+        tensor = KerasTensor(variable.shape, variable.dtype, history=KerasHistory(layer, len(layer._inbound_nodes), 0))
+        layer._inbound_nodes.append(Node(layer, [trace.anchor], [tensor]))
+        trace.variables[id(variable)] = tensor
+    return tensor
