@@ -98,3 +98,11 @@ def test_dropout_noise_shape_broadcasts_as_keras():
     assert layer.noise_shape == (None, 1, 2)
     y = layer(np.ones((5, 4, 2), np.float32), training=True)
     assert (y == y[:, :1, :]).all()  # one mask value per (sample, channel), shared along axis 1
+
+
+@pytest.mark.parametrize("layer", [lambda: L.UpSampling2D(size=(10 ** 6, 10 ** 6)), lambda: L.ZeroPadding2D(10 ** 9)],
+                         ids=["upsampling", "zero_padding"])
+def test_outputs_no_buffer_can_hold_are_refused_when_the_layer_is_built(layer):
+    convx.utils.clear_session()
+    with pytest.raises(ValueError, match="values per sample, more than any buffer can"):
+        convx.Sequential([convx.Input((4, 4, 2)), layer()])

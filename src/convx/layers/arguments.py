@@ -1,5 +1,7 @@
 """Checks and normalisation of layer arguments (shapes, tuples, padding, data format, dtypes)."""
 
+import math
+
 import numpy as np
 
 _DTYPE_NAMES = ("float16", "bfloat16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool")
@@ -47,3 +49,17 @@ def normalize_padding(value, allowed=("valid", "same")):
 def check_data_format(value):
     if value not in (None, "channels_last"):
         raise ValueError(f"convx supports only data_format='channels_last' (or None). Received data_format={value!r}")
+
+
+MAX_SAMPLE_VALUES = 1 << 40  # 4 TiB of float32 per sample: no buffer of that size can be allocated
+
+
+def check_output_size(name, shape):
+    """Refuse an output shape no buffer can hold (``UpSampling2D(size=10**6)``, ``ZeroPadding2D(10**9)``)
+    when the layer is built, rather than a MemoryError (or a wrapped size) when it first runs."""
+    if not (isinstance(shape, tuple) and all(d is None or isinstance(d, int) for d in shape)):
+        return
+    values = math.prod(d for d in shape[1:] if d is not None)
+    if values > MAX_SAMPLE_VALUES:
+        raise ValueError(f'Layer "{name}": output shape {shape} holds {values} values per sample, more than any '
+                         "buffer can; check the arguments that size it")

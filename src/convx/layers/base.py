@@ -31,8 +31,8 @@ from convx import constraints, initializers, regularizers
 from convx.layers import custom as _custom
 from convx.layers.activation_output import ActivationOutput  # noqa: F401  (convx.layers.base.ActivationOutput)
 from convx.layers.node import KerasHistory, KerasTensor, Node, is_symbolic
-from convx.layers.arguments import (_is_dtype, check_data_format, normalize_padding, normalize_shape,  # noqa: F401
-                                    normalize_tuple)
+from convx.layers.arguments import (_is_dtype, check_data_format, check_output_size,  # noqa: F401
+                                    normalize_padding, normalize_shape, normalize_tuple)
 from convx.layers.variables import Variable  # noqa: F401  (convx.layers.base.Variable)
 from convx.ops.core import TapeTensor, current_tape, current_training, untraceable
 
@@ -435,6 +435,7 @@ class Layer:
             self.input_shape, self.output_shape = input_shape, self.compute_output_shape(input_shape)
         elif not self.built:
             output_shape = self.compute_output_shape(input_shape)
+            check_output_size(self.name, output_shape)
             self.build(input_shape)
             self.built = True
             self.input_shape, self.output_shape = input_shape, output_shape
@@ -590,3 +591,4 @@ class Layer:
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
