@@ -1,49 +1,15 @@
 """get_file against a local HTTP server on 127.0.0.1 (this machine has no internet)."""
 
 import hashlib
-import http.server
 import io
 import os
 import tarfile
-import threading
 import zipfile
 
 import pytest
+from local_http import server  # noqa: F401 - the fixture
 
 from convx.utils import get_file
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    files = {}
-
-    def do_GET(self):  # noqa: N802 - http.server's name
-        body = self.files.get(self.path)
-        if body is None:
-            self.send_error(404, "Not Found")
-            return
-        if self.path.endswith("truncated.bin"):  # announce more bytes than sent: an interrupted download
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body) * 2))
-            self.end_headers()
-            self.wfile.write(body)
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture(scope="module")
-def server():
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", _Handler.files
-    httpd.shutdown()
-    thread.join()
 
 
 def sha256(data):
