@@ -313,6 +313,66 @@ def test_worker_errors_reach_consumer_with_traceback():
     assert not _data_threads()
 
 
+@pytest.mark.parametrize("batch, buffer, drop", [(7, 50, False), (8, 10, True), (1, 3, False), (64, 100, False)])
+def test_batch_of_shuffled_arrays_equals_the_element_path(batch, buffer, drop):
+    # shuffle().batch() over arrays gathers each batch by index; an identity map forces element-wise batching
+    x, y = np.arange(150, dtype=np.float32).reshape(50, 3), np.arange(50)
+    base = Dataset.from_tensor_slices((x, {"y": y, "flag": y % 3 == 0}))
+    for kwargs in ({"seed": 3}, {"seed": 5, "reshuffle_each_iteration": False}):
+        gathered = base.shuffle(buffer, **kwargs).batch(batch, drop_remainder=drop)
+        stacked = base.shuffle(buffer, **kwargs).map(lambda a, b: (a, b)).batch(batch, drop_remainder=drop)
+        assert gathered.cardinality() == stacked.cardinality()
+        for _ in range(2):  # a second epoch reshuffles both the same way
+            pairs = list(zip(gathered, stacked, strict=True))
+            for (xa, da), (xb, db) in pairs:
+                assert xa.dtype == xb.dtype and xa.shape == xb.shape and np.array_equal(xa, xb)
+                assert all(da[k].dtype == db[k].dtype and np.array_equal(da[k], db[k]) for k in db)
+
+
+def test_autotune_map_runs_cheap_functions_inline_and_slow_ones_on_the_pool():
+    seen = []
+
+    def record(x):
+        seen.append(threading.current_thread().name)
+        if int(x) >= 40:  # from here on each call is slow: AUTOTUNE hands them to its threads
+            time.sleep(0.002)
+        return x * 2
+
+    ds = Dataset.range(100).map(record, num_parallel_calls=AUTOTUNE)
+    assert values(ds) == [2 * i for i in range(100)]
+    assert set(seen[:40]) == {threading.current_thread().name}
+    assert any(name.startswith("convx-data-map") for name in seen[48:])
+    assert not _data_threads()
+    seen.clear()
+    assert values(Dataset.range(30).map(lambda x: record(x) // 2, num_parallel_calls=AUTOTUNE)) == list(range(30))
+    assert set(seen) == {threading.current_thread().name}
+
+
+def test_autotune_map_inline_errors_and_early_close():
+    def explode(x):
+        if x == 5:
+            raise KeyError("inline failure at 5")
+        return x
+
+    with pytest.raises(KeyError, match="inline failure at 5") as info:
+        list(Dataset.range(20).map(explode, num_parallel_calls=AUTOTUNE))
+    assert "explode" in [f.name for f in traceback.extract_tb(info.value.__traceback__)]
+    closed = []
+
+    def source():
+        try:
+            yield from range(1000)
+        finally:
+            closed.append(True)
+
+    ds = Dataset.from_generator(source, output_signature=TensorSpec((), np.int64)).map(
+        lambda x: x, num_parallel_calls=AUTOTUNE)
+    it = iter(ds)
+    assert [int(next(it)) for _ in range(3)] == [0, 1, 2]
+    it.close()
+    assert closed == [True]
+
+
 def test_threads_end_when_iterator_dropped():
     before = len(_data_threads())
     ds = Dataset.range(10**6).map(lambda x: x, num_parallel_calls=2).prefetch(4).map(

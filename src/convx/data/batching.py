@@ -6,7 +6,7 @@ from convx.data import structure as _structure
 from convx.data.dataset import INFINITE_CARDINALITY, UNKNOWN_CARDINALITY
 from convx.data.sources import TensorSlices
 from convx.data.structure import TensorSpec
-from convx.data.transforms import _check_count, _Unary, close_iterator
+from convx.data.transforms import Shuffle, _check_count, _Unary, close_iterator
 
 
 def _check_batch_size(batch_size):
@@ -57,6 +57,12 @@ def _stack(column):
     return np.stack(column)
 
 
+def _shuffled_numeric_slices(dataset):
+    # strings and objects keep the element path: stacking string scalars sizes the batch's dtype to them
+    return (isinstance(dataset, Shuffle) and isinstance(dataset._input, TensorSlices)
+            and all(leaf.dtype.kind not in "USO" for leaf in dataset._input._leaves))
+
+
 class Batch(_Unary):
     def __init__(self, input_dataset, batch_size, drop_remainder):
         super().__init__(input_dataset)
@@ -65,7 +71,24 @@ class Batch(_Unary):
     def _iterate(self):
         if isinstance(self._input, TensorSlices):  # rows sliced at once, not stacked one by one
             return self._sliced()
+        if _shuffled_numeric_slices(self._input):
+            return self._gathered()
         return self._stacked()
+
+    def _gathered(self):
+        # shuffled arrays: each batch's rows gathered by one fancy index per array, in the shuffle's order
+        rows, size, pending = self._input._input, self._size, []
+        order = self._input.shuffled_rows()
+        try:
+            for i in order:
+                pending.append(i)
+                if len(pending) == size:
+                    yield rows.slice_rows(None, None, np.array(pending))
+                    pending = []
+        finally:
+            close_iterator(order)
+        if pending and not self._drop:
+            yield rows.slice_rows(None, None, np.array(pending))
 
     def _sliced(self):
         n, size = self._input.cardinality(), self._size

@@ -150,6 +150,9 @@ class Dataset:
 
         ``num_parallel_calls`` (an int or ``AUTOTUNE``) runs the calls on a bounded pool of
         background threads; results keep the input order unless ``deterministic=False``.
+        ``AUTOTUNE`` calls functions that take under 50 us per element in the calling thread
+        (for them the pool's hand-offs cost more than they save) and switches to the pool, for
+        good, at the first chunk of elements that is slower.
         """
         from convx.data.parallel import ParallelMap
         from convx.data.transforms import Map

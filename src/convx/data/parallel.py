@@ -12,6 +12,7 @@ import concurrent.futures
 import os
 import queue
 import threading
+import time
 
 import numpy as np
 
@@ -22,6 +23,9 @@ from convx.data.transforms import Map, _check_count, _Unary, close_iterator, cal
 # elements per task handed to a map worker: amortises the pool's per-task cost over cheap functions
 _CHUNK = 8
 _AUTOTUNE_PREFETCH = 4
+# AUTOTUNE maps elements in the consumer's thread while they cost less than this each: handing a cheaper
+# function to a pool costs more (locks, wakeups, and threads preempting the kernels' OpenMP team) than it saves
+_INLINE_SECONDS = 50e-6
 
 
 def _threads(value, name):
@@ -53,6 +57,7 @@ class ParallelMap(Map):
     def __init__(self, input_dataset, map_func, num_parallel_calls, deterministic):
         super().__init__(input_dataset, map_func)
         self._workers = _threads(num_parallel_calls, "num_parallel_calls")
+        self._autotune = num_parallel_calls == AUTOTUNE
         self._deterministic = deterministic is not False
 
     def _iterate(self):
@@ -69,10 +74,31 @@ class ParallelMap(Map):
                 return
             yield chunk
 
+    def _inline(self, chunks):
+        """Map chunks in this thread while each element costs less than ``_INLINE_SECONDS``; True if all done."""
+        for chunk in chunks:
+            start = time.perf_counter()
+            results, exc = _map_chunk(self._fn, chunk)
+            cheap = time.perf_counter() - start < _INLINE_SECONDS * len(chunk)
+            yield from results
+            if exc is not None:
+                raise exc
+            if not cheap:
+                return False
+        return True
+
     def _mapped(self):
-        pool = concurrent.futures.ThreadPoolExecutor(self._workers, thread_name_prefix="convx-data-map")
         iterator = iter(self._input)
         chunks = self._chunks(iterator)
+        if self._autotune:
+            try:
+                if (yield from self._inline(chunks)):
+                    return
+            except BaseException:
+                close_iterator(chunks)
+                close_iterator(iterator)
+                raise
+        pool = concurrent.futures.ThreadPoolExecutor(self._workers, thread_name_prefix="convx-data-map")
         pending = collections.deque()
         try:
             for chunk in chunks:

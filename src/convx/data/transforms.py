@@ -114,11 +114,18 @@ class Shuffle(_Unary):
         self._reshuffle = bool(reshuffle_each_iteration)
         self._passes = 0
 
-    def _iterate(self):
+    def _next_pass_rng(self):
         rng = np.random.default_rng([self._seed, self._passes])
         if self._reshuffle:
             self._passes += 1
-        return self._shuffled(rng)
+        return rng
+
+    def _iterate(self):
+        return self._shuffled(self._next_pass_rng())
+
+    def shuffled_rows(self):
+        """One pass of this shuffle as row indices of its input, a ``TensorSlices``: the order iteration gives."""
+        return self._buffer_order(iter(range(self._input.cardinality())), self._next_pass_rng())
 
     def _shuffled(self, rng):
         # tf.data's algorithm: fill a buffer of buffer_size elements, then output a uniformly chosen
