@@ -329,17 +329,21 @@ def test_batch_of_shuffled_arrays_equals_the_element_path(batch, buffer, drop):
                 assert all(da[k].dtype == db[k].dtype and np.array_equal(da[k], db[k]) for k in db)
 
 
-def test_autotune_map_runs_cheap_functions_inline_and_slow_ones_on_the_pool():
+def test_autotune_map_runs_cheap_functions_inline_and_slow_ones_on_the_pool(monkeypatch):
+    from convx.data import parallel
+
+    # a bar far above a cheap call's time even on a loaded machine, far below a slow call's sleep
+    monkeypatch.setattr(parallel, "_INLINE_SECONDS", 0.01)
     seen = []
 
     def record(x):
         seen.append(threading.current_thread().name)
         if int(x) >= 40:  # from here on each call is slow: AUTOTUNE hands them to its threads
-            time.sleep(0.002)
+            time.sleep(0.03)
         return x * 2
 
-    ds = Dataset.range(100).map(record, num_parallel_calls=AUTOTUNE)
-    assert values(ds) == [2 * i for i in range(100)]
+    ds = Dataset.range(64).map(record, num_parallel_calls=AUTOTUNE)
+    assert values(ds) == [2 * i for i in range(64)]
     assert set(seen[:40]) == {threading.current_thread().name}
     assert any(name.startswith("convx-data-map") for name in seen[48:])
     assert not _data_threads()
