@@ -23,9 +23,10 @@ def _data():
     return rng.normal(size=(64, 5)).astype(np.float32), rng.normal(size=(64, 2)).astype(np.float32)
 
 
-def _model(weights=None, **optimizer_options):
+def _model(weights=None, constraint=None, **optimizer_options):
     convx.utils.clear_session()
-    model = convx.Sequential([convx.Input((5,)), L.Dense(8, activation="relu"), L.Dense(2)])
+    model = convx.Sequential([convx.Input((5,)), L.Dense(8, activation="relu", kernel_constraint=constraint),
+                              L.Dense(2)])
     model.compile(optimizer=convx.optimizers.Adam(0.01, **optimizer_options), loss="mse")
     if weights is not None:
         model.set_weights(weights)
@@ -67,7 +68,8 @@ def _assert_consistent(model, states):
             np.testing.assert_array_equal(got, want)
 
 
-@pytest.mark.parametrize("options", [{}, {"clipnorm": 1.0}], ids=["flat", "per_variable"])
+@pytest.mark.parametrize("options", [{}, {"clipnorm": 1.0}, {"constraint": "non_neg"}],
+                         ids=["flat", "per_variable", "constrained"])
 def test_an_interrupt_raised_inside_the_update_surfaces_after_the_whole_step(options):
     initial = _model().get_weights()
     states = _reference(initial, 1, **options)

@@ -8,6 +8,7 @@ in a matching flat buffer.
 
 import numpy as np
 
+from convx._signals import deferred_signals
 from convx.distribution import _data_parallel
 from convx.layers.base import Layer
 from convx.models import custom_step as _custom_step
@@ -78,9 +79,10 @@ class TrainingLoop:
         loss_values, grads = self._loss_and_grads(plan, outputs, targets, sample_weight)
         plan.backward(grads)
         penalty = penalties.value_and_add_grads()
-        if self._params.size:
-            self.optimizer.update_flat(self._params, self._grads)
-        penalties.constrain()
+        with deferred_signals():  # the constraints complete the update: Ctrl-C lands after both
+            if self._params.size:
+                self.optimizer.update_flat(self._params, self._grads)
+            penalties.constrain()
         self._update_trackers(loss_values, targets, outputs, penalty, sample_weight)
 
     @_one_at_a_time
