@@ -13,7 +13,7 @@ import pytest
 
 import convx
 from convx import layers as L
-from convx.layers.preprocessing import rotation_matrices, translation_matrices, zoom_matrices
+from convx.layers.augmentation import rotation_matrices, translation_matrices, zoom_matrices
 from gradcheck import check_gradient
 from thread_identity import assert_same_for_any_thread_count
 

@@ -134,6 +134,27 @@ def paths_dataset(paths, labels, label_mode, num_classes, load, shuffle, buffer_
     return ds.prefetch(AUTOTUNE)
 
 
+def subset_datasets(paths, labels, class_names, label_mode, load, subset, shuffle, validation_split, seed,
+                    batch_size, verbose, empty_message):
+    """The dataset of ``subset`` (None, ``"training"`` or ``"validation"``; ``"both"``: a list of the two, the
+    validation one unshuffled), each with ``class_names`` and ``file_paths``; ``empty_message(subset_name)`` is the
+    ValueError's text when a subset has no file."""
+    buffer_size = batch_size * 8 if batch_size is not None else 1024
+
+    def make(subset_name, shuffled):
+        part_paths, part_labels = split(paths, labels, validation_split, subset_name, verbose)
+        if not part_paths:
+            raise ValueError(empty_message(subset_name))
+        ds = paths_dataset(part_paths, part_labels, label_mode, len(class_names or ()), load, shuffled, buffer_size,
+                           seed, batch_size)
+        ds.class_names, ds.file_paths = class_names, list(part_paths)
+        return ds
+
+    if subset == "both":
+        return [make("training", shuffle), make("validation", False)]
+    return make(subset, shuffle)
+
+
 def check_label_arguments(labels, label_mode, class_names):
     if labels not in ("inferred", None):
         if not isinstance(labels, (list, tuple)):

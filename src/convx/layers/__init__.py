@@ -32,13 +32,14 @@ from convx.layers.merging import (
 )
 from convx.layers.node import KerasTensor
 from convx.layers import activations as _activations
+from convx.layers import augmentation as _augmentation
 from convx.layers import normalization as _normalization
 from convx.layers import preprocessing as _preprocessing
 from convx.layers import regularization as _regularization
 from convx.layers import reshaping as _reshaping
 
 # each of these modules lists its public layers in __all__
-for _module in (_activations, _normalization, _preprocessing, _regularization, _reshaping):
+for _module in (_activations, _augmentation, _normalization, _preprocessing, _regularization, _reshaping):
     globals().update({name: getattr(_module, name) for name in _module.__all__})
 from convx.layers.pooling import (
     AveragePooling1D,
@@ -77,5 +78,6 @@ __all__ = [
     "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate",
     "add", "subtract", "multiply", "average", "maximum", "minimum", "concatenate", "KerasTensor",
 ]
-__all__ += [name for _module in (_activations, _normalization, _preprocessing, _regularization, _reshaping)
+__all__ += [name for _module in (_activations, _augmentation, _normalization, _preprocessing, _regularization,
+                             _reshaping)
             for name in _module.__all__]

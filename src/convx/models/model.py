@@ -278,6 +278,28 @@ class Model(TrainingLoop, EvaluationLoops, CompileState, ModelInputs, ModelWeigh
 
     # ----- config and saving -------------------------------------------------------------------------------------
 
+    def _serialization_state(self):
+        """What :mod:`convx.saving` (and the scikit-learn wrappers' clones) read of a model beyond its config and
+        weights, so that the save format depends on this method rather than on attribute names.
+
+        Returns
+        -------
+        dict
+            ``compile``: the arguments ``compile`` was given, ``{"loss", "loss_weights", "metrics"}`` (None when
+            the model is not compiled).
+        """
+        if not self.compiled:
+            return {"compile": None}
+        return {"compile": {"loss": self._loss_spec, "loss_weights": self._loss_weights_spec,
+                            "metrics": self._metric_specs}}
+
+    def _built_optimizer(self):
+        """``self.optimizer`` built on the flat trainable weight buffer (bound first): loading optimizer state
+        needs both."""
+        self._bind_flat()
+        self.optimizer.build(self.trainable_weights)
+        return self.optimizer
+
     def to_json(self, **kwargs):
         """The architecture as a JSON string (``convx.models.model_from_json`` rebuilds it)."""
         import json

@@ -1,11 +1,10 @@
 """Adamax (Adam with the infinity norm), Keras 3's rule."""
 
 from convx._kernels import optimizers as _k
-from convx.optimizers._arguments import check_range
-from convx.optimizers.base_optimizer import Optimizer
+from convx.optimizers._adam_like import AdamLike
 
 
-class Adamax(Optimizer):
+class Adamax(AdamLike):
     """``m += (g - m)(1 - b1)``, ``u = max(b2 u, |g|)``, ``w -= lr m / ((1 - b1^t)(u + epsilon))``.
 
     Parameters
@@ -18,20 +17,8 @@ class Adamax(Optimizer):
         The common arguments of :class:`Optimizer`.
     """
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, weight_decay=None, clipnorm=None,
-                 clipvalue=None, global_clipnorm=None, use_ema=False, ema_momentum=0.99, ema_overwrite_frequency=None,
-                 loss_scale_factor=None, gradient_accumulation_steps=None, name=None, **kwargs):
-        super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum,
-                         ema_overwrite_frequency, loss_scale_factor, gradient_accumulation_steps, name, **kwargs)
-        self.beta_1 = check_range(beta_1, "beta_1", high_open=True)
-        self.beta_2 = check_range(beta_2, "beta_2", high_open=True)
-        self.epsilon = check_range(epsilon, "epsilon", high=None)
-
     def _slot_specs(self):
         return ((("momentum", 0.0), ("norm", 0.0)),)
 
     def _update_step(self, param, grad, slots, lr, step):
         _k.adamax_update(param, grad, slots[0], slots[1], lr, self.beta_1, self.beta_2, self.epsilon, step)
-
-    def get_config(self):
-        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}

@@ -155,6 +155,21 @@ class Optimizer:
         self._variables = list(variables)
         self.built = True
 
+    def _assign_flat_slots(self, slots):
+        """Copy saved slots into this built optimizer: one float array per slot over the flat trainable
+        weights, as convx's first ``.keras`` format stored them.
+
+        Raises
+        ------
+        ValueError
+            When their number or shapes differ from this optimizer's slots.
+        """
+        if len(slots) != len(self._slots) or any(s.shape != (self._total,) for s in slots):
+            raise ValueError(f"{len(slots)} arrays of shapes {[s.shape for s in slots]}, expected "
+                             f"{len(self._slots)} of ({self._total},)")
+        for target, saved in zip(self._slots, slots):
+            target[...] = saved
+
     def _clips(self):
         return bool(self.clipnorm or self.clipvalue or self.global_clipnorm)
 

@@ -152,11 +152,12 @@ def compile_config(model):
     from convx import optimizers
 
     optimizer = optimizers.serialize(model.optimizer)
+    compiled = model._serialization_state()["compile"]
     return {"optimizer": {"module": "keras.optimizers", "class_name": optimizer["class_name"],
                           "config": optimizer["config"], "registered_name": None},
-            "loss": _map_structure(lambda s: _object_entry(s, "keras.losses"), model._loss_spec),
-            "loss_weights": model._loss_weights_spec,
-            "metrics": _map_structure(lambda s: _object_entry(s, "keras.metrics"), model._metric_specs),
+            "loss": _map_structure(lambda s: _object_entry(s, "keras.losses"), compiled["loss"]),
+            "loss_weights": compiled["loss_weights"],
+            "metrics": _map_structure(lambda s: _object_entry(s, "keras.metrics"), compiled["metrics"]),
             "weighted_metrics": None, "run_eagerly": False, "steps_per_execution": 1, "jit_compile": False}
 
 

@@ -140,12 +140,7 @@ def _restore_optimizer(model, config, slots, filepath):
     optimizer.iterations = int(config.get("optimizer_iterations", 0))
     if not slots:
         return
-    model._bind_flat()  # the flat weight buffer the state belongs to
-    optimizer.build(model.trainable_weights)
-    size = model._params.size
-    if len(slots) != len(optimizer._slots) or any(s.shape != (size,) for s in slots):
-        raise FileRejectedError(filepath, f"the optimizer state does not fit model '{model.name}' "
-                                          f"({len(slots)} arrays of shapes {[s.shape for s in slots]}, expected "
-                                          f"{len(optimizer._slots)} of ({size},))")
-    for target, saved in zip(optimizer._slots, slots):
-        target[...] = saved
+    try:
+        model._built_optimizer()._assign_flat_slots(slots)
+    except ValueError as error:
+        raise FileRejectedError(filepath, f"the optimizer state does not fit model '{model.name}' ({error})") from None

@@ -91,22 +91,13 @@ def image_dataset_from_directory(directory, labels="inferred", label_mode="int",
                          f"Received: class_names={class_names}")
     loader = _ImageLoader(image_size, _CHANNELS[color_mode], interpolation, crop_to_aspect_ratio,
                           pad_to_aspect_ratio, data_format == "channels_first")
-    buffer_size = batch_size * 8 if batch_size is not None else 1024
 
-    def make(subset_name, shuffled):
-        part_paths, part_labels = _directory.split(paths, labels, validation_split, subset_name, verbose)
-        if not part_paths:
-            which = {"training": "training ", "validation": "validation "}.get(subset_name, "") \
-                if subset == "both" else ""
-            raise ValueError(f"No {which}images found in directory {directory}. Allowed formats: {ALLOWLIST_FORMATS}")
-        ds = _directory.paths_dataset(part_paths, part_labels, label_mode, len(class_names or ()), loader, shuffled,
-                                      buffer_size, seed, batch_size)
-        ds.class_names, ds.file_paths = class_names, list(part_paths)
-        return ds
+    def empty(subset_name):
+        which = {"training": "training ", "validation": "validation "}.get(subset_name, "") if subset == "both" else ""
+        return f"No {which}images found in directory {directory}. Allowed formats: {ALLOWLIST_FORMATS}"
 
-    if subset == "both":
-        return [make("training", shuffle), make("validation", False)]
-    return make(subset, shuffle)
+    return _directory.subset_datasets(paths, labels, class_names, label_mode, loader, subset, shuffle,
+                                      validation_split, seed, batch_size, verbose, empty)
 
 
 def _check_image_size(image_size):

@@ -33,22 +33,12 @@ def text_dataset_from_directory(directory, labels="inferred", label_mode="int", 
     if label_mode == "binary" and len(class_names) != 2:
         raise ValueError(f'When passing `label_mode="binary"`, there must be exactly 2 class_names. '
                          f"Received: class_names={class_names}")
-    buffer_size = batch_size * 8 if batch_size is not None else 1024
 
     def load(path):
         with open(str(path), encoding="utf-8") as stream:
             text = stream.read()
         return np.str_(text if max_length is None else text[:max_length])
 
-    def make(subset_name, shuffled):
-        part_paths, part_labels = _directory.split(paths, labels, validation_split, subset_name, verbose)
-        if not part_paths:
-            raise ValueError(f"No text files found in directory {directory}. Allowed format: .txt")
-        ds = _directory.paths_dataset(part_paths, part_labels, label_mode, len(class_names or ()), load, shuffled,
-                                      buffer_size, seed, batch_size)
-        ds.class_names, ds.file_paths = class_names, list(part_paths)
-        return ds
-
-    if subset == "both":
-        return [make("training", shuffle), make("validation", False)]
-    return make(subset, shuffle)
+    return _directory.subset_datasets(paths, labels, class_names, label_mode, load, subset, shuffle,
+                                      validation_split, seed, batch_size, verbose,
+                                      lambda _: f"No text files found in directory {directory}. Allowed format: .txt")

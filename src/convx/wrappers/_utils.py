@@ -5,7 +5,8 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 
 def check_model(model):
-    has_loss = model.loss is not None or bool(getattr(model, "_loss_spec", None))
+    compiled = model._serialization_state()["compile"] if hasattr(model, "_serialization_state") else None
+    has_loss = model.loss is not None or bool(compiled and compiled["loss"])
     if not getattr(model, "compiled", False) or not has_loss or model.optimizer is None:
         raise RuntimeError("Given model needs to be compiled, and have a loss and an optimizer.")
 
@@ -17,8 +18,8 @@ def clone_compiled(model):
 
     clone = clone_model(model)
     if getattr(model, "compiled", False):
-        clone.compile(optimizer=optimizers.deserialize(optimizers.serialize(model.optimizer)), loss=model._loss_spec,
-                      loss_weights=model._loss_weights_spec, metrics=model._metric_specs)
+        clone.compile(optimizer=optimizers.deserialize(optimizers.serialize(model.optimizer)),
+                      **model._serialization_state()["compile"])
     return clone
 
 
