@@ -13,12 +13,8 @@ class Nadam(AdamLike):
 
     Parameters
     ----------
-    learning_rate : float, schedule or callable, default 0.001
-    beta_1 : float in [0, 1), default 0.9
-    beta_2 : float in [0, 1), default 0.999
-    epsilon : float >= 0, default 1e-7
-    **kwargs
-        The common arguments of :class:`Optimizer`.
+    learning_rate, beta_1, beta_2, epsilon, **kwargs
+        As :class:`Adamax` (Keras 3's defaults 0.001, 0.9, 0.999, 1e-7; beta_1 and beta_2 in [0, 1), epsilon >= 0).
     """
 
     def _slot_specs(self):
