@@ -55,8 +55,23 @@ def _sequential(api):
                            inner, L.Dense(2, activation="softmax")])
 
 
+def _graph_ops(api):
+    """Ops between layers (Keras 3 saves each as an Operation entry of config.json)."""
+    L, ops = api.layers, api.ops
+    inputs = api.Input(IMAGE)
+    x = L.Conv2D(4, 3, padding="same")(inputs)
+    x = ops.relu(x) + x
+    x = ops.concatenate([ops.sigmoid(x) * 2.0, ops.tanh(x) - 0.5], axis=-1)
+    x = ops.mean(x, axis=(1, 2))
+    x = ops.matmul(x, np.linspace(-1.0, 1.0, 40, dtype=np.float32).reshape(8, 5)) / 3.0
+    x = ops.reshape(ops.expand_dims(ops.softmax(x, axis=-1), 1), (-1, 5))
+    x = ops.clip(x, 0.05, 0.9) ** 2 + ops.sum(ops.square(x), axis=-1, keepdims=True)
+    return api.Model(inputs, L.Dense(2)(x))
+
+
 MODELS = {
     "residual": (_residual, [IMAGE]),
+    "graph_ops": (_graph_ops, [IMAGE]),
     "sequential_nested": (_sequential, [IMAGE]),
     "Conv2D": _one(lambda L: L.Conv2D(4, 3, strides=2, padding="same", activation="relu")),
     "Conv2DTranspose": _one(lambda L: L.Conv2DTranspose(4, 3, strides=2)),

@@ -33,4 +33,7 @@ def clone_model(model, input_tensors=None, clone_function=None, call_function=No
         return clone
     config = model.get_config()
     clones = {layer.name: clone_function(layer) for layer in model.layers}
+    from convx.ops.operations import OpCall, is_op_entry
+
+    clones.update({entry["name"]: OpCall(entry) for entry in config["layers"] if is_op_entry(entry)})  # ops anew
     return Functional._from_config_with_layers(config, clones)

@@ -36,12 +36,6 @@ class Functional(Model):
     def get_config(self):
         """Keras 3's functional config: layers with their inbound nodes, input and output layers."""
         graph = self._graph
-        if graph.has_ops:
-            raise NotImplementedError(
-                f"Model {self.name!r} applies convx.ops functions to symbolic tensors; convx cannot serialize those "
-                "yet: move them into a custom layer (with get_config, registered with "
-                "convx.saving.register_keras_serializable) to save the model"
-            )
 
         def tensor_ref(tensor):
             operation, node_index, tensor_index = tensor._keras_history
@@ -55,7 +49,10 @@ class Functional(Model):
 
         layers = []
         in_graph = graph.node_set
-        for layer in graph.layers:
+        for layer in graph.operations:
+            if getattr(layer, "_is_op", False):  # a convx.ops call: Keras 3 lists it as an Operation
+                layers.append(_op_entry(layer, tensor_config))
+                continue
             entry = serialize_layer(layer)
             entry["name"] = layer.name
             entry["inbound_nodes"] = []
@@ -86,8 +83,10 @@ class Functional(Model):
         """Rebuild the graph from :meth:`get_config`'s output (layers created, then called in order)."""
         from convx.saving import deserialize_layer
 
-        return cls._from_config_with_layers(config, {entry["name"]: deserialize_layer(entry)
-                                                     for entry in config["layers"]})
+        from convx.ops.operations import OpCall, is_op_entry
+
+        return cls._from_config_with_layers(config, {entry["name"]: OpCall(entry) if is_op_entry(entry)
+                                                     else deserialize_layer(entry) for entry in config["layers"]})
 
     @classmethod
     def _from_config_with_layers(cls, config, created):
@@ -136,3 +135,12 @@ def _tensor(created, layer_name, node_index, tensor_index):
     if node_index >= len(layer._inbound_nodes):
         raise LookupError(layer_name)
     return layer._inbound_nodes[node_index].output_tensors[tensor_index]
+
+
+def _op_entry(layer, tensor_config):
+    from convx.ops.operations import serialize_op
+
+    entry, args = serialize_op(layer, tensor_config)
+    entry["name"] = layer.name
+    entry["inbound_nodes"] = [{"args": args, "kwargs": {}}]
+    return entry

@@ -52,6 +52,7 @@ class Graph:
                 self.nodes.insert(0, tensor.node)
         ordered = sorted(depth_of_layer, key=lambda layer: (-depth_of_layer[layer], order[layer]))
         # convx.ops calls are operations, not layers: Keras 3 leaves them out of model.layers (and weights)
+        self.operations = ordered  # layers and ops: what Keras' config lists
         self.layers = [layer for layer in ordered if not getattr(layer, "_is_op", False)]
         self.has_ops = len(self.layers) != len(ordered)
         self.node_set = set(self.nodes)

@@ -15,6 +15,7 @@ from convx._kernels import conv as _conv
 from convx._kernels import depthwise as _depthwise
 from convx._kernels import pool as _pool
 from convx.ops.core import apply
+from convx.ops.operations import record_all
 
 
 def _float_array(a):
@@ -50,7 +51,8 @@ def _along_axis(x, axis, name):
     if ndim == 0 or axis == ndim - 1:
         return activation(x, name)
     order = [i for i in range(ndim) if i != axis] + [axis]
-    return transpose(activation(transpose(x, order), name), np.argsort(order))
+    row_op = softmax if name == "softmax" else log_softmax  # (the recording op: one Keras op per node)
+    return transpose(row_op(transpose(x, order)), np.argsort(order))
 
 
 def relu(x):
@@ -214,3 +216,6 @@ def max_pool(inputs, pool_size, strides=None, padding="valid", data_format=None)
 def average_pool(inputs, pool_size, strides=None, padding="valid", data_format=None):
     """Average pooling over the real (unpadded) cells of each window, as Keras does."""
     return _pool_op("average_pool", inputs, pool_size, strides, padding, data_format)
+
+
+record_all(globals())  # symbolic calls record their Keras 3 Operation (convx.ops.operations)

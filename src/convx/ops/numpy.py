@@ -10,6 +10,7 @@ import builtins
 import numpy as np
 
 from convx.ops.core import TapeTensor, add_arrays, apply, value_of
+from convx.ops.operations import record_all
 from convx.layers.node import KerasTensor
 
 
@@ -497,3 +498,6 @@ def shape(x):
 
 def ndim(x):
     return len(shape(x))
+
+
+record_all(globals())  # symbolic calls record their Keras 3 Operation (convx.ops.operations)
