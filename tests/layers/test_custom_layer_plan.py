@@ -124,3 +124,40 @@ def test_tracing_leaves_names_and_cached_plans_alone(rng):
     plan = model._plan(True, True)
     model.fit(rng.normal(size=(8, 12, 12, 3)).astype(np.float32), rng.integers(0, 5, 8), verbose=0)
     assert model._plan(True, True) is plan  # the trace did not invalidate the plan cache
+
+
+class SquarePenalty(L.Layer):
+    """A layer whose add_loss is the model's whole objective."""
+
+    def call(self, inputs):
+        self.add_loss(ops.mean(ops.square(inputs)))
+        return inputs
+
+
+def _penalised(with_layer):
+    convx.utils.set_random_seed(1)
+    inputs = convx.Input(shape=(5,))
+    y = L.Dense(3)(L.Dense(4, activation="tanh")(inputs))
+    return convx.Model(inputs, SquarePenalty()(y) if with_layer else y)
+
+
+def test_compile_without_a_loss_trains_on_add_loss(rng):
+    # Keras: compile() without a loss, fit(x): the loss is sum(model.losses); here mean(y**2), which is the
+    # mse against zeros of the same model without the layer
+    x = rng.normal(size=(32, 5)).astype(np.float32)
+    own, mse = _penalised(True), _penalised(False)
+    mse.set_weights(own.get_weights())
+    own.compile(optimizer=convx.optimizers.SGD(0.1))
+    mse.compile(optimizer=convx.optimizers.SGD(0.1), loss="mse")
+    zeros = np.zeros((32, 3), np.float32)
+    losses = own.fit(x, batch_size=8, epochs=3, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(losses, mse.fit(x, zeros, batch_size=8, epochs=3, shuffle=False,
+                                               verbose=0).history["loss"], rtol=1e-6)
+    assert losses[-1] < losses[0]
+    for a, b in zip(own.get_weights(), mse.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(own.evaluate(x, verbose=0), mse.evaluate(x, zeros, verbose=0), rtol=1e-6)
+    plain = _penalised(False)
+    plain.compile(optimizer="sgd")
+    with pytest.raises(ValueError, match="No loss to compute"):
+        plain.fit(x, verbose=0)

@@ -103,14 +103,15 @@ def _unaliased(out, x):
 
 def backward(layer, dy, needed=None):
     """Replay the tape of the last training forward: input gradients (a list when ``needed`` is given);
-    the layer's trainable weights' gradients written into ``variable.grad``."""
+    the layer's trainable weights' gradients written into ``variable.grad``. ``dy`` None: no loss reached
+    the output, only the call's ``add_loss`` values seed the replay."""
     state = layer._state
     tape = getattr(state, "tape", None)
     if tape is None:
         raise RuntimeError(f"Layer {layer.name!r}: backward() needs a training forward() recorded on a tape first")
     out = state.tape_output
     seeds = []
-    if isinstance(out, TapeTensor) and out.tape is tape:
+    if isinstance(out, TapeTensor) and out.tape is tape and dy is not None:
         seeds.append((out.id, np.asarray(dy).reshape(out.shape).astype(out.dtype, copy=False)))
     seeds += [(loss_id, np.ones_like(value)) for loss_id, value in tape.loss_ids]
     grads = tape.backward(seeds)

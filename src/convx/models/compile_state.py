@@ -94,8 +94,22 @@ class CompileState:
     def _require_compiled(self, what):
         if not self.compiled:
             raise RuntimeError(f"You must call `compile()` before using the model for {what}.")
-        if self._loss_spec is None and not (self._overrides("train_step") or self._overrides("test_step")):
-            raise ValueError(f"Model '{self.name}' was compiled without a loss; `{what}` needs one")
+        if self._loss_spec is None and not (self._overrides("train_step") or self._overrides("test_step")) \
+                and not self._may_add_losses():
+            raise ValueError(f"Model '{self.name}' was compiled without a loss and adds none (add_loss, regularizers): "
+                             f"No loss to compute. Provide a `loss` argument in `compile()` for `{what}`.")
+
+    def _may_add_losses(self):
+        """Whether the model's own losses can train it without a compiled loss (Keras then minimises
+        ``sum(model.losses)``): a layer with ``call()`` (``add_loss``), an activity or weight regularizer."""
+        if self._graph is None:
+            return True  # a subclassed model not built yet: decided when data builds it
+        return any(layer._has_call or layer.activity_regularizer is not None
+                   or any(w.regularizer is not None for w in layer.weights) for layer in self._all_layers)
+
+    def _losses_only(self, y):
+        """Compiled without a loss, no targets given: the model trains on its own losses (Keras' ``fit(x)``)."""
+        return y is None and self._loss_spec is None and not self._output_losses
 
     @property
     def metrics_names(self):

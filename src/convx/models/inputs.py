@@ -57,7 +57,7 @@ class ModelInputs:
 
     def _prepare_xy(self, x, y, name="x", y_name="y"):
         custom = self._overrides("train_step") or self._overrides("test_step")
-        if y is None and custom:  # a custom step may train without targets (Keras passes it x alone)
+        if y is None and (custom or self._losses_only(y)):  # a custom step, or add_loss alone: x alone
             x = self._prepare_x(x, name)
             if self._metric_objects is None:
                 self._metric_objects = []

@@ -44,7 +44,7 @@ from convx.layers.normalization import BatchNormalization, LayerNormalization
 from convx.layers.pooling import _Pooling
 from convx.layers.preprocessing import Rescaling
 from convx.layers.regularization import ActivityRegularization, GaussianDropout, GaussianNoise
-from convx.models.traced_call import inlined_graph, step_layer
+from convx.models.traced_call import adds_losses, inlined_graph, step_layer
 
 
 class Arena:
@@ -533,6 +533,8 @@ class Plan:
         receives = [False] * self.slot_count
         for k, slot in enumerate(self.output_slots):
             receives[slot] = receives[slot] or self.losses[k] is not False
+        for step in self.steps:  # a call that may add_loss is a loss of its own
+            receives[step.output] = receives[step.output] or adds_losses(step.layer)
         for step in reversed(self.steps):
             if receives[step.output] and requires[step.output]:
                 step.in_backward = True
@@ -602,7 +604,7 @@ class Plan:
                 self._add(grads, sums, slot, grad)
         for step in reversed(self.backward_steps):
             dy = grads[step.output]
-            if dy is None:
+            if dy is None and not adds_losses(step.layer):  # (its add_loss values seed its backward)
                 continue
             for slot, needed, dx in zip(step.inputs, step.needed, step.backward(dy)):
                 if needed and dx is not None:  # None: an op without a gradient (a comparison, one_hot, ...)

@@ -50,6 +50,12 @@ def inlined_graph(node, training):
     return None
 
 
+def adds_losses(layer):
+    """Whether a plan step of ``layer`` may call ``add_loss``: a layer with ``call()`` that is not inlined (a
+    traced call holds no ``add_loss``), so its backward runs even when no output loss reaches it."""
+    return layer._has_call
+
+
 def step_layer(node):
     """The layer a plan step runs for ``node``: an op with a built-in equivalent runs as that layer."""
     layer = node.operation
