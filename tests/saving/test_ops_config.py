@@ -21,6 +21,7 @@ def _entries(model):
 
 
 def test_ops_are_keras_operation_entries():
+    convx.utils.clear_session()  # the names below are the first of their kind
     inputs = convx.Input(shape=(4,), name="x")
     h = L.Dense(4, name="hidden")(inputs)
     y = ops.sum(ops.relu(h) + h, axis=-1, keepdims=True) * 2.0
