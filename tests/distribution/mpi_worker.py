@@ -4,7 +4,9 @@
 
 Scenarios: train (a small CNN, Adam, uneven global batches, sample weights; weights, logs, evaluate and
 predict results saved per rank), syncbn (the same with BatchNormalization(synchronized=True)), raise / kill /
-hang (rank 1 raises, is killed, or stops joining collectives at its 4th step).
+hang (rank 1 raises, is killed, or stops joining collectives at its 4th step), resume (Dropout, 3 epochs,
+BackupAndRestore into a directory of each rank's own, of which rank 0's alone gets a backup, and a CSVLogger; with
+CONVX_KILL_STEP=k, rank 1 kills itself with SIGKILL at its k-th step).
 """
 
 import os
@@ -27,25 +29,27 @@ def data(samples):
     return x, y
 
 
-def model(batch_norm):
+def model(batch_norm, dropout=False):
     keras.utils.set_random_seed(int(os.environ.get("SEED", "1")))  # ranks differ: the broadcast makes them equal
     layers = [keras.Input((8, 8, 2)), keras.layers.Conv2D(4, 3, activation="relu")]
     if batch_norm:
         layers.append(keras.layers.BatchNormalization(synchronized=True))
-    layers += [keras.layers.MaxPooling2D(2), keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")]
+    layers += [keras.layers.MaxPooling2D(2), keras.layers.Flatten()]
+    layers += [keras.layers.Dropout(0.3)] if dropout else []  # each rank's own draws: a resume restores them
+    layers.append(keras.layers.Dense(3, activation="softmax"))
     net = keras.Sequential(layers)
     net.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return net
 
 
 class Fault(keras.callbacks.Callback):
-    def __init__(self, kind, rank):
+    def __init__(self, kind, rank, at_step=4):
         super().__init__()
-        self.kind, self.rank, self.steps = kind, rank, 0
+        self.kind, self.rank, self.steps, self.at_step = kind, rank, 0, at_step
 
     def on_train_batch_begin(self, batch, logs=None):
         self.steps += 1
-        if self.rank != 1 or self.steps != 4:
+        if self.rank != 1 or self.steps != self.at_step:
             return
         if self.kind == "raise":
             raise RuntimeError("a fault injected on rank 1")
@@ -55,6 +59,15 @@ class Fault(keras.callbacks.Callback):
             time.sleep(3600)
 
 
+def resume(net, x, y, outdir, rank):
+    """Fit with BackupAndRestore; rank 1 dies at its CONVX_KILL_STEP-th step when that is set."""
+    backup = keras.callbacks.BackupAndRestore(os.path.join(outdir, f"backup_rank{rank}"))
+    kill = Fault("kill", rank, int(os.environ.get("CONVX_KILL_STEP", "0")))
+    log = keras.callbacks.CSVLogger(os.path.join(outdir, f"log_rank{rank}.csv"))  # rank 0's alone is written
+    history = net.fit(x, y, batch_size=BATCH, epochs=3, verbose=0, callbacks=[backup, kill, log])
+    return {f"log_{k}": np.array(v) for k, v in history.history.items()}
+
+
 def main(scenario, outdir):
     keras.set_num_threads(1)
     timeout = float(os.environ.get("CONVX_TEST_TIMEOUT", "60"))
@@ -62,9 +75,14 @@ def main(scenario, outdir):
     dist = keras.distribution.distribution()
     rank = dist.data_shard_id
     x, y = data(203 if scenario == "syncbn" else 201)
-    net = model(scenario == "syncbn")
+    net = model(scenario == "syncbn", dropout=scenario == "resume")
     seed = int(os.environ.get("SEED", "1"))
     keras.utils.set_random_seed(seed + rank)  # different shuffles per rank unless rank 0's is shared
+    if scenario == "resume":
+        logs = resume(net, x, y, outdir, rank)
+        np.savez(os.path.join(outdir, f"{scenario}_rank{rank}_of{dist.num_processes}.npz"), *net.get_weights(),
+                 predicted=net.predict(x, batch_size=BATCH, verbose=0), **logs)
+        return
     # per-sample weights in the plain case: a rank's weighted loss sums over its rows, divided by the global batch
     weights = np.random.default_rng(3).uniform(0.5, 1.5, len(x)) if scenario == "train" else None
     history = net.fit(x, y, batch_size=BATCH, epochs=EPOCHS, verbose=0, callbacks=[Fault(scenario, rank)],

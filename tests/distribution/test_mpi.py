@@ -32,19 +32,19 @@ def _mpirun():
     return found
 
 
-def _env(timeout=60):
+def _env(timeout=60, **extra):
     # Open MPI refuses to start as root without these (CI containers run as root)
     return dict(os.environ, OMP_NUM_THREADS="1", CONVX_TEST_TIMEOUT=str(timeout),
-                OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+                OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", **extra)
 
 
-def run_job(scenario, outdir, ranks=2, timeout=60):
+def run_job(scenario, outdir, ranks=2, timeout=60, **env):
     """(return code, combined output, seconds) of a job; ranks=1 runs the worker without mpirun."""
     command = [sys.executable, str(WORKER), scenario, str(outdir)]
     if ranks > 1:
         command = [_mpirun(), "--oversubscribe", "-np", str(ranks)] + command
     start = time.monotonic()
-    done = subprocess.run(command, capture_output=True, text=True, env=_env(timeout), timeout=JOB_TIMEOUT)
+    done = subprocess.run(command, capture_output=True, text=True, env=_env(timeout, **env), timeout=JOB_TIMEOUT)
     return done.returncode, done.stdout + done.stderr, time.monotonic() - start
 
 
@@ -86,3 +86,30 @@ def test_a_failing_rank_ends_the_job_with_an_error(tmp_path, fault, message):
     if message is not None:
         assert message in output
     assert not list(tmp_path.glob("*.npz")), "a rank finished training although another failed"
+
+
+def test_a_job_killed_mid_epoch_resumes_from_rank_0s_backup_bit_for_bit(tmp_path):
+    # 5 steps per epoch: rank 1 dies at the 2nd step of the 2nd epoch, after rank 0 backed up the 1st
+    killed, whole = tmp_path / "killed", tmp_path / "whole"
+    killed.mkdir(), whole.mkdir()
+    rc, output, seconds = run_job("resume", killed, CONVX_KILL_STEP="7")
+    assert rc != 0, output
+    assert seconds < 90, f"the job took {seconds:.0f} s to end"
+    assert (killed / "backup_rank0" / "latest.training_state.npz").exists(), output
+    assert not (killed / "backup_rank1").exists(), "a rank other than 0 wrote a backup"
+    assert not list(killed.glob("*.npz")), "a rank finished training although another died"
+    rc, output, _ = run_job("resume", killed)  # rank 1 has no backup of its own: rank 0's reaches it
+    assert rc == 0, output
+    rc, output, _ = run_job("resume", whole)
+    assert rc == 0, output
+    for rank in range(2):
+        resumed, uninterrupted = _results(killed, "resume", rank, 2), _results(whole, "resume", rank, 2)
+        assert sorted(resumed) == sorted(uninterrupted)
+        for key, expected in uninterrupted.items():
+            if key.startswith("log_"):  # the resumed run's History holds the epochs it ran: the last two
+                assert len(resumed[key]) == 2 and len(expected) == 3, key
+                expected = expected[1:]
+            np.testing.assert_array_equal(resumed[key], expected, err_msg=f"rank {rank}'s {key}: resumed != whole")
+    assert not (killed / "backup_rank0").exists(), "the backup outlived the finished training"
+    assert len((whole / "log_rank0.csv").read_text().splitlines()) == 4
+    assert not (whole / "log_rank1.csv").exists(), "a rank other than 0 wrote a CSV log"

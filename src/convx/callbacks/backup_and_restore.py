@@ -8,6 +8,7 @@ import numpy as np
 
 from convx import random as _random
 from convx.callbacks.callback import Callback
+from convx.distribution import _training_world, _writes_files
 
 _STATE_FILE = "latest.training_state.npz"
 
@@ -21,6 +22,11 @@ class BackupAndRestore(Callback):
     generators' states (the shared one behind shuffling and dropout, and layers'
     own), and the epoch. With ``save_freq="epoch"`` a resumed run ends with the
     same weights as an uninterrupted one, bit for bit.
+
+    In a data-parallel job (``convx.distribution.DataParallel``) rank 0 alone
+    writes the backup, holding every rank's generators; on resuming, rank 0
+    reads it and broadcasts it, so the other ranks need no access to
+    ``backup_dir`` and every rank resumes where the job stopped.
 
     Parameters
     ----------
@@ -59,20 +65,33 @@ class BackupAndRestore(Callback):
         if not self.model.built:
             raise ValueError("To use the BackupAndRestore callback, your model must be built before you call "
                              f"`fit()`. Model {self.model} is unbuilt.")
+        world = _training_world()
+        state = self._read() if world is None or world.rank == 0 else None
+        if world is not None:  # rank 0's backup (the only one written) restores every rank
+            state = _share_state(world, state)
+        if state is not None:
+            self._restore(*state, rank=0 if world is None else world.rank)
+
+    def _read(self):
+        """``(metadata, weights, optimizer state)`` of the latest readable backup, or None without one."""
         try:
-            self._load(self._state_path)
+            return self._read_file(self._state_path)
         except (OSError, ValueError, KeyError) as error:
             if not os.path.exists(self._prev_state_path):
                 raise ValueError(f"BackupAndRestore cannot read its backup {self._state_path!r}: {error}") from error
-            self._load(self._prev_state_path)
+            return self._read_file(self._prev_state_path)
 
-    def _load(self, path):
+    @staticmethod
+    def _read_file(path):
         if not os.path.exists(path):
-            return
+            return None
         with np.load(path, allow_pickle=False) as archive:
             meta = json.loads(str(archive["metadata"]))
             weights = [archive[f"weight_{i}"] for i in range(meta["weights"])]
             optimizer_state = [archive[f"optimizer_{i}"] for i in range(meta["optimizer"])]
+        return meta, weights, optimizer_state
+
+    def _restore(self, meta, weights, optimizer_state, rank):
         self.model.set_weights(weights)
         optimizer = self.model.optimizer
         if optimizer_state:
@@ -82,8 +101,11 @@ class BackupAndRestore(Callback):
             if not optimizer.built:
                 optimizer.build(self.model.trainable_weights)
             optimizer.set_weights(optimizer_state)
-        _random.generator().bit_generator.state = meta["rng"]
-        for generator, state in zip(self._layer_generators(), meta["layer_rngs"]):
+        # a data-parallel backup holds every rank's generators (rank 0's alone when resumed on more ranks)
+        ranks = meta.get("rank_rngs") or [{"rng": meta["rng"], "layer_rngs": meta["layer_rngs"]}]
+        rngs = ranks[rank] if rank < len(ranks) else ranks[0]
+        _random.generator().bit_generator.state = rngs["rng"]
+        for generator, state in zip(self._layer_generators(), rngs["layer_rngs"]):
             generator.bit_generator.state = state
         self._current_epoch = meta["epoch"]
         self.model._initial_epoch = meta["epoch"]
@@ -111,14 +133,24 @@ class BackupAndRestore(Callback):
             self._batches_seen_since_last_saving = 0
             self._save()
 
+    def _rngs(self):
+        return {"rng": _random.generator().bit_generator.state,
+                "layer_rngs": [g.bit_generator.state for g in self._layer_generators()]}
+
     def _save(self):
+        rngs, world = self._rngs(), _training_world()
+        meta = dict(rngs)
+        if world is not None:  # rank 0 writes the backup, with every rank's generators
+            ranks = world.gather_text(json.dumps(rngs), "the gather of the ranks' random states for the backup")
+            if world.rank != 0:
+                return
+            meta["rank_rngs"] = [json.loads(text) for text in ranks]
         os.makedirs(self.backup_dir, exist_ok=True)
         optimizer = self.model.optimizer
         optimizer_state = optimizer.variables if optimizer is not None and optimizer.built else []
         weights = self.model.get_weights()
-        meta = {"epoch": self._current_epoch, "batch": self._last_batch_seen, "weights": len(weights),
-                "optimizer": len(optimizer_state), "rng": _random.generator().bit_generator.state,
-                "layer_rngs": [g.bit_generator.state for g in self._layer_generators()]}
+        meta.update({"epoch": self._current_epoch, "batch": self._last_batch_seen, "weights": len(weights),
+                     "optimizer": len(optimizer_state)})
         arrays = {f"weight_{i}": w for i, w in enumerate(weights)}
         arrays.update({f"optimizer_{i}": np.asarray(v) for i, v in enumerate(optimizer_state)})
         arrays["metadata"] = np.array(json.dumps(meta))
@@ -132,5 +164,26 @@ class BackupAndRestore(Callback):
         os.replace(temporary, self._state_path)  # atomic: a kill leaves the old or the new backup, never half
 
     def on_train_end(self, logs=None):
-        if self.delete_checkpoint and os.path.exists(self.backup_dir):
+        if self.delete_checkpoint and _writes_files() and os.path.exists(self.backup_dir):
             shutil.rmtree(self.backup_dir)
+
+
+def _share_state(world, state):
+    """Rank 0's ``state`` (``(metadata, weights, optimizer state)`` or None) on every rank: the metadata as
+    JSON with the arrays' shapes and dtypes, then each array."""
+    shapes = None
+    if world.rank == 0 and state is not None:
+        shapes = [[list(a.shape), a.dtype.str] for a in state[1] + state[2]]
+        text = json.dumps({"meta": state[0], "arrays": shapes})
+    else:
+        text = "null"
+    shared = json.loads(world.broadcast_text(text, "the broadcast of the restored backup's metadata"))
+    if shared is None:
+        return None
+    arrays = state[1] + state[2] if world.rank == 0 else [np.empty(shape, np.dtype(dtype))
+                                                           for shape, dtype in shared["arrays"]]
+    for array in arrays:
+        if array.size:
+            world.broadcast(array, "the broadcast of the restored backup")
+    weights = shared["meta"]["weights"]
+    return shared["meta"], arrays[:weights], arrays[weights:]

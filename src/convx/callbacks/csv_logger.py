@@ -7,6 +7,7 @@ import os
 import numpy as np
 
 from convx.callbacks.callback import Callback
+from convx.distribution import _writes_files
 
 
 class CSVLogger(Callback):
@@ -27,6 +28,8 @@ class CSVLogger(Callback):
         self.append_header = True
 
     def on_train_begin(self, logs=None):
+        if not _writes_files():  # a data-parallel job's ranks log the same global values: rank 0 writes them
+            return
         if self.append and os.path.exists(self.filename):
             with open(self.filename) as f:
                 self.append_header = not bool(len(f.readline()))
@@ -45,6 +48,8 @@ class CSVLogger(Callback):
         return value
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.csv_file is None:
+            return
         logs = logs or {}
         if self.keys is None:
             self.keys = sorted(logs)

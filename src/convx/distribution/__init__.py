@@ -230,6 +230,12 @@ def _data_parallel():
     return Replica(_state["world"], current.auto_shard_dataset)
 
 
+def _training_world():
+    """The MPI world of a data-parallel job (a DataParallel over several ranks is current), or None:
+    callbacks that keep state across runs (BackupAndRestore) share it through this world."""
+    return None if _data_parallel_current() is None else _state["world"]
+
+
 def _synchronizing_world():
     """The MPI world that BatchNormalization(synchronized=True) sums its statistics over, or None."""
     return None if _data_parallel_current() is None else _state["world"]

@@ -123,6 +123,30 @@ class World:
         self.comm.Bcast(array, root=0)
         self.watchdog.leave()
 
+    def broadcast_text(self, text, what):
+        """Rank 0's ``text`` (a str; the other ranks' argument is ignored) on every rank."""
+        data = np.frombuffer(text.encode(), np.uint8).copy() if self.rank == 0 else None
+        length = np.array([0 if data is None else data.size], np.int64)
+        self.broadcast(length, what)
+        if data is None:
+            data = np.empty(int(length[0]), np.uint8)
+        self.broadcast(data, what)
+        return data.tobytes().decode()
+
+    def gather_text(self, text, what):
+        """Every rank's ``text`` (a str) on rank 0, as a list in rank order; None on the other ranks."""
+        data = np.frombuffer(text.encode(), np.uint8)
+        lengths = np.zeros(self.size, np.int64)
+        self.watchdog.enter(what)
+        self.comm.Gather(np.array([data.size], np.int64), lengths, root=0)
+        out = np.empty(int(lengths.sum()), np.uint8) if self.rank == 0 else None
+        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).tolist()
+        self.comm.Gatherv(data, [out, (lengths.tolist(), offsets)] if self.rank == 0 else None, root=0)
+        self.watchdog.leave()
+        if self.rank != 0:
+            return None
+        return [out[o:o + n].tobytes().decode() for o, n in zip(offsets, lengths.tolist())]
+
     def allgather_rows(self, local, counts, what):
         """Rows of every rank's ``local`` (rank order), ``counts[r]`` rows from rank r, on every rank."""
         row = int(np.prod(local.shape[1:], dtype=np.int64))
