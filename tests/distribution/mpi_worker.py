@@ -6,7 +6,8 @@ Scenarios: train (a small CNN, Adam, uneven global batches, sample weights; weig
 predict results saved per rank), syncbn (the same with BatchNormalization(synchronized=True)), raise / kill /
 hang (rank 1 raises, is killed, or stops joining collectives at its 4th step), resume (Dropout, 3 epochs,
 BackupAndRestore into a directory of each rank's own, of which rank 0's alone gets a backup, and a CSVLogger; with
-CONVX_KILL_STEP=k, rank 1 kills itself with SIGKILL at its k-th step).
+CONVX_KILL_STEP=k, rank 1 kills itself with SIGKILL at its k-th step), dataset (a Dataset, a PyDataset and a
+generator in fit, evaluate and predict), mismatch (the same with a different Dataset shuffle on each rank).
 """
 
 import os
@@ -68,6 +69,38 @@ def resume(net, x, y, outdir, rank):
     return {f"log_{k}": np.array(v) for k, v in history.history.items()}
 
 
+class Batches(keras.utils.PyDataset):
+    """The arrays in batches of ``BATCH`` rows."""
+
+    def __init__(self, x, y):
+        super().__init__()
+        self.x, self.y = x, y
+
+    @property
+    def num_batches(self):
+        return -(-len(self.x) // BATCH)
+
+    def __getitem__(self, index):
+        rows = slice(index * BATCH, (index + 1) * BATCH)
+        return self.x[rows], self.y[rows]
+
+
+def streams(net, x, y, rank, mismatch=False):
+    """An epoch on a shuffled Dataset (with sample weights, validated on a PyDataset), one on a shuffled
+    PyDataset; evaluate on a generator, predict on a Dataset. ``mismatch``: rank 1's shuffle differs."""
+    weights = np.random.default_rng(3).uniform(0.5, 1.5, len(x))
+    # built before the per-rank reseed below, as every rank's script would: the shuffle's seed is the same
+    dataset = keras.data.Dataset.from_tensor_slices((x, y, weights)).shuffle(len(x), seed=rank if mismatch else None)
+    keras.utils.set_random_seed(int(os.environ.get("SEED", "1")) + rank)  # rank 0's PyDataset order is used
+    first = net.fit(dataset.batch(BATCH), epochs=1, verbose=0, validation_data=Batches(x[:90], y[:90]))
+    second = net.fit(Batches(x, y), epochs=1, verbose=0, shuffle=True)
+    logs = {f"log1_{k}": np.array(v) for k, v in first.history.items()}
+    logs.update({f"log2_{k}": np.array(v) for k, v in second.history.items()})
+    evaluated = net.evaluate((batch for batch in Batches(x, y)), verbose=0)
+    predicted = net.predict(keras.data.Dataset.from_tensor_slices(x).batch(37), verbose=0)
+    return dict(logs, evaluated=np.array(evaluated), predicted=predicted)
+
+
 def main(scenario, outdir):
     keras.set_num_threads(1)
     timeout = float(os.environ.get("CONVX_TEST_TIMEOUT", "60"))
@@ -77,6 +110,11 @@ def main(scenario, outdir):
     x, y = data(203 if scenario == "syncbn" else 201)
     net = model(scenario == "syncbn", dropout=scenario == "resume")
     seed = int(os.environ.get("SEED", "1"))
+    if scenario in ("dataset", "mismatch"):
+        results = streams(net, x, y, rank, mismatch=scenario == "mismatch")
+        np.savez(os.path.join(outdir, f"{scenario}_rank{rank}_of{dist.num_processes}.npz"), *net.get_weights(),
+                 **results)
+        return
     keras.utils.set_random_seed(seed + rank)  # different shuffles per rank unless rank 0's is shared
     if scenario == "resume":
         logs = resume(net, x, y, outdir, rank)

@@ -53,7 +53,7 @@ def _results(outdir, scenario, rank, ranks):
         return {key: data[key] for key in data.files}
 
 
-@pytest.mark.parametrize("scenario", ["train", "syncbn"])
+@pytest.mark.parametrize("scenario", ["train", "syncbn", "dataset"])
 def test_two_ranks_are_bit_identical_run_to_run_and_equal_one_process(tmp_path, scenario):
     runs = []
     for run in range(2):
@@ -78,6 +78,7 @@ def test_two_ranks_are_bit_identical_run_to_run_and_equal_one_process(tmp_path, 
     ("raise", "convx.distribution: rank 1 of 2 raised RuntimeError: a fault injected on rank 1"),
     ("kill", None),
     ("hang", "convx.distribution: rank 0 of 2 waited more than 5 s in the gradient all-reduce of step 4"),
+    ("mismatch", "'s training data gave batch 0 with other targets than another rank's. Every rank reads the whole"),
 ])
 def test_a_failing_rank_ends_the_job_with_an_error(tmp_path, fault, message):
     rc, output, seconds = run_job(fault, tmp_path, timeout=5)

@@ -117,6 +117,12 @@ class World:
         self.comm_seconds += time.perf_counter() - start
         self.watchdog.leave()
 
+    def allreduce_max(self, array, what):
+        """The largest value of each element over the ranks, in place (int64 or float64)."""
+        self.watchdog.enter(what)
+        self.comm.Allreduce(self.MPI.IN_PLACE, array, op=self.MPI.MAX)
+        self.watchdog.leave()
+
     def broadcast(self, array, what):
         """Rank 0's ``array`` on every rank, in place."""
         self.watchdog.enter(what)

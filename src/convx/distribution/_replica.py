@@ -17,6 +17,7 @@ global running values (what one process on the global batches would log).
 import numpy as np
 
 from convx import random as _random
+from convx.distribution._streams import StreamShares, predict_stream
 
 
 def shard_bounds(start, stop, rank, size):
@@ -37,10 +38,10 @@ class Replica:
         self.step, self.global_rows = 0, 0
 
     def shares(self, batches):
-        """This rank's shares of the global batches of ``batches`` (in-memory arrays)."""
+        """This rank's shares of the global batches of ``batches`` (in-memory arrays, or a stream: a
+        Dataset, PyDataset or generator that every rank reads whole)."""
         if not hasattr(batches, "take"):
-            raise ValueError("convx.distribution.DataParallel shares in-memory arrays among the ranks; a Dataset, "
-                             "PyDataset or generator is not split across ranks yet: pass NumPy arrays")
+            return StreamShares(batches, self)
         return _Shares(batches, self)
 
     # ----- replicas start equal -------------------------------------------------------------------------------
@@ -111,6 +112,10 @@ class Replica:
         self.world.allreduce_sum(trackers.deltas, "the all-reduce of the evaluation's metrics")
         trackers.apply(model, penalties.value(), global_rows)
 
+    def predict_stream(self, model, data, callbacks):
+        """``model.predict`` over a Dataset, PyDataset or generator: see ``_streams.predict_stream``."""
+        return predict_stream(self, model, data, callbacks)
+
     def predict_arrays(self, model, x, batch_size, steps, callbacks):
         """``model.predict`` over in-memory inputs: this rank's share of every batch, then every rank's rows."""
         n = len(x[0])
@@ -125,26 +130,27 @@ class Replica:
                 for out, value in zip(outs, plan.forward([a[rows] for a in x], training=False)):
                     out[rows] = value
             callbacks.on_predict_batch_end(step, {"outputs": model._structure([out[rows] for out in outs])})
-        outs = self.gather(outs, batch_size)
+        sizes = [min(batch_size, n - start) for start in range(0, n, batch_size)]
+        outs = self.gather([out[self._rows_of(self.rank, sizes)] for out in outs], sizes)
         callbacks.on_predict_end()
         return model._structure(outs)
 
-    def gather(self, outputs, batch_size):
-        """``outputs`` (arrays of every row, this rank's rows filled by its share of each batch of
-        ``batch_size`` rows) with every rank's rows filled, on every rank."""
-        n = len(outputs[0])
-        indices = [self._rows_of(rank, n, batch_size) for rank in range(self.size)]
-        counts = [len(i) for i in indices]
+    def gather(self, local, sizes):
+        """Every row of the batches of ``sizes`` rows, on every rank, from each rank's ``local`` arrays (the
+        rows of its share of every batch, in batch order)."""
+        indices = [self._rows_of(rank, sizes) for rank in range(self.size)]
+        counts, order = [len(i) for i in indices], np.concatenate(indices)
         gathered = []
-        for out in outputs:
-            rows = self.world.allgather_rows(out[indices[self.rank]], counts, "the gather of the predictions")
-            out[np.concatenate(indices)] = rows
+        for rows in local:
+            out = np.empty((sum(sizes),) + rows.shape[1:], dtype=rows.dtype)
+            out[order] = self.world.allgather_rows(rows, counts, "the gather of the predictions")
             gathered.append(out)
         return gathered
 
-    def _rows_of(self, rank, n, batch_size):
-        """Indices of the rows rank ``rank`` predicts: its share of every batch."""
-        shares = [shard_bounds(start, min(start + batch_size, n), rank, self.size) for start in range(0, n, batch_size)]
+    def _rows_of(self, rank, sizes):
+        """Indices of the rows rank ``rank`` predicts: its share of every batch of ``sizes`` rows."""
+        starts = np.cumsum([0] + list(sizes[:-1]))
+        shares = [shard_bounds(start, start + n, rank, self.size) for start, n in zip(starts.tolist(), sizes)]
         return np.concatenate([np.arange(lo, hi) for lo, hi in shares])
 
 

@@ -294,9 +294,13 @@ class StreamBatches:
                 import itertools
 
                 return read_batches(self.source, itertools.count())
-            order = _random.generator().permutation(count) if self.shuffle else range(count)
+            order = self.shuffled_order(count) if self.shuffle else range(count)
             return read_batches(self.source, order)
         return self.source  # an iterator is read once, across the epochs
+
+    def shuffled_order(self, count):
+        """A random order of a PyDataset's ``count`` batches (data parallelism uses rank 0's on every rank)."""
+        return _random.generator().permutation(count)
 
     def epoch(self):
         if self.is_py_dataset:

@@ -73,6 +73,9 @@ class EvaluationLoops:
                                            kind="prediction")
             callbacks = _callback_list(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1,
                                        steps=data.steps)
+            replica = _data_parallel()
+            if replica is not None:  # each rank predicts its share of every batch; every rank returns all rows
+                return replica.predict_stream(self, data, callbacks)
             return _adapters.predict_stream(self, data, callbacks)
         _unsupported(steps=steps)
         x = self._prepare_x(x)
